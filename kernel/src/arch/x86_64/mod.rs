@@ -1,0 +1,38 @@
+//! x86-64: boot, descriptor tables, traps and syscall entry, page tables,
+//! physical memory access.
+
+pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod mem;
+pub mod paging;
+pub mod trap;
+
+#[no_mangle]
+extern "C" fn kernel_main(start_info: u64) -> ! {
+    crate::kernel_main(start_info)
+}
+
+/// Bring up this (boot) core: GDT/TSS, IDT and syscall MSRs, PIC masked.
+pub fn init_bsp() {
+    cpu::mask_pic();
+    gdt::init_bsp();
+    trap::init();
+}
+
+/// Load an address space's page tables.
+pub fn activate_page_tables(pml4: u64) {
+    if cpu::read_cr3() != pml4 {
+        // SAFETY: every user PML4 copies the kernel half from the boot tables
+        // (paging::PageTables::new), so the kernel stays mapped.
+        unsafe { cpu::write_cr3(pml4) }
+    }
+}
+
+/// Set the user's FS base (`fs == true`) or GS base. While in the kernel the
+/// user's GS base sits in KERNEL_GS_BASE (swapgs).
+pub fn set_user_segment_base(fs: bool, base: u64) {
+    // SAFETY: `base` is a canonical user address (checked by the caller);
+    // these MSRs only affect user-mode segment bases.
+    unsafe { cpu::wrmsr(if fs { cpu::MSR_FS_BASE } else { cpu::MSR_KERNEL_GS_BASE }, base) }
+}

@@ -1,0 +1,317 @@
+//! The IDT, exception/interrupt entry stubs (every gate on an IST stack), the
+//! `syscall` entry and the first entry into user mode.
+
+use super::gdt::{IST_DF, IST_EXC, IST_NMI, KERNEL_CS, PERCPU_KERNEL_RSP, PERCPU_USER_RSP};
+use core::arch::{asm, global_asm};
+
+/// Registers saved by the exception entry stub, lowest address first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+
+    /// Registers in `wire::REG_NAMES` order.
+    pub fn to_wire_regs(&self, cr2: u64, cr3: u64) -> [u64; 24] {
+        [
+            self.rip, self.rsp, self.rflags, self.cs, self.ss, self.rax, self.rbx, self.rcx,
+            self.rdx, self.rsi, self.rdi, self.rbp, self.r8, self.r9, self.r10, self.r11,
+            self.r12, self.r13, self.r14, self.r15, cr2, cr3, self.error, self.vector,
+        ]
+    }
+}
+
+/// Registers saved by the syscall entry, lowest address first. `rax` holds the
+/// number on entry and the result on exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyscallFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub r10: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rax: u64,
+    pub rip: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+}
+
+impl SyscallFrame {
+    pub fn args(&self) -> [u64; 6] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
+    }
+}
+
+global_asm!(
+    r#"
+    .macro isr_stub n
+    .balign 16
+    .if (\n == 8) || (\n == 10) || (\n == 11) || (\n == 12) || (\n == 13) || (\n == 14) || (\n == 17) || (\n == 21) || (\n == 29) || (\n == 30)
+    .else
+    push $0
+    .endif
+    push $\n
+    jmp isr_common
+    .endm
+
+    .text
+    .balign 16
+    .global isr_stubs
+isr_stubs:
+    .altmacro
+    .set i, 0
+    .rept 256
+    isr_stub %i
+    .set i, i+1
+    .endr
+    .noaltmacro
+
+isr_common:
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:  push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    sub $512, %rsp
+    fxsave64 (%rsp)
+    lea 512(%rsp), %rdi
+    call margay_trap
+    fxrstor64 (%rsp)
+    add $512, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:  iretq
+
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    mov %rsp, %gs:{user_rsp}
+    mov %gs:{kernel_rsp}, %rsp
+    push %gs:{user_rsp}
+    push %r11
+    push %rcx
+    push %rax
+    push %rdi
+    push %rsi
+    push %rdx
+    push %r10
+    push %r8
+    push %r9
+    push %rbx
+    push %rbp
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    sub $512, %rsp
+    fxsave64 (%rsp)
+    lea 512(%rsp), %rdi
+    call margay_syscall
+    fxrstor64 (%rsp)
+    add $512, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbp
+    pop %rbx
+    pop %r9
+    pop %r8
+    pop %r10
+    pop %rdx
+    pop %rsi
+    pop %rdi
+    pop %rax
+    pop %rcx
+    pop %r11
+    pop %rsp
+    swapgs
+    sysretq
+
+    .global enter_user
+enter_user:
+    swapgs
+    push ${user_ds}
+    push %rsi
+    push $0x202
+    push ${user_cs}
+    push %rdi
+    fninit
+    ldmxcsr mxcsr_default(%rip)
+    pxor %xmm0, %xmm0
+    pxor %xmm1, %xmm1
+    pxor %xmm2, %xmm2
+    pxor %xmm3, %xmm3
+    pxor %xmm4, %xmm4
+    pxor %xmm5, %xmm5
+    pxor %xmm6, %xmm6
+    pxor %xmm7, %xmm7
+    pxor %xmm8, %xmm8
+    pxor %xmm9, %xmm9
+    pxor %xmm10, %xmm10
+    pxor %xmm11, %xmm11
+    pxor %xmm12, %xmm12
+    pxor %xmm13, %xmm13
+    pxor %xmm14, %xmm14
+    pxor %xmm15, %xmm15
+    xor %eax, %eax
+    xor %ebx, %ebx
+    xor %ecx, %ecx
+    xor %edx, %edx
+    xor %esi, %esi
+    xor %edi, %edi
+    xor %ebp, %ebp
+    xor %r8d, %r8d
+    xor %r9d, %r9d
+    xor %r10d, %r10d
+    xor %r11d, %r11d
+    xor %r12d, %r12d
+    xor %r13d, %r13d
+    xor %r14d, %r14d
+    xor %r15d, %r15d
+    iretq
+
+    .section .rodata
+    .balign 4
+mxcsr_default:
+    .long 0x1f80
+    .text
+"#,
+    user_rsp = const PERCPU_USER_RSP,
+    kernel_rsp = const PERCPU_KERNEL_RSP,
+    user_ds = const super::gdt::USER_DS as u64,
+    user_cs = const super::gdt::USER_CS as u64,
+    options(att_syntax)
+);
+
+extern "C" {
+    static isr_stubs: u8;
+    fn syscall_entry();
+    fn enter_user(rip: u64, rsp: u64) -> !;
+}
+
+#[repr(C, align(16))]
+struct Idt([u64; 512]);
+static mut IDT: Idt = Idt([0; 512]);
+
+/// Fill and load the IDT; program the `syscall` MSRs.
+pub fn init() {
+    let base = core::ptr::addr_of!(isr_stubs) as u64;
+    // SAFETY: called once during single-threaded boot; no other reference to IDT exists.
+    let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT) };
+    for v in 0..256usize {
+        let handler = base + 16 * v as u64;
+        let ist = match v {
+            8 => IST_DF,
+            2 | 18 => IST_NMI,
+            _ => IST_EXC,
+        };
+        // Interrupt gate (type 0xE), present, DPL 0.
+        let lo = (handler & 0xffff)
+            | (u64::from(KERNEL_CS) << 16)
+            | (u64::from(ist) << 32)
+            | (0x8eu64 << 40)
+            | (((handler >> 16) & 0xffff) << 48);
+        idt.0[2 * v] = lo;
+        idt.0[2 * v + 1] = handler >> 32;
+    }
+    #[repr(C, packed)]
+    struct Dtr {
+        limit: u16,
+        base: u64,
+    }
+    let idtr = Dtr { limit: (16 * 256 - 1) as u16, base: idt.0.as_ptr() as u64 };
+    // SAFETY: the IDT is static, fully populated, and every gate points at a stub above.
+    unsafe { asm!("lidt [{}]", in(reg) &idtr, options(nostack)) };
+
+    use super::cpu::{wrmsr, MSR_FMASK, MSR_LSTAR, MSR_STAR};
+    // SAFETY: STAR selects the GDT layout of gdt.rs (kernel 0x08/0x10, user
+    // base 0x10 so sysret loads CS 0x23 and SS 0x1b); LSTAR points at the
+    // entry stub; FMASK clears IF, TF, DF, AC and NT on entry.
+    unsafe {
+        wrmsr(MSR_STAR, (0x10u64 << 48) | (u64::from(KERNEL_CS) << 32));
+        wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
+        wrmsr(MSR_FMASK, 0x4_7700);
+    }
+}
+
+/// Enter user mode at `rip` with stack `rsp`, clean registers and FPU state.
+pub fn jump_to_user(rip: u64, rsp: u64) -> ! {
+    // SAFETY: the address space with the user's mappings is loaded by the
+    // caller; `enter_user` never returns and uses only the given values.
+    unsafe { enter_user(rip, rsp) }
+}
+
+#[no_mangle]
+extern "C" fn margay_trap(frame: &mut TrapFrame) {
+    crate::trap::handle(frame);
+}
+
+#[no_mangle]
+extern "C" fn margay_syscall(frame: &mut SyscallFrame) {
+    crate::syscall::dispatch(frame);
+}

@@ -1,0 +1,142 @@
+//! A user address space (Kitten's aspace): non-overlapping regions, each backed
+//! by physically contiguous memory and mapped up front with the largest pages
+//! that fit. Every change is published to the proxy's mirror table.
+
+use crate::arch::mem::{phys_atomic_u64, write_phys_obj};
+use crate::arch::paging::PageTables;
+use crate::mm;
+use core::sync::atomic::Ordering;
+use linux_abi::Errno;
+use lwk_core::region::{Region, RegionKind, RegionMap};
+use wire::{MirrorEntry, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, REGION_GEN_OFF, SHARED_PHYS};
+
+pub struct AddressSpace {
+    regions: RegionMap,
+    pt: PageTables,
+    gen: u64,
+}
+
+impl AddressSpace {
+    pub fn new() -> Result<Self, Errno> {
+        Ok(Self { regions: RegionMap::new(), pt: PageTables::new().map_err(|_| Errno::ENOMEM)?, gen: 0 })
+    }
+
+    pub fn regions(&self) -> &RegionMap {
+        &self.regions
+    }
+
+    /// Load these page tables on this core.
+    pub fn activate(&self) {
+        crate::arch::activate_page_tables(self.pt.root());
+    }
+
+    /// Map fresh zeroed memory at `[va, va+len)` (free, page aligned). Uses
+    /// one contiguous physical block when possible, else several.
+    pub fn map_anon(&mut self, va: u64, len: u64, prot: u32, kind: RegionKind) -> Result<(), Errno> {
+        if len == 0 || va % 4096 != 0 || len % 4096 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !self.regions.is_free(va, len) {
+            return Err(Errno::EEXIST);
+        }
+        let mut done = 0u64;
+        while done < len {
+            let remaining = len - done;
+            let mut chunk = remaining;
+            let phys = loop {
+                if let Some(p) = mm::alloc_user(chunk) {
+                    break Some(p);
+                }
+                if chunk <= 4096 {
+                    break None;
+                }
+                chunk = (chunk / 2).next_power_of_two().min(remaining) & !0xfff;
+                if chunk == 0 {
+                    chunk = 4096;
+                }
+            };
+            let Some(phys) = phys else {
+                self.unmap_quiet(va, done);
+                self.publish();
+                return Err(Errno::ENOMEM);
+            };
+            let r = Region { start: va + done, len: chunk, phys, prot, kind };
+            if self.regions.insert(r).is_err() || self.pt.map(r.start, phys, chunk, prot).is_err() {
+                mm::free_user(phys, chunk);
+                self.unmap_quiet(va, done);
+                self.publish();
+                return Err(Errno::ENOMEM);
+            }
+            done += chunk;
+        }
+        crate::arch::cpu::flush_tlb();
+        self.publish();
+        Ok(())
+    }
+
+    fn unmap_quiet(&mut self, va: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        for r in self.regions.remove_range(va, len) {
+            let _ = self.pt.unmap(r.start, r.len);
+            mm::free_user(r.phys, r.len);
+        }
+    }
+
+    /// munmap semantics: remove whatever is mapped in the range.
+    pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        let pieces = self.regions.remove_range(va, len);
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        for r in &pieces {
+            self.pt.unmap(r.start, r.len).map_err(|_| Errno::ENOMEM)?;
+            mm::free_user(r.phys, r.len);
+        }
+        crate::arch::cpu::flush_tlb();
+        self.publish();
+        Ok(())
+    }
+
+    /// mprotect semantics: every page must be mapped (ENOMEM otherwise).
+    pub fn protect(&mut self, va: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        let pieces = self.regions.protect_range(va, len, prot).map_err(|_| Errno::ENOMEM)?;
+        for r in &pieces {
+            self.pt.protect(r.start, r.len, prot).map_err(|_| Errno::ENOMEM)?;
+        }
+        crate::arch::cpu::flush_tlb();
+        self.publish();
+        Ok(())
+    }
+
+    pub fn find_free(&self, len: u64, align: u64, lo: u64, hi: u64) -> Option<u64> {
+        self.regions.find_free_top_down(len, align, lo, hi)
+    }
+
+    pub fn is_free(&self, va: u64, len: u64) -> bool {
+        self.regions.is_free(va, len)
+    }
+
+    /// Write the region table for the proxy's mirror and bump its generation.
+    pub fn publish(&mut self) {
+        let base = SHARED_PHYS + REGIONS_OFF;
+        let mut count = 0u32;
+        for r in self.regions.iter() {
+            if count as usize == MAX_REGIONS {
+                crate::kprintln!("aspace: more than {MAX_REGIONS} regions; the proxy mirrors only the first");
+                break;
+            }
+            let e = MirrorEntry { vaddr: r.start, len: r.len, file_off: r.phys, prot: r.prot, _pad: 0 };
+            write_phys_obj(
+                base + core::mem::size_of::<RegionTableHeader>() as u64
+                    + u64::from(count) * core::mem::size_of::<MirrorEntry>() as u64,
+                e,
+            );
+            count += 1;
+        }
+        self.gen += 1;
+        write_phys_obj(base, RegionTableHeader { gen: 0, count, _pad: 0 });
+        phys_atomic_u64(base + REGION_GEN_OFF).store(self.gen, Ordering::Release);
+    }
+}

@@ -1,0 +1,51 @@
+//! Inter-kernel channel, LWK side: post a request into this core's slot in
+//! shared memory and poll for the proxy's answer.
+
+use crate::arch::cpu::{pause, rdtsc};
+use crate::arch::mem::{phys_atomic_u32, read_phys_obj, write_phys_obj};
+use core::sync::atomic::Ordering;
+use wire::{RequestKind, Slot, SlotState, CHANNEL_OFF, SHARED_PHYS, SLOT_SIZE, SLOT_STATE_OFF};
+
+/// The answer to a request, and the TSC cycles spent waiting for it.
+pub struct Reply {
+    pub ret: i64,
+    pub aux: [u64; 4],
+    pub cycles: u64,
+}
+
+fn slot_phys(cpu: usize) -> u64 {
+    SHARED_PHYS + CHANNEL_OFF + cpu as u64 * SLOT_SIZE
+}
+
+/// Send one request on `cpu`'s slot and wait for the reply.
+pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply {
+    let cpu = 0;
+    let base = slot_phys(cpu);
+    let state = phys_atomic_u32(base + SLOT_STATE_OFF);
+    let prev: Slot = read_phys_obj(base);
+    let slot = Slot {
+        state: SlotState::Free as u32,
+        kind: kind as u32,
+        seq: prev.seq.wrapping_add(1),
+        nr,
+        args,
+        ret: 0,
+        aux,
+        _pad: [0; 2],
+    };
+    write_phys_obj(base, slot);
+    let t0 = rdtsc();
+    state.store(SlotState::Posted as u32, Ordering::Release);
+    while state.load(Ordering::Acquire) != SlotState::Done as u32 {
+        pause();
+    }
+    let t1 = rdtsc();
+    let done: Slot = read_phys_obj(base);
+    state.store(SlotState::Free as u32, Ordering::Release);
+    Reply { ret: done.ret, aux: done.aux, cycles: t1.wrapping_sub(t0) }
+}
+
+/// Offload syscall `nr(args)` to the proxy.
+pub fn syscall(nr: u64, args: [u64; 6]) -> Reply {
+    call(RequestKind::Syscall, nr, args, [0; 4])
+}

@@ -1,0 +1,122 @@
+//! The kernel's side of the shared area: reading the boot header and boot
+//! data the host wrote, reporting state, exit status, faults and stats.
+
+use crate::arch::mem::{phys_atomic_u32, read_phys, read_phys_obj, write_phys_obj};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use wire::{Header, State, BOOTDATA_OFF, BOOTDATA_SIZE, HEADER_OFF, HEADER_STATE_OFF, SHARED_PHYS};
+
+const HEADER: u64 = SHARED_PHYS + HEADER_OFF;
+
+/// What the host asked for, copied out of the header once at boot.
+#[derive(Clone, Copy)]
+pub struct BootParams {
+    pub ncpus: u32,
+    pub mem_size: u64,
+    pub flags: u32,
+    pub proxy_pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+}
+
+/// The program to run: path, argv and envp.
+pub struct BootData {
+    pub path: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+}
+
+fn header() -> Header {
+    read_phys_obj::<Header>(HEADER)
+}
+
+fn update(f: impl FnOnce(&mut Header)) {
+    let mut h = header();
+    f(&mut h);
+    // Write back everything but the state word, which is published last.
+    let state = h.state;
+    write_phys_obj::<Header>(HEADER, Header { state: header().state, ..h });
+    phys_atomic_u32(HEADER + HEADER_STATE_OFF).store(state, Ordering::Release);
+}
+
+pub fn boot_params() -> Result<BootParams, &'static str> {
+    let h = header();
+    if h.magic != wire::MAGIC {
+        return Err("boot header missing (bad magic)");
+    }
+    if h.version != wire::VERSION {
+        return Err("boot header version mismatch between margay and its kernel");
+    }
+    Ok(BootParams {
+        ncpus: h.ncpus,
+        mem_size: h.mem_size,
+        flags: h.flags,
+        proxy_pid: h.proxy_pid,
+        uid: h.uid,
+        gid: h.gid,
+        euid: h.euid,
+        egid: h.egid,
+    })
+}
+
+pub fn boot_data() -> Result<BootData, &'static str> {
+    let h = header();
+    let len = u64::from(h.bootdata_len);
+    if len > BOOTDATA_SIZE {
+        return Err("boot data too long");
+    }
+    let mut buf = alloc::vec![0u8; len as usize];
+    read_phys(SHARED_PHYS + BOOTDATA_OFF, &mut buf);
+    let argc = h.argc as usize;
+    let envc = h.envc as usize;
+    let total = 1 + argc + envc;
+    let mut parts = wire::split_bootdata(&buf, total).ok_or("malformed boot data")?;
+    let path = parts.next().ok_or("boot data without a path")?.to_vec();
+    let argv = parts.by_ref().take(argc).map(|s| s.to_vec()).collect();
+    let envp = parts.map(|s| s.to_vec()).collect();
+    Ok(BootData { path, argv, envp })
+}
+
+pub fn set_state(s: State) {
+    update(|h| h.state = s as u32);
+}
+
+pub fn set_tsc_hz(hz: u64) {
+    update(|h| h.tsc_hz = hz);
+}
+
+pub fn set_user_entry_ns(ns: u64) {
+    update(|h| h.user_entry_ns = ns);
+}
+
+pub fn report_exit(code: u32) {
+    update(|h| {
+        h.exit_code = code & 0xff;
+        h.state = State::Exited as u32;
+    });
+}
+
+pub fn report_killed(signal: u32, fault_addr: u64, regs: Option<[u64; 24]>) {
+    update(|h| {
+        h.signal = signal;
+        h.fault_addr = fault_addr;
+        if let Some(r) = regs {
+            h.regs = r;
+            h.regs_valid = 1;
+        }
+        h.state = State::Killed as u32;
+    });
+}
+
+pub fn report_panic(regs: Option<[u64; 24]>, fault_addr: u64) {
+    update(|h| {
+        h.fault_addr = fault_addr;
+        if let Some(r) = regs {
+            h.regs = r;
+            h.regs_valid = 1;
+        }
+        h.state = State::Panicked as u32;
+    });
+}

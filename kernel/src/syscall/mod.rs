@@ -1,0 +1,163 @@
+//! Syscall dispatch from the one table in `linux_abi::table`: local calls run
+//! here, offloaded ones go to the proxy, unsupported ones get ENOSYS and one
+//! kmsg line. Also the `--stats` counters and `--trace` records.
+
+mod mem;
+mod signal;
+mod task;
+mod time;
+
+use crate::arch::mem::{write_phys_obj, SpinLock};
+use crate::arch::trap::SyscallFrame;
+use crate::ikc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use linux_abi::{to_raw, Errno, Policy, SysResult};
+use wire::{RequestKind, StatsHeader, SyscallStat, SHARED_PHYS, STATS_ENTRIES_OFF, STATS_NR, STATS_OFF};
+
+static STATS: SpinLock<[SyscallStat; STATS_NR]> =
+    SpinLock::new([SyscallStat { local: 0, offloaded: 0, unsupported: 0, offload_cycles: 0 }; STATS_NR]);
+static WARNED: SpinLock<[u64; STATS_NR / 64]> = SpinLock::new([0; STATS_NR / 64]);
+static IRQS: AtomicU64 = AtomicU64::new(0);
+static TRACE: AtomicBool = AtomicBool::new(false);
+static BOOT_CYCLES: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_trace(on: bool) {
+    TRACE.store(on, Ordering::Relaxed);
+}
+
+pub fn set_boot_cycles(c: u64) {
+    BOOT_CYCLES.store(c, Ordering::Relaxed);
+}
+
+pub fn count_irq() {
+    IRQS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn stat(nr: u64, f: impl FnOnce(&mut SyscallStat)) {
+    if let Some(s) = STATS.lock().get_mut(nr as usize) {
+        f(s);
+    }
+}
+
+/// Write the counters into the shared area for `--stats`.
+pub fn flush_stats() {
+    let stats = STATS.lock();
+    let base = SHARED_PHYS + STATS_OFF;
+    for (i, s) in stats.iter().enumerate() {
+        write_phys_obj(base + STATS_ENTRIES_OFF + (i * core::mem::size_of::<SyscallStat>()) as u64, *s);
+    }
+    write_phys_obj(
+        base,
+        StatsHeader {
+            valid: 1,
+            _pad: 0,
+            timer_irqs: 0,
+            other_irqs: IRQS.load(Ordering::Relaxed),
+            context_switches: 0,
+            boot_cycles: BOOT_CYCLES.load(Ordering::Relaxed),
+            _rest: [0; 3],
+        },
+    );
+}
+
+/// Offload a syscall, with stats.
+pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
+    let r = ikc::syscall(nr, args);
+    stat(nr, |s| {
+        s.offloaded += 1;
+        s.offload_cycles += r.cycles;
+    });
+    r.ret as u64
+}
+
+pub fn dispatch(frame: &mut SyscallFrame) {
+    let nr = frame.rax;
+    let args = frame.args();
+    let (ret, flags) = match linux_abi::policy(nr) {
+        Policy::Local => {
+            stat(nr, |s| s.local += 1);
+            (to_raw(local(nr, args)), wire::TRACE_LOCAL)
+        }
+        Policy::Offload => {
+            let r = offload(nr, args);
+            signal::after_offload(nr, args, r);
+            (r, 0)
+        }
+        Policy::Unsupported(reason) => {
+            stat(nr, |s| s.unsupported += 1);
+            let first = {
+                let mut w = WARNED.lock();
+                let i = (nr as usize).min(STATS_NR - 1);
+                let bit = 1u64 << (i % 64);
+                let seen = w[i / 64] & bit != 0;
+                w[i / 64] |= bit;
+                !seen
+            };
+            if first {
+                crate::kprintln!(
+                    "syscall {nr} ({}) unsupported: {reason}; returning ENOSYS",
+                    linux_abi::name(nr).unwrap_or("unknown")
+                );
+            }
+            (Errno::ENOSYS.as_ret() as u64, wire::TRACE_UNSUPPORTED)
+        }
+    };
+    frame.rax = ret;
+    if TRACE.load(Ordering::Relaxed) {
+        trace(nr, args, ret, flags);
+    }
+}
+
+/// Send a `--trace` record to the proxy, which prints it on the application's stderr.
+pub fn trace(nr: u64, args: [u64; 6], ret: u64, flags: u64) {
+    ikc::call(RequestKind::Trace, nr, args, [ret, flags, 0, 0]);
+}
+
+pub fn tracing() -> bool {
+    TRACE.load(Ordering::Relaxed)
+}
+
+fn local(nr: u64, a: [u64; 6]) -> SysResult {
+    use linux_abi::syscalls_gen::*;
+    let Ok(n) = u32::try_from(nr) else { return Err(Errno::ENOSYS) };
+    match n {
+        SYS_BRK => mem::brk(a[0]),
+        SYS_MMAP => mem::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
+        SYS_MUNMAP => mem::munmap(a[0], a[1]),
+        SYS_MPROTECT => mem::mprotect(a[0], a[1], a[2]),
+        SYS_MADVISE => mem::madvise(a[0], a[1], a[2]),
+        SYS_MREMAP => mem::mremap(a[0], a[1], a[2], a[3], a[4]),
+        SYS_MSYNC | SYS_MLOCK | SYS_MUNLOCK => mem::check_mapped(a[0], a[1]),
+        SYS_MLOCK2 => mem::check_mapped(a[0], a[1]),
+        SYS_MLOCKALL | SYS_MUNLOCKALL => Ok(0),
+        SYS_MINCORE => mem::mincore(a[0], a[1], a[2]),
+        SYS_ARCH_PRCTL => task::arch_prctl(a[0], a[1]),
+        SYS_SET_TID_ADDRESS => task::set_tid_address(a[0]),
+        SYS_SET_ROBUST_LIST => task::set_robust_list(a[0], a[1]),
+        SYS_GET_ROBUST_LIST => task::get_robust_list(a[0], a[1], a[2]),
+        SYS_EXIT | SYS_EXIT_GROUP => task::exit(nr, a[0]),
+        SYS_GETPID | SYS_GETTID => task::getpid(),
+        SYS_SCHED_YIELD => Ok(0),
+        SYS_SCHED_GETAFFINITY => task::sched_getaffinity(a[0], a[1], a[2]),
+        SYS_SCHED_SETAFFINITY => task::sched_setaffinity(a[0], a[1], a[2]),
+        SYS_GETCPU => task::getcpu(a[0], a[1]),
+        SYS_FUTEX => task::futex(a[0], a[1], a[2], a[3]),
+        SYS_PRCTL => task::prctl(a[0], a[1]),
+        SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
+        SYS_CLOCK_GETRES => time::clock_getres(a[0], a[1]),
+        SYS_GETTIMEOFDAY => time::gettimeofday(a[0], a[1]),
+        SYS_TIME => time::time(a[0]),
+        SYS_NANOSLEEP => time::nanosleep(a[0], a[1]),
+        SYS_CLOCK_NANOSLEEP => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGACTION => signal::rt_sigaction(a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGPROCMASK => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        SYS_SIGALTSTACK => signal::sigaltstack(a[0], a[1]),
+        SYS_KILL => signal::kill(a[0], a[1]),
+        SYS_TGKILL => signal::tgkill(a[0], a[1], a[2]),
+        SYS_TKILL => signal::tgkill(0, a[0], a[1]),
+        _ => {
+            crate::kprintln!("syscall {nr} is marked local but has no handler");
+            Err(Errno::ENOSYS)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Time from the TSC, calibrated at boot against the host's clocks through the
+//! channel (so LWK time matches Linux time), and busy-wait sleeping.
+
+use crate::arch::cpu::{pause, rdtsc};
+use crate::ikc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use wire::RequestKind;
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+static TSC0: AtomicU64 = AtomicU64::new(0);
+static REAL0: AtomicU64 = AtomicU64::new(0);
+static MONO0: AtomicU64 = AtomicU64::new(0);
+
+/// One host clock sample bracketed by TSC reads: (tsc midpoint, realtime, monotonic, round trip).
+fn sample() -> (u64, u64, u64, u64) {
+    let t0 = rdtsc();
+    let r = ikc::call(RequestKind::Clock, 0, [0; 6], [0; 4]);
+    let t1 = rdtsc();
+    (t0 + (t1 - t0) / 2, r.aux[0], r.aux[1], t1 - t0)
+}
+
+/// The best (shortest round trip) of a few samples.
+fn best_sample() -> (u64, u64, u64) {
+    let mut best = sample();
+    for _ in 0..4 {
+        let s = sample();
+        if s.3 < best.3 {
+            best = s;
+        }
+    }
+    (best.0, best.1, best.2)
+}
+
+/// Calibrate the TSC over about `window_ns` of host monotonic time.
+pub fn calibrate(window_ns: u64) -> u64 {
+    let (ta, ra, ma) = best_sample();
+    loop {
+        let (_, _, m, _) = sample();
+        if m.saturating_sub(ma) >= window_ns {
+            break;
+        }
+        for _ in 0..1000 {
+            pause();
+        }
+    }
+    let (tb, _, mb) = best_sample();
+    let dt_ns = mb.saturating_sub(ma).max(1);
+    let hz = ((u128::from(tb - ta) * 1_000_000_000) / u128::from(dt_ns)) as u64;
+    let hz = hz.max(1_000_000);
+    TSC_HZ.store(hz, Ordering::Relaxed);
+    TSC0.store(ta, Ordering::Relaxed);
+    REAL0.store(ra, Ordering::Relaxed);
+    MONO0.store(ma, Ordering::Relaxed);
+    hz
+}
+
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+fn since_anchor_ns() -> u64 {
+    let d = rdtsc().saturating_sub(TSC0.load(Ordering::Relaxed));
+    ((u128::from(d) * 1_000_000_000) / u128::from(tsc_hz())) as u64
+}
+
+/// CLOCK_MONOTONIC, in ns (the host's monotonic clock at calibration, advanced by the TSC).
+pub fn monotonic_ns() -> u64 {
+    MONO0.load(Ordering::Relaxed) + since_anchor_ns()
+}
+
+/// CLOCK_REALTIME, in ns.
+pub fn realtime_ns() -> u64 {
+    REAL0.load(Ordering::Relaxed) + since_anchor_ns()
+}
+
+/// Busy-wait until CLOCK_MONOTONIC reaches `deadline_ns`. (No timer
+/// interrupts yet: a core with one task has nothing better to do.)
+pub fn sleep_until_monotonic(deadline_ns: u64) {
+    while monotonic_ns() < deadline_ns {
+        for _ in 0..64 {
+            pause();
+        }
+    }
+}

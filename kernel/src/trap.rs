@@ -1,0 +1,39 @@
+//! What exceptions mean: a fault in user mode kills the process with the
+//! signal Linux would send; anything in kernel mode is a panic with registers.
+
+use crate::arch::cpu::{read_cr2, read_cr3};
+use crate::arch::trap::TrapFrame;
+use linux_abi::signal::*;
+
+const NAMES: [&str; 32] = [
+    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
+    "device not available", "double fault", "coprocessor overrun", "invalid TSS",
+    "segment not present", "stack fault", "general protection", "page fault", "reserved",
+    "x87 floating point", "alignment check", "machine check", "SIMD floating point",
+    "virtualization", "control protection", "reserved", "reserved", "reserved", "reserved",
+    "reserved", "reserved", "hypervisor injection", "VMM communication", "security", "reserved",
+];
+
+pub fn handle(frame: &mut TrapFrame) {
+    let vector = frame.vector;
+    if vector >= 32 {
+        // No device interrupts are enabled yet: count and ignore.
+        crate::syscall::count_irq();
+        return;
+    }
+    let cr2 = read_cr2();
+    let name = NAMES[vector as usize];
+    if frame.from_user() {
+        let (sig, addr) = match vector {
+            0 | 16 | 19 => (SIGFPE, frame.rip),
+            1 | 3 => (SIGTRAP, frame.rip),
+            6 => (SIGILL, frame.rip),
+            14 => (SIGSEGV, cr2),
+            17 => (SIGBUS, frame.rip),
+            _ => (SIGSEGV, 0),
+        };
+        crate::kprintln!("user {name} at rip {:#x} (address {addr:#x}, error {:#x})", frame.rip, frame.error);
+        crate::process::kill(sig, addr, Some(frame.to_wire_regs(cr2, read_cr3())));
+    }
+    crate::panic::kernel_trap(name, frame, cr2)
+}

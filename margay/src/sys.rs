@@ -1,0 +1,212 @@
+//! Thin wrappers over the Linux calls std does not offer: memfds, clocks, identity,
+//! signal masks, child set-up before exec, and the raw syscall the proxy forwards.
+//!
+//! Together with `guest_mem` (guest RAM access) and `proxy::window` (the proxy's
+//! fixed mappings) this is where margay's `unsafe` lives.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// The signals a terminal or a supervisor sends, which margay handles itself.
+pub const TERMINAL_SIGNALS: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Create an anonymous memory file (no path in any file system), close-on-exec.
+pub fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by memfd_create, so it is open and owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A clock's current value in nanoseconds (0 if the clock cannot be read).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// Real and effective user and group ids of this process.
+#[derive(Clone, Copy, Debug)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+}
+
+pub fn ids() -> Ids {
+    // SAFETY: these calls take no arguments, cannot fail and touch no memory of ours.
+    unsafe {
+        Ids {
+            uid: libc::getuid(),
+            gid: libc::getgid(),
+            euid: libc::geteuid(),
+            egid: libc::getegid(),
+        }
+    }
+}
+
+/// Whether the calling user may execute `path` (access(2) with X_OK).
+pub fn may_execute(path: &OsStr) -> bool {
+    let Ok(c) = CString::new(path.as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+fn sigset(signals: &[i32]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initializes the whole set; sigaddset only adds valid signal
+    // numbers (our constants) to the initialized set.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for &s in signals {
+            libc::sigaddset(set.as_mut_ptr(), s);
+        }
+        set.assume_init()
+    }
+}
+
+/// Block `TERMINAL_SIGNALS` in the calling thread (and the threads it starts later),
+/// so that only `wait_terminal_signal` receives them.
+pub fn block_terminal_signals() -> io::Result<()> {
+    let set = sigset(&TERMINAL_SIGNALS);
+    // SAFETY: `set` is an initialized sigset; the old mask is not requested.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
+}
+
+/// Wait for one of the (blocked) `TERMINAL_SIGNALS` and return its number.
+pub fn wait_terminal_signal() -> io::Result<i32> {
+    let set = sigset(&TERMINAL_SIGNALS);
+    let mut sig = 0;
+    // SAFETY: `set` is initialized and `sig` is a valid place for the result.
+    let r = unsafe { libc::sigwait(&set, &mut sig) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(sig)
+}
+
+/// Ignore `signals` in this process (the disposition survives exec of nothing: the
+/// proxy never execs).
+pub fn ignore_signals(signals: &[i32]) -> io::Result<()> {
+    for &s in signals {
+        // SAFETY: SIG_IGN is a valid disposition for these catchable signals and no
+        // handler code is involved.
+        if unsafe { libc::signal(s, libc::SIG_IGN) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Make a child started by `cmd` die with margay (SIGKILL on parent death, also if
+/// margay died between fork and the prctl) and start with no blocked signals.
+pub fn die_with_parent(cmd: &mut Command) {
+    let parent = i32::try_from(std::process::id()).unwrap_or(0);
+    let empty = sigset(&[]);
+    // SAFETY: the closure runs in the forked child before exec. It only calls
+    // async-signal-safe functions (prctl, getppid, pthread_sigmask) on values
+    // captured by copy, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                // margay is already gone: the death signal will never come.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            let r = libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Send SIGKILL to `pid` (errors, e.g. an already-reaped child, are ignored).
+pub fn kill9(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 0 {
+            // SAFETY: kill touches no memory; callers only pass pids of their own
+            // unreaped children, so the pid cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Block until some child of this process has exited and return its pid, without
+/// reaping it (so its pid stays valid until `std::process::Child::wait`).
+pub fn wait_any_child_exit() -> io::Result<u32> {
+    loop {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: `info` is a valid, writable siginfo_t; WNOWAIT leaves the child
+        // unreaped, so ownership of the pid stays with its `Child`.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: waitid succeeded, so it filled in `info` (it was zeroed before).
+        let pid = unsafe { info.assume_init().si_pid() };
+        if let Ok(pid) = u32::try_from(pid) {
+            if pid != 0 {
+                return Ok(pid);
+            }
+        }
+    }
+}
+
+/// Execute Linux syscall `nr` with `args`; returns the result or `-errno`.
+///
+/// # Safety
+/// The syscall may read or write any memory its arguments point to and change the
+/// process's state. The caller must have checked that every pointer the call uses
+/// refers to memory no Rust object owns (the proxy: mirrored guest regions), and that
+/// the call cannot unmap or remap the process's own memory.
+pub unsafe fn raw_syscall(nr: u64, args: &[u64; 6]) -> i64 {
+    let Ok(nr) = libc::c_long::try_from(nr) else {
+        return -i64::from(libc::ENOSYS);
+    };
+    // SAFETY: the caller upholds this function's contract (see above); syscall(2)
+    // passes the six register-sized arguments through unchanged.
+    let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]) };
+    if r == -1 {
+        -i64::from(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        r
+    }
+}
