@@ -18,7 +18,11 @@ pub struct AddressSpace {
 
 impl AddressSpace {
     pub fn new() -> Result<Self, Errno> {
-        Ok(Self { regions: RegionMap::new(), pt: PageTables::new().map_err(|_| Errno::ENOMEM)?, gen: 0 })
+        Ok(Self {
+            regions: RegionMap::new(),
+            pt: PageTables::new().map_err(|_| Errno::ENOMEM)?,
+            gen: 0,
+        })
     }
 
     pub fn regions(&self) -> &RegionMap {
@@ -32,8 +36,14 @@ impl AddressSpace {
 
     /// Map fresh zeroed memory at `[va, va+len)` (free, page aligned). Uses
     /// one contiguous physical block when possible, else several.
-    pub fn map_anon(&mut self, va: u64, len: u64, prot: u32, kind: RegionKind) -> Result<(), Errno> {
-        if len == 0 || va % 4096 != 0 || len % 4096 != 0 {
+    pub fn map_anon(
+        &mut self,
+        va: u64,
+        len: u64,
+        prot: u32,
+        kind: RegionKind,
+    ) -> Result<(), Errno> {
+        if len == 0 || !va.is_multiple_of(4096) || !len.is_multiple_of(4096) {
             return Err(Errno::EINVAL);
         }
         if !self.regions.is_free(va, len) {
@@ -60,7 +70,13 @@ impl AddressSpace {
                 self.publish();
                 return Err(Errno::ENOMEM);
             };
-            let r = Region { start: va + done, len: chunk, phys, prot, kind };
+            let r = Region {
+                start: va + done,
+                len: chunk,
+                phys,
+                prot,
+                kind,
+            };
             if self.regions.insert(r).is_err() || self.pt.map(r.start, phys, chunk, prot).is_err() {
                 mm::free_user(phys, chunk);
                 self.unmap_quiet(va, done);
@@ -101,9 +117,14 @@ impl AddressSpace {
 
     /// mprotect semantics: every page must be mapped (ENOMEM otherwise).
     pub fn protect(&mut self, va: u64, len: u64, prot: u32) -> Result<(), Errno> {
-        let pieces = self.regions.protect_range(va, len, prot).map_err(|_| Errno::ENOMEM)?;
+        let pieces = self
+            .regions
+            .protect_range(va, len, prot)
+            .map_err(|_| Errno::ENOMEM)?;
         for r in &pieces {
-            self.pt.protect(r.start, r.len, prot).map_err(|_| Errno::ENOMEM)?;
+            self.pt
+                .protect(r.start, r.len, prot)
+                .map_err(|_| Errno::ENOMEM)?;
         }
         crate::arch::cpu::flush_tlb();
         self.publish();
@@ -124,10 +145,18 @@ impl AddressSpace {
         let mut count = 0u32;
         for r in self.regions.iter() {
             if count as usize == MAX_REGIONS {
-                crate::kprintln!("aspace: more than {MAX_REGIONS} regions; the proxy mirrors only the first");
+                crate::kprintln!(
+                    "aspace: more than {MAX_REGIONS} regions; the proxy mirrors only the first"
+                );
                 break;
             }
-            let e = MirrorEntry { vaddr: r.start, len: r.len, file_off: r.phys, prot: r.prot, _pad: 0 };
+            let e = MirrorEntry {
+                vaddr: r.start,
+                len: r.len,
+                file_off: r.phys,
+                prot: r.prot,
+                _pad: 0,
+            };
             write_phys_obj(
                 base + core::mem::size_of::<RegionTableHeader>() as u64
                     + u64::from(count) * core::mem::size_of::<MirrorEntry>() as u64,
@@ -136,7 +165,14 @@ impl AddressSpace {
             count += 1;
         }
         self.gen += 1;
-        write_phys_obj(base, RegionTableHeader { gen: 0, count, _pad: 0 });
+        write_phys_obj(
+            base,
+            RegionTableHeader {
+                gen: 0,
+                count,
+                _pad: 0,
+            },
+        );
         phys_atomic_u64(base + REGION_GEN_OFF).store(self.gen, Ordering::Release);
     }
 }

@@ -42,7 +42,11 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     let t1 = rdtsc();
     let done: Slot = read_phys_obj(base);
     state.store(SlotState::Free as u32, Ordering::Release);
-    Reply { ret: done.ret, aux: done.aux, cycles: t1.wrapping_sub(t0) }
+    Reply {
+        ret: done.ret,
+        aux: done.aux,
+        cycles: t1.wrapping_sub(t0),
+    }
 }
 
 /// Offload syscall `nr(args)` to the proxy.

@@ -39,9 +39,13 @@ fn off(nr: u32, args: [u64; 6]) -> i64 {
 }
 
 fn random16() -> [u8; 16] {
-    let a = crate::arch::cpu::rdrand().unwrap_or_else(|| crate::arch::cpu::rdtsc().wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let b = crate::arch::cpu::rdrand()
-        .unwrap_or_else(|| crate::arch::cpu::rdtsc().rotate_left(17).wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    let a = crate::arch::cpu::rdrand()
+        .unwrap_or_else(|| crate::arch::cpu::rdtsc().wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let b = crate::arch::cpu::rdrand().unwrap_or_else(|| {
+        crate::arch::cpu::rdtsc()
+            .rotate_left(17)
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9)
+    });
     let mut r = [0u8; 16];
     r[..8].copy_from_slice(&a.to_le_bytes());
     r[8..].copy_from_slice(&b.to_le_bytes());
@@ -55,7 +59,10 @@ fn pread_all(fd: u64, va: u64, len: u64, offset: u64) -> Result<(), String> {
         let n = (len - done).min(1 << 30);
         let r = off(SYS_PREAD64, [fd, va + done, n, offset + done, 0, 0]);
         if r <= 0 {
-            return Err(format!("reading the executable failed ({})", linux_abi::errno_name(-r as i32)));
+            return Err(format!(
+                "reading the executable failed ({})",
+                linux_abi::errno_name(-r as i32)
+            ));
         }
         done += r as u64;
     }
@@ -65,8 +72,13 @@ fn pread_all(fd: u64, va: u64, len: u64, offset: u64) -> Result<(), String> {
 pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
     let mut asp = AddressSpace::new().map_err(|_| String::from("out of memory for page tables"))?;
     let stack_lo = STACK_TOP - STACK_SIZE;
-    asp.map_anon(stack_lo, STACK_SIZE, PROT_READ | PROT_WRITE, RegionKind::Stack)
-        .map_err(|e| format!("cannot map the stack: {}", e.name()))?;
+    asp.map_anon(
+        stack_lo,
+        STACK_SIZE,
+        PROT_READ | PROT_WRITE,
+        RegionKind::Stack,
+    )
+    .map_err(|e| format!("cannot map the stack: {}", e.name()))?;
 
     // Scratch space at the bottom of the stack for the loader's own offloads.
     let mut path = bd.path.clone();
@@ -74,7 +86,10 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
     fill_user(&asp, stack_lo, &path).map_err(|_| String::from("path too long"))?;
     let fd = off(SYS_OPENAT, [AT_FDCWD, stack_lo, O_RDONLY_CLOEXEC, 0, 0, 0]);
     if fd < 0 {
-        return Err(format!("cannot open the executable ({})", linux_abi::errno_name(-fd as i32)));
+        return Err(format!(
+            "cannot open the executable ({})",
+            linux_abi::errno_name(-fd as i32)
+        ));
     }
     let fd = fd as u64;
     let result = load_image(&mut asp, fd, stack_lo);
@@ -89,7 +104,10 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
 
     let (_, _, _, edx) = crate::arch::cpu::cpuid(1, 0);
     let mut auxv: Vec<(u64, u64)> = alloc::vec![
-        (stack::AT_PHDR, info.phdr_vaddr.map(|p| p + bias).unwrap_or(0)),
+        (
+            stack::AT_PHDR,
+            info.phdr_vaddr.map(|p| p + bias).unwrap_or(0)
+        ),
         (stack::AT_PHENT, u64::from(info.phentsize)),
         (stack::AT_PHNUM, u64::from(info.phnum)),
         (stack::AT_PAGESZ, 4096),
@@ -108,7 +126,14 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
     auxv.retain(|&(k, v)| k != stack::AT_PHDR || v != 0);
     let argv: Vec<&[u8]> = bd.argv.iter().map(|a| a.as_slice()).collect();
     let envp: Vec<&[u8]> = bd.envp.iter().map(|a| a.as_slice()).collect();
-    let init = InitialStack { argv: &argv, envp: &envp, auxv: &auxv, random: random16(), execfn: &bd.path, platform: b"x86_64" };
+    let init = InitialStack {
+        argv: &argv,
+        envp: &envp,
+        auxv: &auxv,
+        random: random16(),
+        execfn: &bd.path,
+        platform: b"x86_64",
+    };
     let (image, sp) = stack::build(STACK_TOP, &init, (STACK_SIZE / 2) as usize)
         .map_err(|_| String::from("arguments and environment too large for the stack"))?;
     fill_user(&asp, sp, &image).map_err(|_| String::from("initial stack"))?;
@@ -128,7 +153,11 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
         start_ns: crate::time::monotonic_ns(),
         ncpus: params.ncpus,
     };
-    Ok(Loaded { process, entry: info.entry + bias, sp })
+    Ok(Loaded {
+        process,
+        entry: info.entry + bias,
+        sp,
+    })
 }
 
 fn name_of(path: &[u8]) -> [u8; 16] {
@@ -139,7 +168,11 @@ fn name_of(path: &[u8]) -> [u8; 16] {
     n
 }
 
-fn load_image(asp: &mut AddressSpace, fd: u64, scratch: u64) -> Result<(elf::ElfInfo, u64), String> {
+fn load_image(
+    asp: &mut AddressSpace,
+    fd: u64,
+    scratch: u64,
+) -> Result<(elf::ElfInfo, u64), String> {
     let file_len = off(SYS_LSEEK, [fd, 0, 2, 0, 0, 0]);
     if file_len < 0 {
         return Err(String::from("cannot size the executable"));
@@ -164,7 +197,10 @@ fn load_image(asp: &mut AddressSpace, fd: u64, scratch: u64) -> Result<(elf::Elf
         let start = page_down(s.vaddr + bias);
         let end = page_up(s.vaddr + bias + s.memsz).ok_or("segment overflows")?;
         if start < wire::USER_MIN || end > wire::USER_MAX {
-            return Err(format!("segment at {:#x} lies outside the LWK user window", s.vaddr + bias));
+            return Err(format!(
+                "segment at {:#x} lies outside the LWK user window",
+                s.vaddr + bias
+            ));
         }
         let mut p = start;
         while p < end {
@@ -174,7 +210,12 @@ fn load_image(asp: &mut AddressSpace, fd: u64, scratch: u64) -> Result<(elf::Elf
                     q += 4096;
                 }
                 asp.map_anon(p, q - p, PROT_READ | PROT_WRITE, RegionKind::Image)
-                    .map_err(|e| format!("not enough memory in the partition for the program ({})", e.name()))?;
+                    .map_err(|e| {
+                        format!(
+                            "not enough memory in the partition for the program ({})",
+                            e.name()
+                        )
+                    })?;
                 p = q;
             } else {
                 p += 4096;
@@ -188,12 +229,14 @@ fn load_image(asp: &mut AddressSpace, fd: u64, scratch: u64) -> Result<(elf::Elf
     for (i, s) in info.loads.iter().enumerate() {
         let start = page_down(s.vaddr + bias);
         let end = page_up(s.vaddr + bias + s.memsz).ok_or("segment overflows")?;
-        asp.protect(start, end - start, s.prot).map_err(|e| format!("mprotect: {}", e.name()))?;
+        asp.protect(start, end - start, s.prot)
+            .map_err(|e| format!("mprotect: {}", e.name()))?;
         if i > 0 {
             let prev = &info.loads[i - 1];
             let prev_end = page_up(prev.vaddr + bias + prev.memsz).ok_or("segment overflows")?;
             if prev_end > start {
-                asp.protect(start, 4096, s.prot | prev.prot).map_err(|e| format!("mprotect: {}", e.name()))?;
+                asp.protect(start, 4096, s.prot | prev.prot)
+                    .map_err(|e| format!("mprotect: {}", e.name()))?;
             }
         }
     }

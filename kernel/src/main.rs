@@ -33,10 +33,19 @@ pub fn kernel_main(_start_info: u64) -> ! {
         Err(e) => panic!("{e}"),
     };
     kmsg::set_echo(params.flags & wire::FLAG_KMSG_ECHO != 0);
-    kprintln!("Margay LWK booting: {} MiB, {} cpu(s)", params.mem_size >> 20, params.ncpus);
+    kprintln!(
+        "Margay LWK booting: {} MiB, {} cpu(s)",
+        params.mem_size >> 20,
+        params.ncpus
+    );
     let mem_end = params.mem_size.min(arch::mem::DIRECT_MAP_SIZE) & !0xfff;
     let pm = mm::init(SHARED_PHYS + SHARED_SIZE, mem_end);
-    kprintln!("pmem: [{:#x}, {:#x}) {} free pages", pm.start, pm.end, pm.free_pages);
+    kprintln!(
+        "pmem: [{:#x}, {:#x}) {} free pages",
+        pm.start,
+        pm.end,
+        pm.free_pages
+    );
     let hz = time::calibrate(10_000_000);
     shared::set_tsc_hz(hz);
     kprintln!("tsc: {} kHz", hz / 1000);
@@ -49,13 +58,21 @@ pub fn kernel_main(_start_info: u64) -> ! {
     let loaded = match loader::load(&bd, &params) {
         Ok(l) => l,
         Err(msg) => {
-            kprintln!("margay: {}: cannot execute: {msg}", core::str::from_utf8(&bd.path).unwrap_or("?"));
+            kprintln!(
+                "margay: {}: cannot execute: {msg}",
+                core::str::from_utf8(&bd.path).unwrap_or("?")
+            );
             shared::report_exit(126);
             syscall::flush_stats();
             arch::cpu::qemu_exit(wire::DEBUG_EXIT_DONE)
         }
     };
-    kprintln!("loaded {} entry {:#x} sp {:#x}", core::str::from_utf8(&bd.path).unwrap_or("?"), loaded.entry, loaded.sp);
+    kprintln!(
+        "loaded {} entry {:#x} sp {:#x}",
+        core::str::from_utf8(&bd.path).unwrap_or("?"),
+        loaded.entry,
+        loaded.sp
+    );
     let (entry, sp) = (loaded.entry, loaded.sp);
     loaded.process.aspace.activate();
     *process::CURRENT.lock() = Some(loaded.process);

@@ -38,7 +38,11 @@ pub fn init(start: u64, end: u64) -> PmemInfo {
     buddy.add_free_range(base_pfn + meta_pages, npages as u64 - meta_pages);
     let free_pages = buddy.free_pages();
     *PMEM.lock() = Some(buddy);
-    PmemInfo { start, end, free_pages }
+    PmemInfo {
+        start,
+        end,
+        free_pages,
+    }
 }
 
 fn with<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> Option<R> {
@@ -47,7 +51,9 @@ fn with<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> Option<R> {
 
 /// Allocate `pages` contiguous pages aligned to `align` pages; physical address.
 pub fn alloc_kernel_pages_aligned(pages: u64, align: u64) -> Option<u64> {
-    with(|b| b.alloc(pages, align)).flatten().map(|pfn| pfn * PAGE)
+    with(|b| b.alloc(pages, align))
+        .flatten()
+        .map(|pfn| pfn * PAGE)
 }
 
 pub fn alloc_kernel_pages(pages: u64) -> Option<u64> {

@@ -9,7 +9,7 @@ pub fn kernel_trap(name: &str, frame: &TrapFrame, cr2: u64) -> ! {
         "KERNEL PANIC: {name} (vector {}) in kernel mode at rip {:#x}, error {:#x}, cr2 {cr2:#x}\n",
         frame.vector, frame.rip, frame.error
     ));
-    crate::shared::report_panic(Some(frame.to_wire_regs(cr2, read_cr3())), cr2);
+    crate::shared::report_panic(Some(frame.wire_regs(cr2, read_cr3())), cr2);
     qemu_exit(wire::DEBUG_EXIT_PANIC)
 }
 

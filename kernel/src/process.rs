@@ -50,7 +50,9 @@ pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 
 /// Whether signal `sig`'s default action, with the current disposition, ends the process.
 pub fn signal_terminates(p: &Process, sig: u32) -> bool {
-    let Some(a) = p.sigactions.get(sig as usize) else { return true };
+    let Some(a) = p.sigactions.get(sig as usize) else {
+        return true;
+    };
     if sig == 9 || sig == 19 {
         return true;
     }

@@ -37,7 +37,13 @@ fn update(f: impl FnOnce(&mut Header)) {
     f(&mut h);
     // Write back everything but the state word, which is published last.
     let state = h.state;
-    write_phys_obj::<Header>(HEADER, Header { state: header().state, ..h });
+    write_phys_obj::<Header>(
+        HEADER,
+        Header {
+            state: header().state,
+            ..h
+        },
+    );
     phys_atomic_u32(HEADER + HEADER_STATE_OFF).store(state, Ordering::Release);
 }
 

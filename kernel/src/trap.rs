@@ -6,12 +6,38 @@ use crate::arch::trap::TrapFrame;
 use linux_abi::signal::*;
 
 const NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available", "double fault", "coprocessor overrun", "invalid TSS",
-    "segment not present", "stack fault", "general protection", "page fault", "reserved",
-    "x87 floating point", "alignment check", "machine check", "SIMD floating point",
-    "virtualization", "control protection", "reserved", "reserved", "reserved", "reserved",
-    "reserved", "reserved", "hypervisor injection", "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 pub fn handle(frame: &mut TrapFrame) {
@@ -23,7 +49,7 @@ pub fn handle(frame: &mut TrapFrame) {
     }
     let cr2 = read_cr2();
     let name = NAMES[vector as usize];
-    if frame.from_user() {
+    if frame.is_user() {
         let (sig, addr) = match vector {
             0 | 16 | 19 => (SIGFPE, frame.rip),
             1 | 3 => (SIGTRAP, frame.rip),
@@ -32,8 +58,12 @@ pub fn handle(frame: &mut TrapFrame) {
             17 => (SIGBUS, frame.rip),
             _ => (SIGSEGV, 0),
         };
-        crate::kprintln!("user {name} at rip {:#x} (address {addr:#x}, error {:#x})", frame.rip, frame.error);
-        crate::process::kill(sig, addr, Some(frame.to_wire_regs(cr2, read_cr3())));
+        crate::kprintln!(
+            "user {name} at rip {:#x} (address {addr:#x}, error {:#x})",
+            frame.rip,
+            frame.error
+        );
+        crate::process::kill(sig, addr, Some(frame.wire_regs(cr2, read_cr3())));
     }
     crate::panic::kernel_trap(name, frame, cr2)
 }

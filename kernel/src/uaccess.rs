@@ -3,8 +3,8 @@
 //! through the direct map. A bad pointer is always EFAULT, never a fault in
 //! the kernel.
 
-use crate::aspace::AddressSpace;
 use crate::arch::mem::{read_phys, write_phys, zero_phys};
+use crate::aspace::AddressSpace;
 use alloc::vec::Vec;
 use linux_abi::Errno;
 use lwk_core::region::{PROT_READ, PROT_WRITE};
@@ -82,7 +82,10 @@ pub fn read_pair(asp: &AddressSpace, addr: u64) -> Result<(u64, u64), Errno> {
     let mut b = [0u8; 16];
     copy_from_user(asp, addr, &mut b)?;
     let (a, c) = b.split_at(8);
-    Ok((u64::from_le_bytes(a.try_into().map_err(|_| Errno::EFAULT)?), u64::from_le_bytes(c.try_into().map_err(|_| Errno::EFAULT)?)))
+    Ok((
+        u64::from_le_bytes(a.try_into().map_err(|_| Errno::EFAULT)?),
+        u64::from_le_bytes(c.try_into().map_err(|_| Errno::EFAULT)?),
+    ))
 }
 
 pub fn write_pair(asp: &AddressSpace, addr: u64, a: u64, b: u64) -> Result<(), Errno> {

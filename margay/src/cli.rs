@@ -85,7 +85,7 @@ pub struct ProxyArgs {
 const TWO_MIB: u64 = 2 << 20;
 
 fn human(bytes: u64) -> String {
-    if bytes % (1 << 30) == 0 {
+    if bytes.is_multiple_of(1 << 30) {
         format!("{}G", bytes >> 30)
     } else {
         format!("{}M", bytes >> 20)
@@ -116,9 +116,7 @@ pub fn parse_mem_size(s: &str) -> Result<u64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("'{s}' is not a size (e.g. 512M, 1G, 1048576)"));
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is too large"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is too large"))?;
     let bytes = n
         .checked_mul(1u64 << shift)
         .ok_or_else(|| format!("'{s}' is too large"))?;
@@ -141,7 +139,10 @@ pub fn parse_cpus(s: &str) -> Result<u32, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a number of cores"))?;
     if n == 0 || n as usize > wire::MAX_CPUS {
-        return Err(format!("{n} is outside the supported range 1 to {}", wire::MAX_CPUS));
+        return Err(format!(
+            "{n} is outside the supported range 1 to {}",
+            wire::MAX_CPUS
+        ));
     }
     Ok(n)
 }
@@ -161,8 +162,20 @@ mod tests {
         assert_eq!(parse_mem_size("512MB"), Ok(512 << 20));
         assert_eq!(parse_mem_size("134217728"), Ok(128 << 20));
         for bad in [
-            "", "M", "12X", "-64M", "64.5M", "0x4000000", "1 G", "4G", "32M", "63M", "65M",
-            "1024K", "99999999999999999999", "18014398509481984K",
+            "",
+            "M",
+            "12X",
+            "-64M",
+            "64.5M",
+            "0x4000000",
+            "1 G",
+            "4G",
+            "32M",
+            "63M",
+            "65M",
+            "1024K",
+            "99999999999999999999",
+            "18014398509481984K",
         ] {
             assert!(parse_mem_size(bad).is_err(), "{bad:?} accepted");
         }
@@ -182,7 +195,10 @@ mod tests {
 
     #[test]
     fn run_command_line() {
-        let cli = Cli::try_parse_from(["margay", "run", "--mem", "1G", "--stats", "--", "ls", "-l", "--color"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "margay", "run", "--mem", "1G", "--stats", "--", "ls", "-l", "--color",
+        ])
+        .unwrap();
         let Command::Run(r) = cli.command else {
             panic!("not run");
         };

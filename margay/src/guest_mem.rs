@@ -93,7 +93,9 @@ impl GuestMem {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(GuestMemError::Map(std::io::Error::last_os_error().to_string()));
+            return Err(GuestMemError::Map(
+                std::io::Error::last_os_error().to_string(),
+            ));
         }
         let base = NonNull::new(p.cast::<u8>())
             .ok_or_else(|| GuestMemError::Map("mmap returned NULL".into()))?;
@@ -134,7 +136,7 @@ impl GuestMem {
     pub fn read_obj<T: Pod>(&self, off: u64) -> Result<T, GuestMemError> {
         let idx = self.check(off, size_of::<T>() as u64)?;
         let p = self.at(idx);
-        if (p as usize) % align_of::<T>() == 0 {
+        if (p as usize).is_multiple_of(align_of::<T>()) {
             // SAFETY: `check` put the whole value inside the live mapping, `p` is
             // aligned for T, and T: Pod accepts whatever bytes the guest wrote.
             return Ok(unsafe { ptr::read_volatile(p.cast::<T>()) });
@@ -153,7 +155,7 @@ impl GuestMem {
     pub fn write_obj<T: Pod>(&self, off: u64, val: &T) -> Result<(), GuestMemError> {
         let idx = self.check(off, size_of::<T>() as u64)?;
         let p = self.at(idx);
-        if (p as usize) % align_of::<T>() == 0 {
+        if (p as usize).is_multiple_of(align_of::<T>()) {
             // SAFETY: `check` put the whole value inside the live mapping and `p` is
             // aligned for T; the mapping is writable and owned by no Rust object.
             unsafe { ptr::write_volatile(p.cast::<T>(), *val) };
@@ -161,7 +163,8 @@ impl GuestMem {
         }
         // SAFETY: `val` is a valid T, so its size_of::<T>() bytes are readable; T: Pod
         // structs in this crate have no padding (their sizes are asserted in wire).
-        let src = unsafe { std::slice::from_raw_parts((val as *const T).cast::<u8>(), size_of::<T>()) };
+        let src =
+            unsafe { std::slice::from_raw_parts((val as *const T).cast::<u8>(), size_of::<T>()) };
         self.copy_in(idx, src);
         Ok(())
     }
@@ -209,7 +212,7 @@ impl GuestMem {
     fn atomic_u32(&self, off: u64) -> Result<&AtomicU32, GuestMemError> {
         let idx = self.check(off, 4)?;
         let p = self.at(idx);
-        if (p as usize) % 4 != 0 {
+        if !(p as usize).is_multiple_of(4) {
             return Err(GuestMemError::Unaligned { off, align: 4 });
         }
         // SAFETY: in bounds (checked), aligned (checked), and the mapping lives as
@@ -221,7 +224,7 @@ impl GuestMem {
     fn atomic_u64(&self, off: u64) -> Result<&AtomicU64, GuestMemError> {
         let idx = self.check(off, 8)?;
         let p = self.at(idx);
-        if (p as usize) % 8 != 0 {
+        if !(p as usize).is_multiple_of(8) {
             return Err(GuestMemError::Unaligned { off, align: 8 });
         }
         // SAFETY: as in `atomic_u32`, with 8-byte bounds and alignment checked.
@@ -256,6 +259,7 @@ impl GuestMem {
         Ok(self.atomic_u64(off)?.load(order))
     }
 
+    #[cfg(test)]
     pub fn store_u64(&self, off: u64, v: u64, order: Ordering) -> Result<(), GuestMemError> {
         self.atomic_u64(off)?.store(v, order);
         Ok(())

@@ -1,2 +1,289 @@
-//! `margay`: the host tool (placeholder while the host side is written).
-fn main() {}
+//! `margay`: the host side of the Margay LWK. `margay run` partitions memory, boots
+//! the kernel under QEMU, starts the offload proxy, and exits with the program's
+//! status; `margay __proxy` is the proxy itself.
+//!
+//! Module map: `cli` (arguments), `program` (PATH search, ELF check), `partition`
+//! (memfds, boot header/data), `guest_mem` (all guest RAM access), `qemu` (QEMU
+//! command line and output), `children` (child supervision, signals), `proxy`
+//! (the per-process proxy), `trace` (`--trace` lines), `report` (outcome, kmsg,
+//! stats), `sys` (libc wrappers).
+
+mod children;
+mod cli;
+mod guest_mem;
+mod partition;
+mod program;
+mod proxy;
+mod qemu;
+mod report;
+mod sys;
+mod trace;
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::process::{Command, ExitCode};
+
+use anyhow::{anyhow, Context as _};
+use clap::Parser as _;
+
+use children::Supervised;
+use cli::{Cli, RunArgs};
+use report::{Outcome, EXIT_INTERNAL};
+
+/// The kernel image, built by build.rs.
+static KERNEL_ELF: &[u8] = include_bytes!(env!("MARGAY_KERNEL_ELF"));
+
+/// An error that ends margay with a specific exit status.
+struct Fatal {
+    status: i32,
+    error: anyhow::Error,
+}
+
+trait OrExit<T> {
+    fn or_exit(self, status: i32) -> Result<T, Fatal>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
+    fn or_exit(self, status: i32) -> Result<T, Fatal> {
+        self.map_err(|e| Fatal {
+            status,
+            error: e.into(),
+        })
+    }
+}
+
+fn exit_code(status: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(status).unwrap_or(EXIT_INTERNAL as u8))
+}
+
+fn main() -> ExitCode {
+    let start_ns = sys::clock_ns(libc::CLOCK_REALTIME);
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(
+                e.kind(),
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            let msg = e.render().to_string();
+            eprint!("margay: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        cli::Command::Run(args) => run(args, start_ns),
+        cli::Command::Proxy(args) => match proxy::main(args) {
+            Ok(()) => Ok(0),
+            Err(e) => Err(Fatal {
+                status: EXIT_INTERNAL,
+                error: e.context("proxy"),
+            }),
+        },
+    };
+    match result {
+        Ok(status) => exit_code(status),
+        Err(f) => {
+            eprintln!("margay: {:#}", f.error);
+            exit_code(f.status)
+        }
+    }
+}
+
+fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
+    // Before any thread exists, so that every thread inherits the blocked mask.
+    children::handle_terminal_signals()
+        .context("cannot set up signal handling")
+        .or_exit(1)?;
+    let debug = std::env::var_os("MARGAY_DEBUG").is_some();
+
+    let (typed, argv_rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow!("no program given"))
+        .or_exit(2)?;
+    let program =
+        program::prepare(typed, std::env::var_os("PATH").as_deref()).map_err(|e| Fatal {
+            status: e.exit_status(),
+            error: e.into(),
+        })?;
+    let accel = qemu::choose_accel(args.accel).or_exit(1)?;
+
+    let argv: Vec<OsString> = std::iter::once(program.typed.clone())
+        .chain(argv_rest.iter().cloned())
+        .collect();
+    let envp: Vec<OsString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        })
+        .collect();
+    let mut flags = 0;
+    if args.stats {
+        flags |= wire::FLAG_STATS;
+    }
+    if args.trace {
+        flags |= wire::FLAG_TRACE;
+    }
+    if debug {
+        flags |= wire::FLAG_KMSG_ECHO;
+    }
+    let mut boot = partition::BootParams {
+        ncpus: args.cpus,
+        mem_size: args.mem,
+        flags,
+        proxy_pid: 0,
+        ids: sys::ids(),
+        host_start_ns: start_ns,
+        path: program.path.as_os_str().as_bytes(),
+        argv: &argv,
+        envp: &envp,
+    };
+    // Fail on oversized arguments before starting anything.
+    partition::encode_bootdata(&boot).or_exit(2)?;
+
+    let ram = partition::Ram::create(args.mem).or_exit(1)?;
+    let kernel = partition::kernel_image(KERNEL_ELF).or_exit(1)?;
+    let kernel_path = partition::proc_fd_path(&kernel);
+
+    // The proxy: inherits stdio, cwd, umask and environment.
+    let self_exe = std::env::current_exe()
+        .context("cannot find margay's own executable to start the proxy")
+        .or_exit(1)?;
+    let mut cmd = Command::new(self_exe);
+    cmd.args(proxy::spawn_args(
+        &ram.path(),
+        args.mem,
+        args.cpus,
+        &program.path,
+        args.trace,
+    ));
+    sys::die_with_parent(&mut cmd);
+    let mut proxy = Supervised::spawn(&mut cmd)
+        .context("cannot start the proxy process")
+        .or_exit(1)?;
+
+    boot.proxy_pid = proxy.id();
+    partition::write_boot(ram.mem(), &boot).or_exit(1)?;
+
+    let qcfg = qemu::Config {
+        mem: args.mem,
+        cpus: args.cpus,
+        accel,
+        ram_path: &ram.path(),
+        kernel_path: &kernel_path,
+    };
+    let mut vm = qemu::spawn(&qcfg, debug).or_exit(1)?;
+
+    // Wait for QEMU; the proxy must not die first.
+    loop {
+        let pid = sys::wait_any_child_exit()
+            .context("waiting for QEMU")
+            .or_exit(EXIT_INTERNAL)?;
+        if pid == vm.process.id() {
+            break;
+        }
+        if pid == proxy.id() {
+            let st = proxy.wait().ok();
+            let _ = vm.process.kill();
+            return Err(Fatal {
+                status: EXIT_INTERNAL,
+                error: anyhow!(
+                    "the proxy process died ({}) while the program was running; its error, if any, is above",
+                    st.map_or("unknown status".into(), |s| s.to_string())
+                ),
+            });
+        }
+        // Some other child (none expected): reap it and go on.
+        sys::reap(pid, true);
+    }
+    let qemu_status = vm
+        .process
+        .wait()
+        .context("reaping QEMU")
+        .or_exit(EXIT_INTERNAL)?;
+    let console = vm
+        .console
+        .take()
+        .map(qemu::Tail::finish)
+        .unwrap_or_default();
+    let qemu_stderr = vm.stderr.take().map(qemu::Tail::finish).unwrap_or_default();
+    let _ = proxy.kill();
+
+    let mem = ram.mem();
+    let kmsg = report::read_kmsg(mem);
+    let header = report::read_header(mem);
+    let mut err = std::io::stderr().lock();
+    if args.kmsg {
+        let _ = err.write_all(&kmsg);
+        if !kmsg.ends_with(b"\n") && !kmsg.is_empty() {
+            let _ = err.write_all(b"\n");
+        }
+    }
+    let name = program.typed.to_string_lossy();
+    let outcome = header.as_ref().map_or(
+        Outcome::Corrupt("unreadable header".into()),
+        report::outcome,
+    );
+    if args.stats {
+        match (header.as_ref(), report::read_stats(mem)) {
+            (Some(h), Some((st, entries))) => {
+                let _ = err.write_all(report::render_stats(h, &st, &entries).as_bytes());
+            }
+            _ => {
+                let _ = writeln!(
+                    err,
+                    "margay: no statistics: the kernel did not finish writing them"
+                );
+            }
+        }
+    }
+    let status = match outcome {
+        Outcome::Exited(code) => i32::from(code),
+        Outcome::Killed { signal, fault_addr } => {
+            // Like a shell: a death by SIGINT or SIGPIPE goes unreported.
+            if !report::is_quiet_signal(signal) {
+                let what = report::describe_signal(signal, fault_addr);
+                let _ = writeln!(err, "margay: {name}: {what}");
+            }
+            128 + signal as i32
+        }
+        Outcome::Panicked => {
+            let h = header.unwrap_or_default();
+            let _ = err.write_all(report::panic_report(&h, &kmsg, &console).as_bytes());
+            EXIT_INTERNAL
+        }
+        Outcome::Stopped(_) | Outcome::Corrupt(_) => {
+            let why = match &outcome {
+                Outcome::Corrupt(c) => format!("the LWK left a corrupt status ({c})"),
+                _ => format!("the LWK stopped before {name} finished"),
+            };
+            let _ = writeln!(err, "margay: {why}; QEMU {qemu_status}");
+            if !qemu_stderr.is_empty() {
+                let _ = writeln!(
+                    err,
+                    "QEMU said:\n{}",
+                    report::last_lines(&qemu_stderr, 20).trim_end()
+                );
+            }
+            if !console.is_empty() && !debug {
+                let _ = writeln!(
+                    err,
+                    "debug console (last lines):\n{}",
+                    report::last_lines(&console, 20).trim_end()
+                );
+            }
+            let _ = writeln!(
+                err,
+                "margay: rerun with MARGAY_DEBUG=1 and --kmsg for the kernel's log"
+            );
+            EXIT_INTERNAL
+        }
+    };
+    Ok(status)
+}

@@ -147,6 +147,17 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Let this thread's timed sleeps end within `ns` of their deadline (the default
+/// slack of 50 µs would dominate the proxy's short idle naps).
+pub fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
+    let ns = libc::c_ulong::try_from(ns).unwrap_or(libc::c_ulong::MAX);
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Send SIGKILL to `pid` (errors, e.g. an already-reaped child, are ignored).
 pub fn kill9(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
@@ -155,6 +166,17 @@ pub fn kill9(pid: u32) {
             // unreaped children, so the pid cannot have been reused.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+    }
+}
+
+/// Reap child `pid` (blocking unless `nohang`), ignoring its status and errors.
+/// Only for children no `std::process::Child` owns or that are known unreaped.
+pub fn reap(pid: u32, nohang: bool) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let flags = if nohang { libc::WNOHANG } else { 0 };
+        // SAFETY: waitpid with a NULL status pointer writes no memory; the caller
+        // guarantees the pid is an unreaped child of ours.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), flags) };
     }
 }
 
@@ -205,7 +227,11 @@ pub unsafe fn raw_syscall(nr: u64, args: &[u64; 6]) -> i64 {
     // passes the six register-sized arguments through unchanged.
     let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]) };
     if r == -1 {
-        -i64::from(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        -i64::from(
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
     } else {
         r
     }

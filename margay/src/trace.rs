@@ -66,7 +66,10 @@ fn shows_input(name: &str) -> bool {
 
 /// Calls whose output buffer holds `result` bytes of data worth showing.
 fn shows_output(name: &str) -> bool {
-    matches!(name, "read" | "pread64" | "recvfrom" | "readlink" | "readlinkat")
+    matches!(
+        name,
+        "read" | "pread64" | "recvfrom" | "readlink" | "readlinkat"
+    )
 }
 
 /// Calls that return addresses.
@@ -89,14 +92,7 @@ fn data(mem: &dyn UserRead, addr: u64, len: u64) -> String {
 }
 
 /// Format one argument of kind `kind` and value `v` (`args` for length lookups).
-fn arg(
-    name: &str,
-    kind: Arg,
-    v: u64,
-    args: &[u64; 6],
-    result: i64,
-    mem: &dyn UserRead,
-) -> String {
+fn arg(name: &str, kind: Arg, v: u64, args: &[u64; 6], result: i64, mem: &dyn UserRead) -> String {
     let len_of = |i: u8| args.get(usize::from(i)).copied().unwrap_or(0);
     match kind {
         Arg::Int => (v as i64).to_string(),
@@ -121,9 +117,7 @@ fn arg(
             None => ptr(v),
         },
         Arg::InBuf(i) if v != 0 && shows_input(name) => data(mem, v, len_of(i)),
-        Arg::OutBuf(_) if v != 0 && result > 0 && shows_output(name) => {
-            data(mem, v, result as u64)
-        }
+        Arg::OutBuf(_) if v != 0 && result > 0 && shows_output(name) => data(mem, v, result as u64),
         _ => ptr(v),
     }
 }
@@ -142,7 +136,13 @@ pub fn result(name: Option<&str>, r: i64) -> String {
 
 /// One trace line (without the newline) for syscall `nr(args) = result`, with the
 /// `TRACE_*` `flags` shown as a trailing marker.
-pub fn format_line(nr: u64, args: &[u64; 6], result_raw: u64, flags: u64, mem: &dyn UserRead) -> String {
+pub fn format_line(
+    nr: u64,
+    args: &[u64; 6],
+    result_raw: u64,
+    flags: u64,
+    mem: &dyn UserRead,
+) -> String {
     let r = result_raw as i64;
     let name = linux_abi::name(nr);
     let mut line = match name {
@@ -208,10 +208,21 @@ mod tests {
 
     #[test]
     fn common_calls() {
-        assert_eq!(line(SYS_WRITE, [1, 0x1000, 6, 0, 0, 0], 6, 0), r#"write(1, "hello\n", 6) = 6"#);
-        assert_eq!(line(SYS_BRK, [0; 6], 0x4c9000, TRACE_LOCAL), "brk(0) = 0x4c9000 <lwk>");
         assert_eq!(
-            line(SYS_OPENAT, [(-100i64) as u64, 0x2000, 0x80000, 0o644, 0, 0], -2, 0),
+            line(SYS_WRITE, [1, 0x1000, 6, 0, 0, 0], 6, 0),
+            r#"write(1, "hello\n", 6) = 6"#
+        );
+        assert_eq!(
+            line(SYS_BRK, [0; 6], 0x4c9000, TRACE_LOCAL),
+            "brk(0) = 0x4c9000 <lwk>"
+        );
+        assert_eq!(
+            line(
+                SYS_OPENAT,
+                [(-100i64) as u64, 0x2000, 0x80000, 0o644, 0, 0],
+                -2,
+                0
+            ),
             r#"openat(AT_FDCWD, "/etc/passwd", 0x80000, 0o644) = -1 ENOENT"#
         );
         assert_eq!(line(SYS_CLOSE, [3, 0, 0, 0, 0, 0], 0, 0), "close(3) = 0");
@@ -219,7 +230,10 @@ mod tests {
             line(SYS_FSTAT, [1, 0x7fff_0000, 0, 0, 0, 0], 0, 0),
             "fstat(1, 0x7fff0000) = 0"
         );
-        assert_eq!(line(SYS_GETPID, [9; 6], 42, TRACE_LOCAL), "getpid() = 42 <lwk>");
+        assert_eq!(
+            line(SYS_GETPID, [9; 6], 42, TRACE_LOCAL),
+            "getpid() = 42 <lwk>"
+        );
         assert_eq!(
             line(SYS_CLONE, [0x11, 0, 0, 0, 0, 0], -38, TRACE_UNSUPPORTED),
             "clone(0x11, 0, 0) = -1 ENOSYS <unsupported>"
@@ -228,25 +242,43 @@ mod tests {
             line(SYS_READ, [0, 0x1000, 4096, 0, 0, 0], 6, 0),
             r#"read(0, "hello\n", 4096) = 6"#
         );
-        assert_eq!(line(SYS_READ, [0, 0x1000, 4096, 0, 0, 0], 0, 0), "read(0, 0x1000, 4096) = 0");
+        assert_eq!(
+            line(SYS_READ, [0, 0x1000, 4096, 0, 0, 0], 0, 0),
+            "read(0, 0x1000, 4096) = 0"
+        );
     }
 
     #[test]
     fn long_bad_and_odd_arguments() {
         // Long paths and buffers are cut; unreadable pointers print as addresses.
         let l = line(SYS_STAT, [0x3000, 0, 0, 0, 0, 0], -2, 0);
-        assert_eq!(l, format!("stat(\"{}\"..., NULL) = -1 ENOENT", "x".repeat(PATH_CHARS)));
+        assert_eq!(
+            l,
+            format!("stat(\"{}\"..., NULL) = -1 ENOENT", "x".repeat(PATH_CHARS))
+        );
         let l = line(SYS_WRITE, [1, 0x3000, 100, 0, 0, 0], 100, 0);
-        assert_eq!(l, format!("write(1, \"{}\"..., 100) = 100", "x".repeat(DATA_CHARS)));
+        assert_eq!(
+            l,
+            format!("write(1, \"{}\"..., 100) = 100", "x".repeat(DATA_CHARS))
+        );
         assert_eq!(
             line(SYS_WRITE, [1, 0xbad0, 5, 0, 0, 0], -14, 0),
             "write(1, 0xbad0, 5) = -1 EFAULT"
         );
-        assert_eq!(line(SYS_UNLINK, [0x4000, 0, 0, 0, 0, 0], 0, 0), r#"unlink("a\"b\\c\x01\xff") = 0"#);
+        assert_eq!(
+            line(SYS_UNLINK, [0x4000, 0, 0, 0, 0, 0], 0, 0),
+            r#"unlink("a\"b\\c\x01\xff") = 0"#
+        );
         // Unknown numbers and calls without a signature.
-        assert_eq!(line(600, [1, 2, 3, 4, 5, 6], -38, 0), "syscall_600(0x1, 0x2, 0x3) = -1 ENOSYS");
+        assert_eq!(
+            line(600, [1, 2, 3, 4, 5, 6], -38, 0),
+            "syscall_600(0x1, 0x2, 0x3) = -1 ENOSYS"
+        );
         // Results outside the errno range are plain numbers.
-        assert_eq!(line(SYS_LSEEK, [3, 0, 2, 0, 0, 0], -4096, 0), "lseek(3, 0, 2) = -4096");
+        assert_eq!(
+            line(SYS_LSEEK, [3, 0, 2, 0, 0, 0], -4096, 0),
+            "lseek(3, 0, 2) = -4096"
+        );
         assert_eq!(result(Some("mmap"), -12), "-1 ENOMEM");
     }
 }

@@ -12,8 +12,8 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeSet, HashMap};
-use std::os::unix::process::CommandExt;
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -59,7 +59,13 @@ fn read_proc(pid: u32) -> Option<Proc> {
                 .join(" ")
         })
         .unwrap_or_default();
-    Some(Proc { pid, ppid, state, start, cmdline })
+    Some(Proc {
+        pid,
+        ppid,
+        state,
+        start,
+        cmdline,
+    })
 }
 
 fn all_procs() -> Vec<Proc> {
@@ -170,7 +176,10 @@ fn leak_check(sig: &str, to_group: bool) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _permit = qemu_permit();
     let busybox = BUSYBOX;
-    assert!(std::path::Path::new(busybox).is_file(), "{busybox} missing: install busybox-static");
+    assert!(
+        std::path::Path::new(busybox).is_file(),
+        "{busybox} missing: install busybox-static"
+    );
 
     let logdir = TempDir::new(&format!("cleanup-{sig}"));
     let log = logdir.join("margay.stderr");
@@ -185,13 +194,19 @@ fn leak_check(sig: &str, to_group: bool) {
         .spawn()
         .expect("spawn margay");
     let pid = child.id();
-    let mut guard = Guard { pgid: pid, procs: Vec::new() };
+    let mut guard = Guard {
+        pgid: pid,
+        procs: Vec::new(),
+    };
 
     // Wait for QEMU to appear under margay.
     let end = Instant::now() + START_DEADLINE;
     loop {
         if let Some(s) = child.try_wait().expect("try_wait") {
-            panic!("margay exited ({s:?}) before starting QEMU; stderr:\n{}", read_log(&log));
+            panic!(
+                "margay exited ({s:?}) before starting QEMU; stderr:\n{}",
+                read_log(&log)
+            );
         }
         let d = descendants(pid);
         if d.iter().any(is_qemu) {
@@ -214,7 +229,11 @@ fn leak_check(sig: &str, to_group: bool) {
         let have_proxy = d.iter().any(|p| !is_qemu(p));
         // Keep every process ever seen, not just the current ones.
         for p in d {
-            if !guard.procs.iter().any(|q| q.pid == p.pid && q.start == p.start) {
+            if !guard
+                .procs
+                .iter()
+                .any(|q| q.pid == p.pid && q.start == p.start)
+            {
                 guard.procs.push(p);
             }
         }
@@ -225,7 +244,10 @@ fn leak_check(sig: &str, to_group: bool) {
             break;
         }
         if let Some(s) = child.try_wait().expect("try_wait") {
-            panic!("margay exited ({s:?}) before the program ran; stderr:\n{}", read_log(&log));
+            panic!(
+                "margay exited ({s:?}) before the program ran; stderr:\n{}",
+                read_log(&log)
+            );
         }
         thread::sleep(POLL);
     }
@@ -248,7 +270,10 @@ fn leak_check(sig: &str, to_group: bool) {
             read_log(&log)
         ),
     };
-    eprintln!("margay exited after SIG{sig}: {status:?} (shell status {})", status_code(status));
+    eprintln!(
+        "margay exited after SIG{sig}: {status:?} (shell status {})",
+        status_code(status)
+    );
     if sig != "KILL" {
         // It must not carry on as if nothing happened.
         assert_ne!(status_code(status), 0, "margay exited 0 after SIG{sig}");
@@ -269,10 +294,16 @@ fn leak_check(sig: &str, to_group: bool) {
             .filter(|p| is_qemu(p) && p.state != 'Z')
             .filter(|p| {
                 watched.iter().any(|w| w.pid == p.pid && w.start == p.start)
-                    || ram_files.iter().any(|f| p.cmdline.contains(&*f.to_string_lossy()))
+                    || ram_files
+                        .iter()
+                        .any(|f| p.cmdline.contains(&*f.to_string_lossy()))
             })
             .collect();
-        if procs_left.is_empty() && shm_left.is_empty() && ram_left.is_empty() && qemu_left.is_empty() {
+        if procs_left.is_empty()
+            && shm_left.is_empty()
+            && ram_left.is_empty()
+            && qemu_left.is_empty()
+        {
             break;
         }
         if Instant::now() >= end {

@@ -21,7 +21,10 @@ fn hello_matches_native() {
     let (_, m) = compare_with_native_stderr(&inv);
     let out = stdout_str(&m);
     assert!(out.contains("hello from margay test"), "{out}");
-    assert!(out.contains("MARGAY_TEST_VAR=value with spaces = and symbols!"), "{out}");
+    assert!(
+        out.contains("MARGAY_TEST_VAR=value with spaces = and symbols!"),
+        "{out}"
+    );
     assert!(stderr_str(&m).contains("hello on stderr"));
 }
 
@@ -36,7 +39,9 @@ fn hello_without_args_or_var() {
     };
     let margay = {
         let mut c = std::process::Command::new(MARGAY);
-        c.args(["run", "--"]).arg(&prog).env_remove("MARGAY_TEST_VAR");
+        c.args(["run", "--"])
+            .arg(&prog)
+            .env_remove("MARGAY_TEST_VAR");
         let _p = qemu_permit();
         run_with_timeout(c, None, TIMEOUT, "margay run -- hello")
     };
@@ -56,7 +61,10 @@ fn exit_codes() {
 /// Runs a program that works inside a directory given as argv[1] ("work"),
 /// natively and under margay, each in a fresh directory with the same
 /// structure, with cwd set to that directory's parent.
-fn compare_in_fresh_dirs(name: &str, extra_args: &[&str]) -> (std::process::Output, std::process::Output) {
+fn compare_in_fresh_dirs(
+    name: &str,
+    extra_args: &[&str],
+) -> (std::process::Output, std::process::Output) {
     let prog = program(name);
     let native_dir = TempDir::new(&format!("{name}-native"));
     let margay_dir = TempDir::new(&format!("{name}-margay"));
@@ -69,7 +77,10 @@ fn compare_in_fresh_dirs(name: &str, extra_args: &[&str]) -> (std::process::Outp
     assert_status(&margay, 0, name);
     // Both runs clean up after themselves: the same (empty) tree remains.
     let left: Vec<_> = fs::read_dir(margay_dir.join("work")).unwrap().collect();
-    assert!(left.is_empty(), "{name} under margay left files behind: {left:?}");
+    assert!(
+        left.is_empty(),
+        "{name} under margay left files behind: {left:?}"
+    );
     (native, margay)
 }
 
@@ -77,7 +88,10 @@ fn compare_in_fresh_dirs(name: &str, extra_args: &[&str]) -> (std::process::Outp
 fn files_match_native() {
     let (_, m) = compare_in_fresh_dirs("files", &[]);
     let out = stdout_str(&m);
-    assert!(out.contains("first fd=3\n"), "first open must return fd 3:\n{out}");
+    assert!(
+        out.contains("first fd=3\n"),
+        "first open must return fd 3:\n{out}"
+    );
     assert!(out.contains("all ok\n"), "{out}");
 }
 
@@ -92,7 +106,9 @@ fn getdents_match_native() {
 
 #[test]
 fn malloc_matches_native() {
-    let inv = Invocation::new(program("malloc")).flag("--mem").flag("512M");
+    let inv = Invocation::new(program("malloc"))
+        .flag("--mem")
+        .flag("512M");
     let (_, m) = compare_with_native(&inv);
     assert_status(&m, 0, "malloc");
     assert!(stdout_str(&m).contains("checksum="));
@@ -126,7 +142,10 @@ fn segfault_is_reported_as_sigsegv() {
     assert_status(&m, 139, "segv");
     assert_eq!(stdout_str(&m), "before\n");
     let err = stderr_str(&m);
-    assert!(err.contains("Segmentation fault"), "stderr should say Segmentation fault:\n{err}");
+    assert!(
+        err.contains("Segmentation fault"),
+        "stderr should say Segmentation fault:\n{err}"
+    );
 }
 
 #[test]
@@ -142,18 +161,35 @@ fn unknown_syscalls_give_enosys() {
 #[test]
 fn allocation_beyond_partition_gives_enomem() {
     // No native comparison: Linux overcommits.
-    let big = Invocation::new(program("enomem")).arg("1024").flag("--mem").flag("256M").run_margay();
+    let big = Invocation::new(program("enomem"))
+        .arg("1024")
+        .flag("--mem")
+        .flag("256M")
+        .run_margay();
     assert_status(&big, 0, "enomem 1024 with --mem 256M");
     let out = stdout_str(&big);
-    assert!(out.contains("mmap: ENOMEM"), "mmap of 1 GiB in a 256 MiB partition must fail:\n{out}");
-    assert!(out.contains("malloc: NULL"), "malloc of 1 GiB must return NULL:\n{out}");
+    assert!(
+        out.contains("mmap: ENOMEM"),
+        "mmap of 1 GiB in a 256 MiB partition must fail:\n{out}"
+    );
+    assert!(
+        out.contains("malloc: NULL"),
+        "malloc of 1 GiB must return NULL:\n{out}"
+    );
     assert!(out.contains("small malloc: ok"), "{out}");
 
     // A size that fits works.
-    let small = Invocation::new(program("enomem")).arg("16").flag("--mem").flag("256M").run_margay();
+    let small = Invocation::new(program("enomem"))
+        .arg("16")
+        .flag("--mem")
+        .flag("256M")
+        .run_margay();
     assert_status(&small, 0, "enomem 16 with --mem 256M");
     let out = stdout_str(&small);
-    assert!(out.contains("mmap: mapped") && out.contains("malloc: ok"), "{out}");
+    assert!(
+        out.contains("mmap: mapped") && out.contains("malloc: ok"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -169,7 +205,11 @@ fn stdin_piping_1mib() {
     let data = pseudo_random(1 << 20, 42);
     let inv = Invocation::new(program("stdin")).stdin(data);
     let (_, m) = compare_with_native(&inv);
-    assert!(stdout_str(&m).contains("bytes=1048576\n"), "{}", stdout_str(&m));
+    assert!(
+        stdout_str(&m).contains("bytes=1048576\n"),
+        "{}",
+        stdout_str(&m)
+    );
 }
 
 #[test]
@@ -221,7 +261,10 @@ impl Tree {
 
 fn sample_tree() -> Tree {
     let tmp = TempDir::new("busybox");
-    let d = Tree { root: tmp.join("tree"), _tmp: tmp };
+    let d = Tree {
+        root: tmp.join("tree"),
+        _tmp: tmp,
+    };
     fs::create_dir(d.path()).unwrap();
     let text = "The quick brown fox\njumps over\nthe lazy dog.\n\nlast line without newline";
     write_file(&d.join("text.txt"), text.as_bytes(), 0o644);
@@ -319,9 +362,17 @@ fn busybox_dd_64mib() {
     ])
     .run_margay();
     assert_status(&m, 0, "busybox dd");
-    assert!(stderr_str(&m).contains("64+0 records"), "{}", stderr_str(&m));
+    assert!(
+        stderr_str(&m).contains("64+0 records"),
+        "{}",
+        stderr_str(&m)
+    );
     assert_eq!(fs::metadata(&out).unwrap().len(), 64 << 20);
-    assert_eq!(native_sha256(&out), native_sha256(&input), "dd copy differs from input");
+    assert_eq!(
+        native_sha256(&out),
+        native_sha256(&input),
+        "dd copy differs from input"
+    );
 }
 
 #[test]
@@ -340,11 +391,19 @@ fn missing_program_is_127() {
     let name = "/nonexistent/margay-no-such-program";
     let o = run_margay(&["run", "--", name], None, &[]);
     assert_status(&o, 127, "missing program");
-    assert!(stderr_str(&o).contains("margay-no-such-program"), "{}", stderr_str(&o));
+    assert!(
+        stderr_str(&o).contains("margay-no-such-program"),
+        "{}",
+        stderr_str(&o)
+    );
 }
 
 fn assert_rejected_126(path: &Path, what: &str) -> String {
-    let o = run_margay(&["run".as_ref(), "--".as_ref(), path.as_os_str()], None, &[]);
+    let o = run_margay(
+        &["run".as_ref(), "--".as_ref(), path.as_os_str()],
+        None,
+        &[],
+    );
     assert_status(&o, 126, what);
     let err = stderr_str(&o);
     assert!(!err.trim().is_empty(), "{what}: no reason given on stderr");
@@ -402,7 +461,10 @@ fn aarch64_elf_is_126() {
     let p = d.join("arm64-prog");
     write_file(&p, &fake_elf(true, 183), 0o755);
     let err = assert_rejected_126(&p, "aarch64 ELF");
-    assert!(mentions_arch(&err), "reason should mention the architecture: {err}");
+    assert!(
+        mentions_arch(&err),
+        "reason should mention the architecture: {err}"
+    );
 }
 
 #[test]
@@ -411,14 +473,20 @@ fn elf32_is_126() {
     let p = d.join("i386-prog");
     write_file(&p, &fake_elf(false, 3), 0o755);
     let err = assert_rejected_126(&p, "32-bit ELF");
-    assert!(mentions_arch(&err), "reason should mention the architecture or 64-bit: {err}");
+    assert!(
+        mentions_arch(&err),
+        "reason should mention the architecture or 64-bit: {err}"
+    );
 }
 
 #[test]
 fn dynamic_elf_is_126() {
     let p = dynamic_program("hello");
     let err = assert_rejected_126(&p, "dynamically linked ELF");
-    assert!(err.to_lowercase().contains("dynamic"), "reason should say dynamic: {err}");
+    assert!(
+        err.to_lowercase().contains("dynamic"),
+        "reason should say dynamic: {err}"
+    );
 }
 
 #[test]
@@ -435,7 +503,11 @@ fn bad_options_are_usage_errors() {
     ] {
         let o = run_margay(&args, None, &[]);
         assert_status(&o, 2, &args.join(" "));
-        assert!(o.stdout.is_empty(), "{}: program must not run", args.join(" "));
+        assert!(
+            o.stdout.is_empty(),
+            "{}: program must not run",
+            args.join(" ")
+        );
     }
 }
 
@@ -447,7 +519,10 @@ fn stats_table() {
     let inv = Invocation::new(program("hello")).flag("--stats");
     let (_, m) = compare_with_native(&inv);
     let err = stderr_str(&m);
-    assert!(err.contains("offloaded"), "--stats must mention offloaded calls:\n{err}");
+    assert!(
+        err.contains("offloaded"),
+        "--stats must mention offloaded calls:\n{err}"
+    );
     assert!(err.contains("write"), "--stats must list write:\n{err}");
 }
 

@@ -184,18 +184,24 @@ fn segment(ph: &Phdr, file_len: u64) -> Result<LoadSegment, ElfError> {
 /// the program headers must lie inside it. `file_len` is the full file size, used to
 /// check that every segment's file range is inside the file.
 pub fn parse(prefix: &[u8], file_len: u64) -> Result<ElfInfo, ElfError> {
+    // Identify the file (magic, class, byte order) before requiring a full
+    // 64-bit header, so a short 32-bit ELF is reported as such.
+    if prefix.len() < 4 || prefix[..4] != *b"\x7fELF" {
+        return Err(if prefix.len() < 4 {
+            ElfError::TooShort
+        } else {
+            ElfError::NotElf
+        });
+    }
+    if prefix.get(4) != Some(&2) {
+        return Err(ElfError::Not64Bit);
+    }
+    if prefix.get(5) != Some(&1) {
+        return Err(ElfError::NotLittleEndian);
+    }
     let h = prefix.get(..EHDR_SIZE).ok_or(ElfError::TooShort)?;
     if file_len < EHDR_SIZE as u64 {
         return Err(ElfError::TooShort);
-    }
-    if h[..4] != *b"\x7fELF" {
-        return Err(ElfError::NotElf);
-    }
-    if h[4] != 2 {
-        return Err(ElfError::Not64Bit);
-    }
-    if h[5] != 1 {
-        return Err(ElfError::NotLittleEndian);
     }
     let e_type = rd16(h, 16).ok_or(ElfError::TooShort)?;
     let machine = rd16(h, 18).ok_or(ElfError::TooShort)?;

@@ -26,7 +26,9 @@ pub fn brk(addr: u64) -> SysResult {
         if addr < p.brk_start {
             return Ok(p.brk);
         }
-        let Some(want_end) = page_up(addr) else { return Ok(p.brk) };
+        let Some(want_end) = page_up(addr) else {
+            return Ok(p.brk);
+        };
         if want_end > p.heap_end {
             // Grow the mapped heap in generous steps so the region table stays small.
             let need = want_end - p.heap_end;
@@ -36,7 +38,9 @@ pub fn brk(addr: u64) -> SysResult {
             let grown = [step, need].into_iter().find(|&len| {
                 in_window(p.heap_end, len)
                     && p.aspace.is_free(p.heap_end, len)
-                    && p.aspace.map_anon(p.heap_end, len, PROT_READ | PROT_WRITE, RegionKind::Heap).is_ok()
+                    && p.aspace
+                        .map_anon(p.heap_end, len, PROT_READ | PROT_WRITE, RegionKind::Heap)
+                        .is_ok()
             });
             match grown {
                 Some(len) => p.heap_end += len,
@@ -57,7 +61,7 @@ pub fn brk(addr: u64) -> SysResult {
 
 fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
         if !in_window(addr, len) {
@@ -68,11 +72,14 @@ fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
         }
         return Ok(addr);
     }
-    if addr != 0 && addr % PAGE == 0 && in_window(addr, len) && p.aspace.is_free(addr, len) {
+    if addr != 0 && addr.is_multiple_of(PAGE) && in_window(addr, len) && p.aspace.is_free(addr, len)
+    {
         return Ok(addr);
     }
     let align = if len >= MB2 { MB2 } else { PAGE };
-    p.aspace.find_free(len, align, MMAP_BOTTOM, MMAP_TOP).ok_or(Errno::ENOMEM)
+    p.aspace
+        .find_free(len, align, MMAP_BOTTOM, MMAP_TOP)
+        .ok_or(Errno::ENOMEM)
 }
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> SysResult {
@@ -87,10 +94,13 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
     let anon = flags & MAP_ANONYMOUS != 0;
     if !anon {
         if kind != MAP_PRIVATE {
-            crate::kprintln!("mmap: MAP_SHARED of a file is not supported on the LWK (fd {})", fd as i64);
+            crate::kprintln!(
+                "mmap: MAP_SHARED of a file is not supported on the LWK (fd {})",
+                fd as i64
+            );
             return Err(Errno::ENODEV);
         }
-        if off % PAGE != 0 {
+        if !off.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
     }
@@ -100,7 +110,11 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
         if flags & MAP_FIXED != 0 {
             p.aspace.unmap(va, len)?;
         }
-        let initial = if anon { prot } else { prot | PROT_READ | PROT_WRITE };
+        let initial = if anon {
+            prot
+        } else {
+            prot | PROT_READ | PROT_WRITE
+        };
         p.aspace.map_anon(va, len, initial, RegionKind::Anon)?;
         Ok::<u64, Errno>(va)
     })?;
@@ -108,10 +122,17 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
         // MAP_PRIVATE file mapping: LWK memory filled from the file by the proxy.
         let mut done = 0u64;
         while done < len {
-            let r = super::offload(u64::from(linux_abi::syscalls_gen::SYS_PREAD64), [fd, va + done, len - done, off + done, 0, 0]) as i64;
+            let r = super::offload(
+                u64::from(linux_abi::syscalls_gen::SYS_PREAD64),
+                [fd, va + done, len - done, off + done, 0, 0],
+            ) as i64;
             if r < 0 {
                 let _ = process::with(|p| p.aspace.unmap(va, len));
-                return Err(if r == Errno::ESPIPE.as_ret() { Errno::ENODEV } else { errno_from(r) });
+                return Err(if r == Errno::ESPIPE.as_ret() {
+                    Errno::ENODEV
+                } else {
+                    errno_from(r)
+                });
             }
             if r == 0 {
                 break;
@@ -136,7 +157,7 @@ fn errno_from(r: i64) -> Errno {
 }
 
 pub fn munmap(addr: u64, len: u64) -> SysResult {
-    if addr % PAGE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE) || len == 0 {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -148,7 +169,8 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
 }
 
 pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
-    if addr % PAGE != 0 || prot & !7 != 0 && prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0 {
+    if !addr.is_multiple_of(PAGE) || prot & !7 != 0 && prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0
+    {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
@@ -162,7 +184,7 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
 const MADV_DONTNEED: u64 = 4;
 
 pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -181,11 +203,17 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
 pub fn check_mapped(addr: u64, len: u64) -> SysResult {
     let start = addr & !(PAGE - 1);
     let len = page_up(len + (addr - start)).ok_or(Errno::ENOMEM)?;
-    process::with(|p| if p.aspace.regions().check_range(start, len, 0) { Ok(0) } else { Err(Errno::ENOMEM) })
+    process::with(|p| {
+        if p.aspace.regions().check_range(start, len, 0) {
+            Ok(0)
+        } else {
+            Err(Errno::ENOMEM)
+        }
+    })
 }
 
 pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
@@ -201,7 +229,7 @@ pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
 }
 
 pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
-    if old % PAGE != 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | 4) != 0 {
+    if !old.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | 4) != 0 {
         return Err(Errno::EINVAL);
     }
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
@@ -233,16 +261,19 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
             }
         }
         let dst = if flags & MREMAP_FIXED != 0 {
-            if new_addr % PAGE != 0 || !in_window(new_addr, new_len) {
+            if !new_addr.is_multiple_of(PAGE) || !in_window(new_addr, new_len) {
                 return Err(Errno::EINVAL);
             }
             p.aspace.unmap(new_addr, new_len)?;
             new_addr
         } else {
             let align = if new_len >= MB2 { MB2 } else { PAGE };
-            p.aspace.find_free(new_len, align, MMAP_BOTTOM, MMAP_TOP).ok_or(Errno::ENOMEM)?
+            p.aspace
+                .find_free(new_len, align, MMAP_BOTTOM, MMAP_TOP)
+                .ok_or(Errno::ENOMEM)?
         };
-        p.aspace.map_anon(dst, new_len, r.prot | PROT_READ | PROT_WRITE, r.kind)?;
+        p.aspace
+            .map_anon(dst, new_len, r.prot | PROT_READ | PROT_WRITE, r.kind)?;
         // Copy the old contents through the kernel (page by page through the region map).
         let copy_len = old_len.min(new_len);
         let mut buf = alloc::vec![0u8; 64 * 1024];
@@ -267,7 +298,10 @@ fn copy_raw(p: &Process, src: u64, dst: u64, buf: &mut [u8]) -> Result<(), Errno
     while off < buf.len() {
         let r = asp.regions().find(src + off as u64).ok_or(Errno::EFAULT)?;
         let n = ((r.end() - (src + off as u64)) as usize).min(buf.len() - off);
-        crate::arch::mem::read_phys(r.phys + (src + off as u64 - r.start), &mut buf[off..off + n]);
+        crate::arch::mem::read_phys(
+            r.phys + (src + off as u64 - r.start),
+            &mut buf[off..off + n],
+        );
         off += n;
     }
     uaccess::fill_user(asp, dst, buf)

@@ -12,10 +12,18 @@ use crate::arch::trap::SyscallFrame;
 use crate::ikc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use linux_abi::{to_raw, Errno, Policy, SysResult};
-use wire::{RequestKind, StatsHeader, SyscallStat, SHARED_PHYS, STATS_ENTRIES_OFF, STATS_NR, STATS_OFF};
+use wire::{
+    RequestKind, StatsHeader, SyscallStat, SHARED_PHYS, STATS_ENTRIES_OFF, STATS_NR, STATS_OFF,
+};
 
-static STATS: SpinLock<[SyscallStat; STATS_NR]> =
-    SpinLock::new([SyscallStat { local: 0, offloaded: 0, unsupported: 0, offload_cycles: 0 }; STATS_NR]);
+static STATS: SpinLock<[SyscallStat; STATS_NR]> = SpinLock::new(
+    [SyscallStat {
+        local: 0,
+        offloaded: 0,
+        unsupported: 0,
+        offload_cycles: 0,
+    }; STATS_NR],
+);
 static WARNED: SpinLock<[u64; STATS_NR / 64]> = SpinLock::new([0; STATS_NR / 64]);
 static IRQS: AtomicU64 = AtomicU64::new(0);
 static TRACE: AtomicBool = AtomicBool::new(false);
@@ -44,7 +52,10 @@ pub fn flush_stats() {
     let stats = STATS.lock();
     let base = SHARED_PHYS + STATS_OFF;
     for (i, s) in stats.iter().enumerate() {
-        write_phys_obj(base + STATS_ENTRIES_OFF + (i * core::mem::size_of::<SyscallStat>()) as u64, *s);
+        write_phys_obj(
+            base + STATS_ENTRIES_OFF + (i * core::mem::size_of::<SyscallStat>()) as u64,
+            *s,
+        );
     }
     write_phys_obj(
         base,
@@ -119,7 +130,9 @@ pub fn tracing() -> bool {
 
 fn local(nr: u64, a: [u64; 6]) -> SysResult {
     use linux_abi::syscalls_gen::*;
-    let Ok(n) = u32::try_from(nr) else { return Err(Errno::ENOSYS) };
+    let Ok(n) = u32::try_from(nr) else {
+        return Err(Errno::ENOSYS);
+    };
     match n {
         SYS_BRK => mem::brk(a[0]),
         SYS_MMAP => mem::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),

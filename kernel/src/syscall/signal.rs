@@ -23,14 +23,33 @@ pub fn rt_sigaction(sig: u64, act: u64, oact: u64, size: u64) -> SysResult {
         let new = if act != 0 {
             let mut b = [0u8; 32];
             uaccess::copy_from_user(&p.aspace, act, &mut b)?;
-            let w = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
-            Some(SigAction { handler: w(0), flags: w(8), restorer: w(16), mask: w(24) })
+            let w = |i: usize| {
+                u64::from_le_bytes([
+                    b[i],
+                    b[i + 1],
+                    b[i + 2],
+                    b[i + 3],
+                    b[i + 4],
+                    b[i + 5],
+                    b[i + 6],
+                    b[i + 7],
+                ])
+            };
+            Some(SigAction {
+                handler: w(0),
+                flags: w(8),
+                restorer: w(16),
+                mask: w(24),
+            })
         } else {
             None
         };
         if oact != 0 {
             let mut b = [0u8; 32];
-            for (i, v) in [old.handler, old.flags, old.restorer, old.mask].into_iter().enumerate() {
+            for (i, v) in [old.handler, old.flags, old.restorer, old.mask]
+                .into_iter()
+                .enumerate()
+            {
                 b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
             }
             uaccess::copy_to_user(&p.aspace, oact, &b)?;
@@ -72,7 +91,9 @@ pub fn sigaltstack(ss: u64, old: u64) -> SysResult {
             let mut b = [0u8; 24];
             uaccess::copy_from_user(&p.aspace, ss, &mut b)?;
             let sp = u64::from_le_bytes(b[0..8].try_into().map_err(|_| Errno::EFAULT)?);
-            let flags = u64::from(u32::from_le_bytes(b[8..12].try_into().map_err(|_| Errno::EFAULT)?));
+            let flags = u64::from(u32::from_le_bytes(
+                b[8..12].try_into().map_err(|_| Errno::EFAULT)?,
+            ));
             let size = u64::from_le_bytes(b[16..24].try_into().map_err(|_| Errno::EFAULT)?);
             if flags & !(2 | (1 << 31)) != 0 {
                 return Err(Errno::EINVAL);
@@ -103,10 +124,15 @@ fn raise_self(sig: u64) -> SysResult {
     }
     let (terminates, handled) = process::with(|p| {
         let a = p.sigactions[sig as usize];
-        (process::signal_terminates(p, sig as u32), a.handler > SIG_IGN)
+        (
+            process::signal_terminates(p, sig as u32),
+            a.handler > SIG_IGN,
+        )
     });
     if handled {
-        crate::kprintln!("signal {sig}: handler delivery is not implemented yet; applying the default action");
+        crate::kprintln!(
+            "signal {sig}: handler delivery is not implemented yet; applying the default action"
+        );
     }
     if terminates {
         process::kill(sig as u32, 0, None);
@@ -121,7 +147,10 @@ pub fn kill(pid: u64, sig: u64) -> SysResult {
         return raise_self(sig);
     }
     // Another Linux process: the proxy sends it.
-    Ok(super::offload(u64::from(linux_abi::syscalls_gen::SYS_KILL), [pid, sig, 0, 0, 0, 0]))
+    Ok(super::offload(
+        u64::from(linux_abi::syscalls_gen::SYS_KILL),
+        [pid, sig, 0, 0, 0, 0],
+    ))
 }
 
 pub fn tgkill(tgid: u64, tid: u64, sig: u64) -> SysResult {
@@ -142,8 +171,8 @@ pub fn after_offload(nr: u64, args: [u64; 6], ret: u64) {
     }
     let Ok(n) = u32::try_from(nr) else { return };
     let raises = match n {
-        SYS_WRITE | SYS_WRITEV | SYS_PWRITE64 | SYS_PWRITEV | SYS_PWRITEV2 | SYS_SENDFILE | SYS_SPLICE
-        | SYS_TEE | SYS_VMSPLICE => true,
+        SYS_WRITE | SYS_WRITEV | SYS_PWRITE64 | SYS_PWRITEV | SYS_PWRITEV2 | SYS_SENDFILE
+        | SYS_SPLICE | SYS_TEE | SYS_VMSPLICE => true,
         SYS_SENDTO => args[3] & MSG_NOSIGNAL == 0,
         SYS_SENDMSG => args[2] & MSG_NOSIGNAL == 0,
         _ => false,
@@ -152,7 +181,10 @@ pub fn after_offload(nr: u64, args: [u64; 6], ret: u64) {
         return;
     }
     let (terminates, blocked) = process::with(|p| {
-        (process::signal_terminates(p, SIGPIPE), p.sigmask & (1 << (SIGPIPE - 1)) != 0)
+        (
+            process::signal_terminates(p, SIGPIPE),
+            p.sigmask & (1 << (SIGPIPE - 1)) != 0,
+        )
     });
     if terminates && !blocked {
         process::kill(SIGPIPE, 0, None);

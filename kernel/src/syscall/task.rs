@@ -35,7 +35,11 @@ pub fn arch_prctl(code: u64, addr: u64) -> SysResult {
             Ok(0)
         }
         ARCH_GET_FS | ARCH_GET_GS => {
-            let v = rdmsr(if code == ARCH_GET_FS { MSR_FS_BASE } else { MSR_KERNEL_GS_BASE });
+            let v = rdmsr(if code == ARCH_GET_FS {
+                MSR_FS_BASE
+            } else {
+                MSR_KERNEL_GS_BASE
+            });
             process::with(|p| uaccess::write_u64(&p.aspace, addr, v))?;
             Ok(0)
         }
@@ -139,7 +143,11 @@ pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64) -> SysResult {
             let (s, ns) = process::with(|p| uaccess::read_pair(&p.aspace, timeout))?;
             let d = s.saturating_mul(1_000_000_000).saturating_add(ns);
             let now = crate::time::monotonic_ns();
-            let deadline = if cmd == FUTEX_WAIT_BITSET { d } else { now.saturating_add(d) };
+            let deadline = if cmd == FUTEX_WAIT_BITSET {
+                d
+            } else {
+                now.saturating_add(d)
+            };
             crate::time::sleep_until_monotonic(deadline);
             Err(Errno::ETIMEDOUT)
         }

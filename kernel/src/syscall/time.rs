@@ -73,7 +73,11 @@ pub fn nanosleep(req: u64, _rem: u64) -> SysResult {
 pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, _rem: u64) -> SysResult {
     let d = read_timespec(req)?;
     let start = now(clock)?;
-    let wait = if flags & TIMER_ABSTIME != 0 { d.saturating_sub(start) } else { d };
+    let wait = if flags & TIMER_ABSTIME != 0 {
+        d.saturating_sub(start)
+    } else {
+        d
+    };
     sleep_until_monotonic(monotonic_ns().saturating_add(wait));
     Ok(0)
 }

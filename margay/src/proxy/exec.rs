@@ -76,13 +76,25 @@ mod tests {
     fn only_offloaded_calls_run() {
         let ram = GuestMem::anonymous(MEM as usize);
         let mirror = Mirror::default();
-        let user = UserMem { mirror: &mirror, ram: &ram };
+        let user = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
         for nr in [SYS_MMAP, SYS_MUNMAP, SYS_BRK, SYS_CLONE, SYS_EXIT_GROUP] {
             assert_eq!(execute(u64::from(nr), &[0; 6], &user, b"/x", 1), -38);
         }
         assert_eq!(execute(100_000, &[0; 6], &user, b"/x", 1), -38);
         // A real offloaded call, with a pointer outside the (empty) mirror.
-        assert_eq!(execute(u64::from(SYS_UNAME), &[0x40_0000, 0, 0, 0, 0, 0], &user, b"/x", 1), -14);
+        assert_eq!(
+            execute(
+                u64::from(SYS_UNAME),
+                &[0x40_0000, 0, 0, 0, 0, 0],
+                &user,
+                b"/x",
+                1
+            ),
+            -14
+        );
         // And one without pointers.
         let pid = execute(u64::from(SYS_GETPPID), &[0; 6], &user, b"/x", 1);
         assert!(pid > 0);
@@ -91,12 +103,25 @@ mod tests {
     #[test]
     fn readlink_of_proc_self_exe_names_the_application() {
         let ram = GuestMem::anonymous(MEM as usize);
-        let mirror = Mirror::new(vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)], MEM).unwrap();
-        let user = UserMem { mirror: &mirror, ram: &ram };
+        let mirror = Mirror::new(
+            vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)],
+            MEM,
+        )
+        .unwrap();
+        let user = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
         ram.write_bytes(0x200_0000, b"/proc/self/exe\0").unwrap();
         ram.write_bytes(0x200_0100, b"/proc/77/exe\0").unwrap();
         let exe = b"/usr/bin/app";
-        let r = readlink_exe(u64::from(SYS_READLINK), &[0x40_0000, 0x40_0800, 64, 0, 0, 0], &user, exe, 77);
+        let r = readlink_exe(
+            u64::from(SYS_READLINK),
+            &[0x40_0000, 0x40_0800, 64, 0, 0, 0],
+            &user,
+            exe,
+            77,
+        );
         assert_eq!(r, Some(12));
         assert_eq!(ram.read_bytes(0x200_0800, 12).unwrap(), exe);
         // Truncated to bufsiz, no NUL.

@@ -39,11 +39,12 @@ impl Mirror {
     /// overlaps) and build the lookup structure.
     pub fn new(mut entries: Vec<MirrorEntry>, mem_size: u64) -> Result<Self, TableError> {
         for (index, e) in entries.iter().enumerate() {
-            e.validate(mem_size).map_err(|reason| TableError::BadEntry {
-                index,
-                entry: *e,
-                reason,
-            })?;
+            e.validate(mem_size)
+                .map_err(|reason| TableError::BadEntry {
+                    index,
+                    entry: *e,
+                    reason,
+                })?;
         }
         entries.sort_by_key(|e| e.vaddr);
         for w in entries.windows(2) {
@@ -66,7 +67,9 @@ impl Mirror {
             } else {
                 let first = base + size_of::<RegionTableHeader>() as u64;
                 (0..u64::from(hdr.count))
-                    .map(|i| mem.read_obj::<MirrorEntry>(first + i * size_of::<MirrorEntry>() as u64))
+                    .map(|i| {
+                        mem.read_obj::<MirrorEntry>(first + i * size_of::<MirrorEntry>() as u64)
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(TableError::from)
             };
@@ -186,15 +189,25 @@ pub(crate) mod tests {
         assert!(Mirror::new(vec![], MEM).unwrap().entries().is_empty());
         assert!(matches!(
             Mirror::new(vec![ok, entry(0, 0x1000, 0x200_0000, 1)], MEM),
-            Err(TableError::BadEntry { index: 1, reason: MirrorError::OutsideUserWindow, .. })
+            Err(TableError::BadEntry {
+                index: 1,
+                reason: MirrorError::OutsideUserWindow,
+                ..
+            })
         ));
         assert!(matches!(
             Mirror::new(vec![entry(0x40_0000, 0x1000, MEM, 1)], MEM),
-            Err(TableError::BadEntry { reason: MirrorError::OutsideMemory, .. })
+            Err(TableError::BadEntry {
+                reason: MirrorError::OutsideMemory,
+                ..
+            })
         ));
         assert!(matches!(
             Mirror::new(vec![entry(0x40_0000, 0x1000, SHARED_PHYS, 1)], MEM),
-            Err(TableError::BadEntry { reason: MirrorError::IntoSharedArea, .. })
+            Err(TableError::BadEntry {
+                reason: MirrorError::IntoSharedArea,
+                ..
+            })
         ));
         // Overlapping virtual ranges, given in either order.
         let over = entry(0x40_0000 - 0x1000, 0x2000, 0x220_0000, PROT_READ);
@@ -275,11 +288,25 @@ pub(crate) mod tests {
         assert_eq!(gen, 7);
         assert_eq!(m.unwrap().entries(), &[e0, e1]);
 
-        mem.write_obj(base, &RegionTableHeader { count: u32::MAX, ..hdr }).unwrap();
-        assert_eq!(Mirror::read(&mem).unwrap().1, Err(TableError::TooMany(u32::MAX)));
+        mem.write_obj(
+            base,
+            &RegionTableHeader {
+                count: u32::MAX,
+                ..hdr
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            Mirror::read(&mem).unwrap().1,
+            Err(TableError::TooMany(u32::MAX))
+        );
 
         mem.write_obj(base, &hdr).unwrap();
-        mem.write_obj(base + 48, &entry(0x40_0000, 0x1000, 0x201_0000, PROT_READ)).unwrap();
-        assert!(matches!(Mirror::read(&mem).unwrap().1, Err(TableError::Overlap(..))));
+        mem.write_obj(base + 48, &entry(0x40_0000, 0x1000, 0x201_0000, PROT_READ))
+            .unwrap();
+        assert!(matches!(
+            Mirror::read(&mem).unwrap().1,
+            Err(TableError::Overlap(..))
+        ));
     }
 }

@@ -66,9 +66,7 @@ impl UserMem<'_> {
             // Read up to the end of the region, the page, or the limit.
             let region_left = e.vaddr + e.len - cur;
             let page_left = 4096 - (cur % 4096);
-            let want = region_left
-                .min(page_left)
-                .min((max + 1 - out.len()) as u64);
+            let want = region_left.min(page_left).min((max + 1 - out.len()) as u64);
             let off = e.file_off + (cur - e.vaddr);
             let chunk = self
                 .ram
@@ -194,7 +192,10 @@ mod tests {
     #[test]
     fn strings_across_regions_and_limits() {
         let (ram, mirror) = setup();
-        let u = UserMem { mirror: &mirror, ram: &ram };
+        let u = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
         // "/etc/" at the end of the first region, "passwd\0" at the start of the next.
         ram.write_bytes(0x200_2000 - 5, b"/etc/").unwrap();
         ram.write_bytes(0x210_0000, b"passwd\0").unwrap();
@@ -215,9 +216,15 @@ mod tests {
     #[test]
     fn buffers_are_checked_against_the_mirror() {
         let (ram, mirror) = setup();
-        let u = UserMem { mirror: &mirror, ram: &ram };
+        let u = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
         // write(1, buf, len): buffer must be readable.
-        assert_eq!(u.validate(sig(SYS_WRITE), &[1, 0x40_0000, 0x4000, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            u.validate(sig(SYS_WRITE), &[1, 0x40_0000, 0x4000, 0, 0, 0]),
+            Ok(())
+        );
         assert_eq!(
             u.validate(sig(SYS_WRITE), &[1, 0x40_0000, 0x4001, 0, 0, 0]),
             Err(Errno::EFAULT)
@@ -227,9 +234,15 @@ mod tests {
             u.validate(sig(SYS_READ), &[0, 0x40_0000, 16, 0, 0, 0]),
             Err(Errno::EFAULT)
         );
-        assert_eq!(u.validate(sig(SYS_READ), &[0, 0x40_2000, 16, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            u.validate(sig(SYS_READ), &[0, 0x40_2000, 16, 0, 0, 0]),
+            Ok(())
+        );
         // Zero length and NULL pass through to Linux.
-        assert_eq!(u.validate(sig(SYS_READ), &[0, 0xdead_0000, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            u.validate(sig(SYS_READ), &[0, 0xdead_0000, 0, 0, 0, 0]),
+            Ok(())
+        );
         assert_eq!(u.validate(sig(SYS_READ), &[0, 0, 16, 0, 0, 0]), Ok(()));
         // Kernel or proxy addresses, and overflowing lengths.
         assert_eq!(
@@ -241,35 +254,62 @@ mod tests {
             Err(Errno::EFAULT)
         );
         // fstat(fd, statbuf): 144 writable bytes.
-        assert_eq!(u.validate(sig(SYS_FSTAT), &[3, 0x40_3f00, 0, 0, 0, 0]), Err(Errno::EFAULT));
-        assert_eq!(u.validate(sig(SYS_FSTAT), &[3, 0x40_3000, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            u.validate(sig(SYS_FSTAT), &[3, 0x40_3f80, 0, 0, 0, 0]),
+            Err(Errno::EFAULT)
+        );
+        assert_eq!(
+            u.validate(sig(SYS_FSTAT), &[3, 0x40_3000, 0, 0, 0, 0]),
+            Ok(())
+        );
         // Untyped pointers must lie in the user window.
         assert_eq!(
             u.validate(sig(SYS_WAIT4), &[0, 0x5555_0000_0000, 0, 0, 0, 0]),
             Err(Errno::EFAULT)
         );
-        assert_eq!(u.validate(sig(SYS_WAIT4), &[0, 0x40_0000, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            u.validate(sig(SYS_WAIT4), &[0, 0x40_0000, 0, 0, 0, 0]),
+            Ok(())
+        );
     }
 
     #[test]
     fn paths_must_be_terminated_in_readable_memory() {
         let (ram, mirror) = setup();
-        let u = UserMem { mirror: &mirror, ram: &ram };
+        let u = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
         ram.write_bytes(0x200_0000, b"/tmp/x\0").unwrap();
         let s = sig(SYS_OPENAT);
-        assert_eq!(u.validate(s, &[u64::MAX - 99, 0x40_0000, 0, 0, 0, 0]), Ok(()));
-        assert_eq!(u.validate(s, &[3, 0x41_0000, 0, 0, 0, 0]), Err(Errno::EFAULT));
+        assert_eq!(
+            u.validate(s, &[u64::MAX - 99, 0x40_0000, 0, 0, 0, 0]),
+            Ok(())
+        );
+        assert_eq!(
+            u.validate(s, &[3, 0x41_0000, 0, 0, 0, 0]),
+            Err(Errno::EFAULT)
+        );
         // 5000 non-NUL bytes: too long for a path.
         ram.write_bytes(0x210_0000, &[b'a'; 0x2000]).unwrap();
-        assert_eq!(u.validate(s, &[3, 0x40_2000, 0, 0, 0, 0]), Err(Errno::ENAMETOOLONG));
+        assert_eq!(
+            u.validate(s, &[3, 0x40_2000, 0, 0, 0, 0]),
+            Err(Errno::ENAMETOOLONG)
+        );
         // A path running into the end of the mirror.
-        assert_eq!(u.validate(s, &[3, 0x40_3ff0, 0, 0, 0, 0]), Err(Errno::EFAULT));
+        assert_eq!(
+            u.validate(s, &[3, 0x40_3ff0, 0, 0, 0, 0]),
+            Err(Errno::EFAULT)
+        );
     }
 
     #[test]
     fn iovecs_and_their_buffers_are_checked() {
         let (ram, mirror) = setup();
-        let u = UserMem { mirror: &mirror, ram: &ram };
+        let u = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
         let put_iov = |i: u64, base: u64, len: u64| {
             ram.write_obj(0x210_0000 + 16 * i, &[base, len]).unwrap();
         };
@@ -280,13 +320,28 @@ mod tests {
         let rv = sig(SYS_READV);
         assert_eq!(u.validate(wv, &[1, 0x40_2000, 3, 0, 0, 0]), Ok(()));
         // readv would write into the read-only buffer.
-        assert_eq!(u.validate(rv, &[0, 0x40_2000, 3, 0, 0, 0]), Err(Errno::EFAULT));
+        assert_eq!(
+            u.validate(rv, &[0, 0x40_2000, 3, 0, 0, 0]),
+            Err(Errno::EFAULT)
+        );
         assert_eq!(u.validate(rv, &[0, 0x40_2010, 2, 0, 0, 0]), Ok(()));
         put_iov(3, 0x50_0800, 0x1000); // runs past its region
-        assert_eq!(u.validate(wv, &[1, 0x40_2000, 4, 0, 0, 0]), Err(Errno::EFAULT));
+        assert_eq!(
+            u.validate(wv, &[1, 0x40_2000, 4, 0, 0, 0]),
+            Err(Errno::EFAULT)
+        );
         // The iovec array itself must be readable and not too long.
-        assert_eq!(u.validate(wv, &[1, 0x40_3ff0, 2, 0, 0, 0]), Err(Errno::EFAULT));
-        assert_eq!(u.validate(wv, &[1, 0x40_2000, 1025, 0, 0, 0]), Err(Errno::EINVAL));
-        assert_eq!(u.validate(wv, &[1, 0x40_2000, u64::MAX, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            u.validate(wv, &[1, 0x40_3ff0, 2, 0, 0, 0]),
+            Err(Errno::EFAULT)
+        );
+        assert_eq!(
+            u.validate(wv, &[1, 0x40_2000, 1025, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            u.validate(wv, &[1, 0x40_2000, u64::MAX, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
     }
 }

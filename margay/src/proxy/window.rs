@@ -67,7 +67,9 @@ impl Window {
             // A kernel older than 4.17 treats the flag as a hint.
             // SAFETY: unmapping the mapping we just created (nothing else uses it).
             unsafe { libc::munmap(r, len) };
-            return Err(WindowError::Reserve(io::Error::from_raw_os_error(libc::EEXIST)));
+            return Err(WindowError::Reserve(io::Error::from_raw_os_error(
+                libc::EEXIST,
+            )));
         }
         Ok(Window(()))
     }

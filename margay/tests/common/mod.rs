@@ -74,10 +74,18 @@ fn build(name: &str, static_link: bool) -> PathBuf {
         return p.clone();
     }
     let src = programs_dir().join(format!("{name}.c"));
-    assert!(src.is_file(), "test program source {} is missing", src.display());
+    assert!(
+        src.is_file(),
+        "test program source {} is missing",
+        src.display()
+    );
     let dir = cache_dir();
     fs::create_dir_all(&dir).expect("create program cache dir");
-    let file_name = if static_link { name.to_string() } else { format!("{name}.dynamic") };
+    let file_name = if static_link {
+        name.to_string()
+    } else {
+        format!("{name}.dynamic")
+    };
     let out = dir.join(&file_name);
     if !up_to_date(&src, &out) {
         // Build under a private name and rename: another test binary may be
@@ -163,7 +171,11 @@ pub fn status_code(s: ExitStatus) -> i32 {
 /// Sends `sig` (e.g. "KILL", "TERM") to a pid, or to a process group when
 /// `group` is set, with the `kill` command. Errors (already gone) are ignored.
 pub fn send_signal(sig: &str, pid: u32, group: bool) {
-    let target = if group { format!("-{pid}") } else { pid.to_string() };
+    let target = if group {
+        format!("-{pid}")
+    } else {
+        pid.to_string()
+    };
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg("--")
@@ -209,10 +221,14 @@ pub fn run_with_timeout(
     timeout: Duration,
     what: &str,
 ) -> Output {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
     let mut child: Child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
@@ -269,13 +285,21 @@ pub fn run_with_timeout(
             lossy_tail(&stderr)
         );
     }
-    Output { status, stdout, stderr }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 /// Runs the margay binary with raw arguments (e.g. `["run", "--", prog]`),
 /// optional stdin bytes and extra environment variables, with the default
 /// timeout and under a QEMU permit.
-pub fn run_margay<S: AsRef<OsStr>>(args: &[S], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+pub fn run_margay<S: AsRef<OsStr>>(
+    args: &[S],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut cmd = Command::new(MARGAY);
     cmd.args(args);
     for (k, v) in env {
@@ -331,7 +355,8 @@ impl Invocation {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
         self
     }
 
@@ -341,7 +366,8 @@ impl Invocation {
     }
 
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self.env
+            .push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
         self
     }
 
@@ -375,14 +401,24 @@ impl Invocation {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
         self.apply(&mut cmd);
-        let what = format!("native {}", describe(self.program.as_os_str(), self.args.iter().map(|a| a.as_os_str())));
+        let what = format!(
+            "native {}",
+            describe(
+                self.program.as_os_str(),
+                self.args.iter().map(|a| a.as_os_str())
+            )
+        );
         run_with_timeout(cmd, self.stdin.clone(), self.timeout, &what)
     }
 
     /// `margay run FLAGS -- PROGRAM ARGS...`
     pub fn run_margay(&self) -> Output {
         let mut cmd = Command::new(MARGAY);
-        cmd.arg("run").args(&self.margay_flags).arg("--").arg(&self.program).args(&self.args);
+        cmd.arg("run")
+            .args(&self.margay_flags)
+            .arg("--")
+            .arg(&self.program)
+            .args(&self.args);
         self.apply(&mut cmd);
         let all: Vec<&OsStr> = std::iter::once(OsStr::new("run"))
             .chain(self.margay_flags.iter().map(|a| a.as_os_str()))
@@ -469,7 +505,10 @@ impl TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("margay-tests");
         fs::create_dir_all(&base).expect("create temp base");
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = base.join(format!("{tag}-{}-{n}-{nanos}", std::process::id()));
@@ -536,7 +575,10 @@ pub fn big_random_file() -> PathBuf {
 
 /// sha256 of a file with the host's `sha256sum` command.
 pub fn native_sha256(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().expect("run sha256sum");
+    let o = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
     assert!(o.status.success(), "sha256sum {} failed", path.display());
     String::from_utf8_lossy(&o.stdout)
         .split_whitespace()

@@ -54,8 +54,21 @@ struct CpuTables {
 // One core for now; per-CPU arrays come with SMP.
 static mut BSP: CpuTables = CpuTables {
     gdt: [0; 7],
-    tss: Tss { _r0: 0, rsp: [0; 3], _r1: 0, ist: [0; 7], _r2: 0, _r3: 0, iomap: size_of::<Tss>() as u16 },
-    percpu: PerCpu { self_ptr: 0, kernel_rsp: 0, user_rsp: 0, cpu: 0 },
+    tss: Tss {
+        _r0: 0,
+        rsp: [0; 3],
+        _r1: 0,
+        ist: [0; 7],
+        _r2: 0,
+        _r3: 0,
+        iomap: size_of::<Tss>() as u16,
+    },
+    percpu: PerCpu {
+        self_ptr: 0,
+        kernel_rsp: 0,
+        user_rsp: 0,
+        cpu: 0,
+    },
     ist_exc: Stack([0; IST_STACK_SIZE]),
     ist_df: Stack([0; IST_STACK_SIZE]),
     ist_nmi: Stack([0; IST_STACK_SIZE]),
@@ -104,7 +117,10 @@ pub fn init_bsp() {
         limit: u16,
         base: u64,
     }
-    let gdtr = Dtr { limit: (size_of::<[u64; 7]>() - 1) as u16, base: t.gdt.as_ptr() as u64 };
+    let gdtr = Dtr {
+        limit: (size_of::<[u64; 7]>() - 1) as u16,
+        base: t.gdt.as_ptr() as u64,
+    };
     // SAFETY: the GDT above is static and valid; reloading CS/DS with the same
     // selectors the boot GDT used keeps execution continuous, and the TSS
     // descriptor points at a static TSS.

@@ -109,14 +109,14 @@ pub fn write_phys_obj<T: Copy>(phys: u64, v: T) {
 
 /// An atomic u32 in physical memory (4-byte aligned).
 pub fn phys_atomic_u32(phys: u64) -> &'static AtomicU32 {
-    assert!(phys % 4 == 0);
+    assert!(phys.is_multiple_of(4));
     // SAFETY: aligned, always mapped, and only ever accessed atomically by the kernel.
     unsafe { &*(virt(phys) as *const AtomicU32) }
 }
 
 /// An atomic u64 in physical memory (8-byte aligned).
 pub fn phys_atomic_u64(phys: u64) -> &'static AtomicU64 {
-    assert!(phys % 8 == 0);
+    assert!(phys.is_multiple_of(8));
     // SAFETY: aligned, always mapped, and only ever accessed atomically by the kernel.
     unsafe { &*(virt(phys) as *const AtomicU64) }
 }
@@ -125,7 +125,7 @@ pub fn phys_atomic_u64(phys: u64) -> &'static AtomicU64 {
 /// use (allocator metadata). `phys..phys+len*size_of::<T>()` must be reserved
 /// for this purpose and never handed out again.
 pub fn phys_slice_mut<T: Copy>(phys: u64, len: usize) -> &'static mut [T] {
-    assert!(phys % core::mem::align_of::<T>() as u64 == 0);
+    assert!(phys.is_multiple_of(core::mem::align_of::<T>() as u64));
     // SAFETY: the caller reserves the range exclusively (see above), it is
     // mapped, aligned for T, and T is plain data for which zero is valid
     // (u8/u32 metadata).
@@ -146,11 +146,18 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     pub const fn new(v: T) -> Self {
-        Self { locked: AtomicBool::new(false), value: UnsafeCell::new(v) }
+        Self {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(v),
+        }
     }
 
     pub fn lock(&self) -> SpinGuard<'_, T> {
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             core::hint::spin_loop();
         }
         SpinGuard { lock: self }
@@ -192,7 +199,10 @@ const NCLASSES: usize = 8; // 16 .. 2048
 const MIN_CLASS_SHIFT: u32 = 4;
 
 fn class_of(size: usize, align: usize) -> Option<usize> {
-    let need = size.max(align).max(1 << MIN_CLASS_SHIFT).next_power_of_two();
+    let need = size
+        .max(align)
+        .max(1 << MIN_CLASS_SHIFT)
+        .next_power_of_two();
     let shift = need.trailing_zeros();
     let c = (shift - MIN_CLASS_SHIFT) as usize;
     (c < NCLASSES).then_some(c)
@@ -200,7 +210,9 @@ fn class_of(size: usize, align: usize) -> Option<usize> {
 
 impl KernelHeap {
     pub const fn new() -> Self {
-        Self { free: SpinLock::new([0; NCLASSES]) }
+        Self {
+            free: SpinLock::new([0; NCLASSES]),
+        }
     }
 }
 

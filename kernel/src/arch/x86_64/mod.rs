@@ -34,5 +34,14 @@ pub fn activate_page_tables(pml4: u64) {
 pub fn set_user_segment_base(fs: bool, base: u64) {
     // SAFETY: `base` is a canonical user address (checked by the caller);
     // these MSRs only affect user-mode segment bases.
-    unsafe { cpu::wrmsr(if fs { cpu::MSR_FS_BASE } else { cpu::MSR_KERNEL_GS_BASE }, base) }
+    unsafe {
+        cpu::wrmsr(
+            if fs {
+                cpu::MSR_FS_BASE
+            } else {
+                cpu::MSR_KERNEL_GS_BASE
+            },
+            base,
+        )
+    }
 }

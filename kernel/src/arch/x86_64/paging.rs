@@ -119,7 +119,7 @@ impl PageTables {
                     break;
                 }
                 if level == 1 || *e & PS != 0 {
-                    if level > 1 && (v % size != 0 || end - v < size) {
+                    if level > 1 && (!v.is_multiple_of(size) || end - v < size) {
                         // Partly covered large page: split it and retry this address.
                         self.entry(v, level - 1)?;
                         break;

@@ -33,16 +33,37 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    pub fn from_user(&self) -> bool {
+    pub fn is_user(&self) -> bool {
         self.cs & 3 == 3
     }
 
     /// Registers in `wire::REG_NAMES` order.
-    pub fn to_wire_regs(&self, cr2: u64, cr3: u64) -> [u64; 24] {
+    pub fn wire_regs(&self, cr2: u64, cr3: u64) -> [u64; 24] {
         [
-            self.rip, self.rsp, self.rflags, self.cs, self.ss, self.rax, self.rbx, self.rcx,
-            self.rdx, self.rsi, self.rdi, self.rbp, self.r8, self.r9, self.r10, self.r11,
-            self.r12, self.r13, self.r14, self.r15, cr2, cr3, self.error, self.vector,
+            self.rip,
+            self.rsp,
+            self.rflags,
+            self.cs,
+            self.ss,
+            self.rax,
+            self.rbx,
+            self.rcx,
+            self.rdx,
+            self.rsi,
+            self.rdi,
+            self.rbp,
+            self.r8,
+            self.r9,
+            self.r10,
+            self.r11,
+            self.r12,
+            self.r13,
+            self.r14,
+            self.r15,
+            cr2,
+            cr3,
+            self.error,
+            self.vector,
         ]
     }
 }
@@ -284,7 +305,10 @@ pub fn init() {
         limit: u16,
         base: u64,
     }
-    let idtr = Dtr { limit: (16 * 256 - 1) as u16, base: idt.0.as_ptr() as u64 };
+    let idtr = Dtr {
+        limit: (16 * 256 - 1) as u16,
+        base: idt.0.as_ptr() as u64,
+    };
     // SAFETY: the IDT is static, fully populated, and every gate points at a stub above.
     unsafe { asm!("lidt [{}]", in(reg) &idtr, options(nostack)) };
 

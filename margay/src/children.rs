@@ -1,0 +1,124 @@
+//! Keeping margay's children (QEMU and the proxy) from outliving it: every child is
+//! registered while alive, killed and reaped by its guard's `Drop` on any path out,
+//! killed by the signal thread when a terminal signal arrives, and killed by the
+//! kernel (PR_SET_PDEATHSIG) if margay itself is SIGKILLed.
+//!
+//! A child's pid is only reaped while the registry lock is held, and the signal
+//! thread only kills registered (so unreaped) pids: a pid is never reused under us.
+
+use std::io;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Mutex, MutexGuard};
+
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn live() -> MutexGuard<'static, Vec<u32>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running child that is killed and reaped when dropped.
+pub struct Supervised {
+    child: Child,
+    reaped: Option<ExitStatus>,
+}
+
+impl Supervised {
+    /// Spawn `cmd` (which should have `sys::die_with_parent` applied) and register it.
+    pub fn spawn(cmd: &mut Command) -> io::Result<Supervised> {
+        let mut live = live();
+        let child = cmd.spawn()?;
+        live.push(child.id());
+        Ok(Supervised {
+            child,
+            reaped: None,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Reap the child, which must have exited (or will exit soon).
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(s) = self.reaped {
+            return Ok(s);
+        }
+        let mut live = live();
+        let s = self.child.wait()?;
+        live.retain(|&p| p != self.child.id());
+        self.reaped = Some(s);
+        Ok(s)
+    }
+
+    /// SIGKILL the child (if it is still ours) and reap it.
+    pub fn kill(&mut self) -> io::Result<ExitStatus> {
+        if self.reaped.is_none() {
+            crate::sys::kill9(self.child.id());
+        }
+        self.wait()
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// Block the terminal signals in this (the main) thread, before any other thread
+/// exists, and start the thread that turns them into a clean exit with 128+signal.
+pub fn handle_terminal_signals() -> io::Result<()> {
+    crate::sys::block_terminal_signals()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(|| {
+            let sig = loop {
+                match crate::sys::wait_terminal_signal() {
+                    Ok(s) => break s,
+                    Err(_) => continue,
+                }
+            };
+            // Holding the lock: no child can be reaped or registered meanwhile.
+            let live = live();
+            for &pid in live.iter() {
+                crate::sys::kill9(pid);
+            }
+            for &pid in live.iter() {
+                // Registered, hence not yet reaped.
+                crate::sys::reap(pid, false);
+            }
+            std::process::exit(128 + sig);
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_children_are_killed_and_reaped() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let c = Supervised::spawn(&mut cmd).unwrap();
+        let pid = c.id();
+        assert!(live().contains(&pid));
+        drop(c);
+        assert!(!live().contains(&pid));
+        // Reaped: not even a zombie is left.
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn exit_status_is_kept() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 3"]);
+        let mut c = Supervised::spawn(&mut cmd).unwrap();
+        assert_eq!(c.wait().unwrap().code(), Some(3));
+        assert_eq!(c.kill().unwrap().code(), Some(3));
+    }
+}

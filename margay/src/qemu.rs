@@ -1,0 +1,271 @@
+//! Driving QEMU: choosing the accelerator, building the `microvm` command line that
+//! backs guest RAM with our memfd, starting it in its own process group, and
+//! collecting its debug console and stderr in bounded buffers.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+
+use thiserror::Error;
+
+use crate::children::Supervised;
+use crate::cli::AccelArg;
+
+/// QEMU binary, unless MARGAY_QEMU names another.
+pub const QEMU: &str = "qemu-system-x86_64";
+/// How much of the debug console and of QEMU's stderr is kept.
+pub const OUTPUT_LIMIT: usize = 64 << 10;
+
+#[derive(Debug, Error)]
+pub enum QemuError {
+    #[error("--accel kvm: KVM is not usable here ({0}); use --accel tcg or --accel auto")]
+    KvmUnavailable(String),
+    #[error("cannot start {qemu}: {err}; install QEMU (Debian: apt-get install qemu-system-x86) or set MARGAY_QEMU to its path")]
+    Spawn { qemu: String, err: io::Error },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// Why KVM cannot be used, or `None` if it can: the CPU must advertise vmx or svm
+/// and /dev/kvm must open read-write.
+fn kvm_problem(cpuinfo: &str, dev_kvm: impl FnOnce() -> io::Result<()>) -> Option<String> {
+    let virt = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    if !virt {
+        return Some("the CPU does not advertise vmx or svm".into());
+    }
+    dev_kvm().err().map(|e| format!("/dev/kvm: {e}"))
+}
+
+pub fn choose_accel(req: AccelArg) -> Result<Accel, QemuError> {
+    if req == AccelArg::Tcg {
+        return Ok(Accel::Tcg);
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let problem = kvm_problem(&cpuinfo, || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map(drop)
+    });
+    match (req, problem) {
+        (_, None) => Ok(Accel::Kvm),
+        (AccelArg::Kvm, Some(why)) => Err(QemuError::KvmUnavailable(why)),
+        _ => Ok(Accel::Tcg),
+    }
+}
+
+/// What QEMU needs to know.
+pub struct Config<'a> {
+    pub mem: u64,
+    pub cpus: u32,
+    pub accel: Accel,
+    pub ram_path: &'a Path,
+    pub kernel_path: &'a Path,
+}
+
+/// The QEMU command line (without the binary).
+pub fn args(c: &Config<'_>) -> Vec<OsString> {
+    let mib = c.mem >> 20;
+    let mut ram_obj = OsString::from(format!("memory-backend-file,id=ram,size={mib}M,mem-path="));
+    ram_obj.push(c.ram_path);
+    ram_obj.push(",share=on");
+    let mut v: Vec<OsString> = [
+        "-M",
+        "microvm,memory-backend=ram,x-option-roms=off,rtc=off,isa-serial=off",
+        "-object",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    v.push(ram_obj);
+    v.extend(
+        [
+            "-m".to_string(),
+            format!("{mib}M"),
+            "-smp".into(),
+            c.cpus.to_string(),
+            "-nodefaults".into(),
+            "-nographic".into(),
+            "-display".into(),
+            "none".into(),
+            "-no-reboot".into(),
+            "-device".into(),
+            format!(
+                "isa-debug-exit,iobase={:#x},iosize=4",
+                wire::DEBUG_EXIT_PORT
+            ),
+            "-debugcon".into(),
+            "stdio".into(),
+        ]
+        .map(OsString::from),
+    );
+    v.push("-kernel".into());
+    v.push(c.kernel_path.into());
+    // Under KVM the vCPU threads should be pinned 1:1 to reserved host cores (QMP
+    // query-cpus-fast gives their thread ids); not done yet.
+    let accel: [&str; 4] = match c.accel {
+        Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+        Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+    };
+    v.extend(accel.map(OsString::from));
+    v
+}
+
+/// The last `limit` bytes of a stream, read by a thread (optionally echoed to our
+/// stderr as they arrive).
+pub struct Tail(JoinHandle<Vec<u8>>);
+
+impl Tail {
+    pub fn collect<R: Read + Send + 'static>(
+        mut r: R,
+        limit: usize,
+        echo: bool,
+    ) -> io::Result<Tail> {
+        let h = std::thread::Builder::new()
+            .name("qemu-output".into())
+            .spawn(move || {
+                let mut keep = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match r.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
+                    if echo {
+                        let _ = io::stderr().write_all(&buf[..n]);
+                    }
+                    keep.extend_from_slice(&buf[..n]);
+                    if keep.len() > 2 * limit {
+                        keep.drain(..keep.len() - limit);
+                    }
+                }
+                if keep.len() > limit {
+                    keep.drain(..keep.len() - limit);
+                }
+                keep
+            })?;
+        Ok(Tail(h))
+    }
+
+    /// Wait for the end of the stream and return what was kept.
+    pub fn finish(self) -> Vec<u8> {
+        self.0.join().unwrap_or_default()
+    }
+}
+
+/// A running QEMU with its output collectors.
+pub struct Qemu {
+    pub process: Supervised,
+    pub console: Option<Tail>,
+    pub stderr: Option<Tail>,
+}
+
+pub fn spawn(c: &Config<'_>, echo_console: bool) -> Result<Qemu, QemuError> {
+    let qemu = std::env::var_os("MARGAY_QEMU").map_or_else(|| PathBuf::from(QEMU), PathBuf::from);
+    let mut cmd = Command::new(&qemu);
+    cmd.args(args(c))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a terminal's Ctrl-C reaches margay, not QEMU.
+        .process_group(0);
+    crate::sys::die_with_parent(&mut cmd);
+    let spawn_err = |err| QemuError::Spawn {
+        qemu: qemu.display().to_string(),
+        err,
+    };
+    let mut process = Supervised::spawn(&mut cmd).map_err(spawn_err)?;
+    let child = process.child_mut();
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let console = out
+        .map(|o| Tail::collect(o, OUTPUT_LIMIT, echo_console))
+        .transpose()
+        .map_err(spawn_err)?;
+    let stderr = err
+        .map(|e| Tail::collect(e, OUTPUT_LIMIT, false))
+        .transpose()
+        .map_err(spawn_err)?;
+    Ok(Qemu {
+        process,
+        console,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_needs_cpu_flags_and_dev_kvm() {
+        let vmx = "processor : 0\nflags\t\t: fpu vme vmx sse\n";
+        let plain = "processor : 0\nflags\t\t: fpu vme sse\n";
+        assert_eq!(kvm_problem(vmx, || Ok(())), None);
+        assert!(kvm_problem("flags : svm", || Ok(())).is_none());
+        assert!(kvm_problem(plain, || Ok(()))
+            .unwrap()
+            .contains("vmx or svm"));
+        // "vmx" as part of another word does not count.
+        assert!(kvm_problem("flags : vmxfoo", || Ok(())).is_some());
+        let no_dev = kvm_problem(vmx, || Err(io::Error::from_raw_os_error(libc::ENOENT))).unwrap();
+        assert!(no_dev.starts_with("/dev/kvm"), "{no_dev}");
+        assert_eq!(choose_accel(AccelArg::Tcg).unwrap(), Accel::Tcg);
+    }
+
+    #[test]
+    fn command_line() {
+        let c = Config {
+            mem: 512 << 20,
+            cpus: 2,
+            accel: Accel::Tcg,
+            ram_path: Path::new("/proc/10/fd/3"),
+            kernel_path: Path::new("/proc/10/fd/4"),
+        };
+        let a: Vec<String> = args(&c)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let s = a.join(" ");
+        assert!(
+            s.contains(
+                "-object memory-backend-file,id=ram,size=512M,mem-path=/proc/10/fd/3,share=on"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("-m 512M -smp 2"), "{s}");
+        assert!(
+            s.contains("-device isa-debug-exit,iobase=0xf4,iosize=4"),
+            "{s}"
+        );
+        assert!(s.contains("-kernel /proc/10/fd/4"), "{s}");
+        assert!(s.ends_with("-accel tcg -cpu max"), "{s}");
+        let kvm = args(&Config {
+            accel: Accel::Kvm,
+            ..c
+        });
+        assert_eq!(kvm[kvm.len() - 3..], ["kvm", "-cpu", "host"]);
+    }
+
+    #[test]
+    fn tails_keep_the_end() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let t = Tail::collect(io::Cursor::new(data.clone()), 1000, false).unwrap();
+        assert_eq!(t.finish(), &data[data.len() - 1000..]);
+        let t = Tail::collect(io::Cursor::new(b"short".to_vec()), 1000, false).unwrap();
+        assert_eq!(t.finish(), b"short");
+    }
+}
