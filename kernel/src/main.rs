@@ -10,6 +10,7 @@ extern crate alloc;
 
 mod arch;
 mod aspace;
+mod bootinfo;
 mod ikc;
 mod kmsg;
 mod loader;
@@ -22,10 +23,11 @@ mod time;
 mod trap;
 mod uaccess;
 
+use lwk_core::pmem::{FirmwareEntry, PmemMap, PmemType};
 use wire::{State, SHARED_PHYS, SHARED_SIZE};
 
 /// The kernel proper, entered from `arch` once the CPU is in long mode.
-pub fn kernel_main(_start_info: u64) -> ! {
+pub fn kernel_main(start_info: u64) -> ! {
     let t_boot = arch::cpu::rdtsc();
     arch::init_bsp();
     let params = match shared::boot_params() {
@@ -38,14 +40,33 @@ pub fn kernel_main(_start_info: u64) -> ! {
         params.mem_size >> 20,
         params.ncpus
     );
-    let mem_end = params.mem_size.min(arch::mem::DIRECT_MAP_SIZE) & !0xfff;
-    let pm = mm::init(SHARED_PHYS + SHARED_SIZE, mem_end);
-    kprintln!(
-        "pmem: [{:#x}, {:#x}) {} free pages",
-        pm.start,
-        pm.end,
-        pm.free_pages
-    );
+    if params.flags & wire::FLAG_INJECT_PANIC != 0 {
+        panic!("injected panic (--inject kernel-panic)");
+    }
+    if params.flags & wire::FLAG_INJECT_FAULT != 0 {
+        arch::touch_unmapped_kernel_address();
+    }
+    let limit = params.mem_size.min(arch::mem::DIRECT_MAP_SIZE);
+    let firmware = bootinfo::memory_map(start_info).unwrap_or_else(|| {
+        kprintln!("pmem: no PVH memory map; using the partition size from the host");
+        alloc::vec![FirmwareEntry {
+            addr: 0,
+            size: limit,
+            ram: true
+        }]
+    });
+    let reserve = [
+        (wire::KERNEL_PHYS, arch::kernel_phys_end(), PmemType::Kernel),
+        (SHARED_PHYS, SHARED_PHYS + SHARED_SIZE, PmemType::Shared),
+    ];
+    let pmem = PmemMap::build(&firmware, limit, &reserve);
+    for r in pmem.regions() {
+        kprintln!("pmem: [{:#011x}, {:#011x}) {:?}", r.start, r.end, r.kind);
+    }
+    match mm::init(&pmem) {
+        Ok(free) => kprintln!("pmem: {} MiB free for kmem and user regions", free >> 8),
+        Err(e) => panic!("{e}"),
+    }
     let hz = time::calibrate(10_000_000);
     shared::set_tsc_hz(hz);
     kprintln!("tsc: {} kHz", hz / 1000);

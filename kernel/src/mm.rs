@@ -4,6 +4,7 @@
 
 use crate::arch::mem::{phys_slice_mut, zero_phys, KernelHeap, SpinLock};
 use lwk_core::buddy::BuddyAllocator;
+use lwk_core::pmem::PmemMap;
 
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap::new();
@@ -12,48 +13,62 @@ static PMEM: SpinLock<Option<BuddyAllocator<'static>>> = SpinLock::new(None);
 
 const PAGE: u64 = 4096;
 
-/// Usable RAM summary, for the boot log.
-pub struct PmemInfo {
-    pub start: u64,
-    pub end: u64,
-    pub free_pages: u64,
-}
-
-/// Hand `[start, end)` (page aligned, inside the direct map) to the page
-/// allocator. Its metadata is carved from the beginning of the range.
-pub fn init(start: u64, end: u64) -> PmemInfo {
-    let npages = ((end - start) / PAGE) as usize;
+/// Hand the free regions of the pmem map to the page allocator. Its metadata
+/// is carved from the beginning of the first free region large enough.
+pub fn init(map: &PmemMap) -> Result<u64, &'static str> {
+    let (lo, hi) = map.free_span().ok_or("no usable memory in the partition")?;
+    let npages = ((hi - lo) / PAGE) as usize;
     let links_len = BuddyAllocator::links_len(npages);
     let orders_len = BuddyAllocator::orders_len(npages);
-    let meta_bytes = (links_len * 4 + orders_len) as u64;
-    let meta_pages = meta_bytes.div_ceil(PAGE);
-    zero_phys(start, meta_pages * PAGE);
-    let links = phys_slice_mut::<u32>(start, links_len);
-    let orders = phys_slice_mut::<u8>(start + (links_len * 4) as u64, orders_len);
-    let base_pfn = start / PAGE;
-    let mut buddy = match BuddyAllocator::new(base_pfn, npages, links, orders) {
-        Ok(b) => b,
-        Err(e) => panic!("page allocator: {e:?}"),
-    };
-    buddy.add_free_range(base_pfn + meta_pages, npages as u64 - meta_pages);
-    let free_pages = buddy.free_pages();
-    *PMEM.lock() = Some(buddy);
-    PmemInfo {
-        start,
-        end,
-        free_pages,
+    let meta_bytes = ((links_len * 4 + orders_len) as u64).div_ceil(PAGE) * PAGE;
+    let meta = map
+        .free()
+        .find(|r| r.end - r.start >= meta_bytes)
+        .map(|r| r.start)
+        .ok_or("no room for the page allocator's metadata")?;
+    zero_phys(meta, meta_bytes);
+    let links = phys_slice_mut::<u32>(meta, links_len);
+    let orders = phys_slice_mut::<u8>(meta + (links_len * 4) as u64, orders_len);
+    let mut buddy = BuddyAllocator::new(lo / PAGE, npages, links, orders)
+        .map_err(|_| "page allocator setup failed")?;
+    for r in map.free() {
+        let start = if r.start == meta {
+            meta + meta_bytes
+        } else {
+            r.start
+        };
+        if r.end > start {
+            buddy.add_free_range(start / PAGE, (r.end - start) / PAGE);
+        }
     }
+    let free = buddy.free_pages();
+    *PMEM.lock() = Some(buddy);
+    Ok(free)
 }
 
 fn with<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> Option<R> {
     PMEM.lock().as_mut().map(f)
 }
 
+/// Pages for the kernel heap before the page allocator exists (the boot
+/// memory map is parsed into a Vec); they are never freed.
+static BOOT_PAGES: SpinLock<u64> = SpinLock::new(0);
+const BOOT_PAGES_MAX: u64 = 16;
+
 /// Allocate `pages` contiguous pages aligned to `align` pages; physical address.
 pub fn alloc_kernel_pages_aligned(pages: u64, align: u64) -> Option<u64> {
-    with(|b| b.alloc(pages, align))
-        .flatten()
-        .map(|pfn| pfn * PAGE)
+    match with(|b| b.alloc(pages, align)) {
+        Some(r) => r.map(|pfn| pfn * PAGE),
+        None => {
+            let mut used = BOOT_PAGES.lock();
+            if align > 1 || *used + pages > BOOT_PAGES_MAX {
+                return None;
+            }
+            let p = crate::arch::boot_arena_phys() + *used * PAGE;
+            *used += pages;
+            Some(p)
+        }
+    }
 }
 
 pub fn alloc_kernel_pages(pages: u64) -> Option<u64> {

@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// Print every system call, strace-style, to stderr.
     #[arg(long)]
     pub trace: bool,
+    /// Make the kernel fail on purpose before starting the program (tests of
+    /// the panic path).
+    #[arg(long, value_enum, hide = true)]
+    pub inject: Option<InjectArg>,
     /// The program (searched in $PATH unless it contains a '/') and its arguments.
     #[arg(
         required = true,
@@ -64,6 +68,15 @@ pub struct RunArgs {
         value_name = "PROGRAM [ARGS]"
     )]
     pub command: Vec<OsString>,
+}
+
+/// Kernel failures `--inject` can provoke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InjectArg {
+    /// A page fault in kernel mode (exception path, registers).
+    KernelFault,
+    /// A Rust panic in the kernel (panic handler path).
+    KernelPanic,
 }
 
 #[derive(Debug, Args)]

@@ -110,6 +110,18 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
             status: e.exit_status(),
             error: e.into(),
         })?;
+    let needed = wire::min_mem_for(program.image_bytes, args.mem);
+    if args.mem < needed {
+        return Err(Fatal {
+            status: 2,
+            error: anyhow!(
+                "--mem {} MiB is too small for {}: its image, stack and the kernel need at least {} MiB",
+                args.mem >> 20,
+                typed.to_string_lossy(),
+                needed.div_ceil(1 << 20).div_ceil(2) * 2
+            ),
+        });
+    }
     let accel = qemu::choose_accel(args.accel).or_exit(1)?;
 
     let argv: Vec<OsString> = std::iter::once(program.typed.clone())
@@ -133,6 +145,11 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
     if debug {
         flags |= wire::FLAG_KMSG_ECHO;
     }
+    flags |= match args.inject {
+        Some(cli::InjectArg::KernelFault) => wire::FLAG_INJECT_FAULT,
+        Some(cli::InjectArg::KernelPanic) => wire::FLAG_INJECT_PANIC,
+        None => 0,
+    };
     let mut boot = partition::BootParams {
         ncpus: args.cpus,
         mem_size: args.mem,
@@ -244,7 +261,17 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
         }
     }
     let status = match outcome {
-        Outcome::Exited(code) => i32::from(code),
+        Outcome::Exited(code) => {
+            // The program never started: the kernel's reason is in its log.
+            if header.as_ref().is_some_and(|h| h.user_entry_ns == 0) {
+                for line in String::from_utf8_lossy(&kmsg).lines() {
+                    if line.starts_with("margay: ") && !args.kmsg {
+                        let _ = writeln!(err, "{line}");
+                    }
+                }
+            }
+            i32::from(code)
+        }
         Outcome::Killed { signal, fault_addr } => {
             // Like a shell: a death by SIGINT or SIGPIPE goes unreported.
             if !report::is_quiet_signal(signal) {

@@ -50,6 +50,8 @@ pub struct Program {
     pub typed: OsString,
     /// Canonical absolute path (for the kernel and /proc/self/exe).
     pub path: PathBuf,
+    /// Bytes of memory its loadable segments occupy (page-rounded).
+    pub image_bytes: u64,
 }
 
 fn shown(p: &OsStr) -> String {
@@ -122,12 +124,21 @@ pub fn prepare(program: &OsStr, path_var: Option<&OsStr>) -> Result<Program, Pro
             io::ErrorKind::PermissionDenied => ProgramError::PermissionDenied(name.clone()),
             _ => ProgramError::Read(name.clone(), e),
         })?;
-    lwk_core::elf::parse(&prefix, meta.len())
+    let info = lwk_core::elf::parse(&prefix, meta.len())
         .map_err(|e| ProgramError::Rejected(name.clone(), e.to_string()))?;
+    let image_bytes = info
+        .loads
+        .iter()
+        .map(|s| {
+            let start = s.vaddr & !0xfff;
+            (s.vaddr.saturating_add(s.memsz).saturating_add(0xfff) & !0xfff).saturating_sub(start)
+        })
+        .fold(0u64, u64::saturating_add);
     let path = std::fs::canonicalize(&path).map_err(|e| ProgramError::Read(name, e))?;
     Ok(Program {
         typed: program.to_owned(),
         path,
+        image_bytes,
     })
 }
 

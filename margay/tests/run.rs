@@ -536,3 +536,71 @@ fn trace_lines() {
         "--trace must print a line starting with write(1,:\n{err}"
     );
 }
+
+#[test]
+fn static_pie_matches_native() {
+    let inv = Invocation::new(static_pie_program("hello"))
+        .args(["pie", "arg"])
+        .env("MARGAY_TEST_VAR", "pie");
+    let (_, m) = compare_with_native_stderr(&inv);
+    assert!(stdout_str(&m).contains("argv[1]=pie"), "{}", stdout_str(&m));
+}
+
+#[test]
+fn big_bss_needs_enough_memory() {
+    let p = program("bigbss");
+    let small = run_margay(
+        &["run", "--mem", "128M", "--", p.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert_status(&small, 2, "--mem too small for the image");
+    assert!(
+        stderr_str(&small).contains("too small"),
+        "{}",
+        stderr_str(&small)
+    );
+    let inv = Invocation::new(&p).flag("--mem").flag("512M");
+    compare_with_native(&inv);
+}
+
+#[test]
+fn kernel_page_fault_is_reported_with_registers() {
+    let out = run_margay(
+        &[
+            "run",
+            "--inject",
+            "kernel-fault",
+            "--",
+            "/bin/busybox",
+            "true",
+        ],
+        None,
+        &[],
+    );
+    assert_status(&out, 70, "kernel panic");
+    let err = stderr_str(&out);
+    assert!(err.contains("kernel panic"), "{err}");
+    assert!(err.contains("page fault"), "{err}");
+    assert!(err.contains("cr2 0xffffc000deadb000"), "{err}");
+    assert!(err.contains("rip 0xffffffff8"), "{err}");
+}
+
+#[test]
+fn kernel_panic_message_reaches_the_host() {
+    let out = run_margay(
+        &[
+            "run",
+            "--inject",
+            "kernel-panic",
+            "--",
+            "/bin/busybox",
+            "true",
+        ],
+        None,
+        &[],
+    );
+    assert_status(&out, 70, "kernel panic");
+    let err = stderr_str(&out);
+    assert!(err.contains("injected panic"), "{err}");
+}

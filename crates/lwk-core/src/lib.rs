@@ -13,6 +13,7 @@ extern crate std;
 
 pub mod buddy;
 pub mod elf;
+pub mod pmem;
 pub mod region;
 pub mod stack;
 

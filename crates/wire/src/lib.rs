@@ -65,6 +65,10 @@ pub const FLAG_STATS: u32 = 1 << 0;
 pub const FLAG_TRACE: u32 = 1 << 1;
 /// Echo kmsg to the debug console as it is written.
 pub const FLAG_KMSG_ECHO: u32 = 1 << 2;
+/// Test hooks: make the kernel take a page fault in kernel mode, or panic,
+/// right after boot (exercises the host's panic report).
+pub const FLAG_INJECT_FAULT: u32 = 1 << 8;
+pub const FLAG_INJECT_PANIC: u32 = 1 << 9;
 
 /// Life-cycle of the LWK instance, written by the kernel into `Header::state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,6 +339,15 @@ pub struct StatsHeader {
 }
 const _: () = assert!(size_of::<StatsHeader>() as u64 == STATS_ENTRIES_OFF);
 
+/// The smallest partition (`--mem`) that can load a program whose loadable
+/// segments cover `image_bytes` (page-rounded) and give it its stack and a
+/// first heap step: the kernel and shared area, the page allocator's metadata
+/// (9 bytes per page), a few MiB for page tables and the kernel heap.
+pub const fn min_mem_for(image_bytes: u64, mem: u64) -> u64 {
+    let metadata = (mem / 4096) * 9;
+    SHARED_PHYS + SHARED_SIZE + metadata + image_bytes + STACK_SIZE + (4 << 20)
+}
+
 /// Encode the boot data (`path`, argv, envp, each NUL-terminated). Returns the
 /// number of bytes written, or `None` if it does not fit in `out` or a string
 /// contains a NUL.
@@ -395,6 +408,14 @@ mod tests {
         assert_eq!(REGION_GEN_OFF, 0);
         assert_eq!(HEADER_STATE_OFF % 4, 0);
         assert_eq!(HEADER_KMSG_HEAD_OFF % 8, 0);
+    }
+
+    #[test]
+    fn minimum_memory_grows_with_the_image() {
+        let small = min_mem_for(1 << 20, 512 << 20);
+        assert!(small < MIN_MEM);
+        assert!(min_mem_for(200 << 20, 128 << 20) > 128 << 20);
+        assert!(min_mem_for(200 << 20, 512 << 20) < 512 << 20);
     }
 
     #[test]

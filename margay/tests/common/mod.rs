@@ -50,26 +50,38 @@ fn cache_dir() -> PathBuf {
 // ---------------------------------------------------------------------------
 // Building the C test programs.
 
-static BUILT: OnceLock<Mutex<HashMap<(String, bool), PathBuf>>> = OnceLock::new();
+static BUILT: OnceLock<Mutex<HashMap<(String, Link), PathBuf>>> = OnceLock::new();
 
 /// `tests/programs/NAME.c` built with `gcc -static -O2`; the path of the
 /// binary. Built at most once per test binary, and only when the source is
 /// newer than the cached binary.
 pub fn program(name: &str) -> PathBuf {
-    build(name, true)
+    build(name, Link::Static)
 }
 
 /// `tests/programs/NAME.c` built with `gcc -O2` (dynamically linked).
 pub fn dynamic_program(name: &str) -> PathBuf {
-    build(name, false)
+    build(name, Link::Dynamic)
 }
 
-fn build(name: &str, static_link: bool) -> PathBuf {
+/// `tests/programs/NAME.c` built with `gcc -static-pie -O2`.
+pub fn static_pie_program(name: &str) -> PathBuf {
+    build(name, Link::StaticPie)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Link {
+    Static,
+    Dynamic,
+    StaticPie,
+}
+
+fn build(name: &str, link: Link) -> PathBuf {
     let map = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     // Hold the lock while compiling: builds are quick and this keeps two tests
     // from compiling the same program at once.
     let mut built = map.lock().unwrap_or_else(|e| e.into_inner());
-    let key = (name.to_string(), static_link);
+    let key = (name.to_string(), link);
     if let Some(p) = built.get(&key) {
         return p.clone();
     }
@@ -81,10 +93,10 @@ fn build(name: &str, static_link: bool) -> PathBuf {
     );
     let dir = cache_dir();
     fs::create_dir_all(&dir).expect("create program cache dir");
-    let file_name = if static_link {
-        name.to_string()
-    } else {
-        format!("{name}.dynamic")
+    let file_name = match link {
+        Link::Static => name.to_string(),
+        Link::Dynamic => format!("{name}.dynamic"),
+        Link::StaticPie => format!("{name}.static-pie"),
     };
     let out = dir.join(&file_name);
     if !up_to_date(&src, &out) {
@@ -92,8 +104,14 @@ fn build(name: &str, static_link: bool) -> PathBuf {
         // building the same program concurrently.
         let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let mut cmd = Command::new("gcc");
-        if static_link {
-            cmd.arg("-static");
+        match link {
+            Link::Static => {
+                cmd.arg("-static");
+            }
+            Link::StaticPie => {
+                cmd.arg("-static-pie");
+            }
+            Link::Dynamic => {}
         }
         cmd.args(["-O2", "-Wall", "-o"]).arg(&tmp).arg(&src);
         let o = cmd.output().expect("run gcc (is gcc installed?)");

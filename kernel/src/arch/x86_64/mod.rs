@@ -20,6 +20,26 @@ pub fn init_bsp() {
     trap::init();
 }
 
+extern "C" {
+    static __kernel_end: u8;
+}
+
+/// Physical end of the kernel image (bss included).
+pub fn kernel_phys_end() -> u64 {
+    core::ptr::addr_of!(__kernel_end) as u64 - 0xffff_ffff_8000_0000
+}
+
+#[repr(C, align(4096))]
+struct BootArena([u8; 16 * 4096]);
+static BOOT_ARENA: BootArena = BootArena([0; 16 * 4096]);
+
+/// Physical address of 16 pages inside the kernel image for the heap's use
+/// before the page allocator exists. They are written only through the
+/// direct map, never through this static.
+pub fn boot_arena_phys() -> u64 {
+    core::ptr::addr_of!(BOOT_ARENA) as u64 - 0xffff_ffff_8000_0000
+}
+
 /// Load an address space's page tables.
 pub fn activate_page_tables(pml4: u64) {
     if cpu::read_cr3() != pml4 {
@@ -44,4 +64,12 @@ pub fn set_user_segment_base(fs: bool, base: u64) {
             base,
         )
     }
+}
+
+/// Read an unmapped kernel address: a page fault in kernel mode (test hook).
+pub fn touch_unmapped_kernel_address() {
+    let p = 0xffff_c000_dead_b000u64 as *const u64;
+    // SAFETY: deliberately faults; the page-fault handler never returns for
+    // kernel-mode faults (it reports a panic and stops the partition).
+    let _ = unsafe { core::ptr::read_volatile(p) };
 }
