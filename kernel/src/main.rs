@@ -70,6 +70,7 @@ pub fn kernel_main(start_info: u64) -> ! {
     let hz = time::calibrate(10_000_000);
     shared::set_tsc_hz(hz);
     kprintln!("tsc: {} kHz", hz / 1000);
+    syscall::init();
     syscall::set_trace(params.flags & wire::FLAG_TRACE != 0);
 
     let bd = match shared::boot_data() {

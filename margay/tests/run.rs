@@ -604,3 +604,9 @@ fn kernel_panic_message_reaches_the_host() {
     let err = stderr_str(&out);
     assert!(err.contains("injected panic"), "{err}");
 }
+
+#[test]
+fn fpu_state_survives_local_and_offloaded_syscalls() {
+    let (_, m) = compare_with_native(&Invocation::new(program("fpu")));
+    assert!(!stdout_str(&m).contains("CLOBBERED"), "{}", stdout_str(&m));
+}

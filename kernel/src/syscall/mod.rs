@@ -10,7 +10,7 @@ mod time;
 use crate::arch::mem::{write_phys_obj, SpinLock};
 use crate::arch::trap::SyscallFrame;
 use crate::ikc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use linux_abi::{to_raw, Errno, Policy, SysResult};
 use wire::{
     RequestKind, StatsHeader, SyscallStat, SHARED_PHYS, STATS_ENTRIES_OFF, STATS_NR, STATS_OFF,
@@ -28,6 +28,24 @@ static WARNED: SpinLock<[u64; STATS_NR / 64]> = SpinLock::new([0; STATS_NR / 64]
 static IRQS: AtomicU64 = AtomicU64::new(0);
 static TRACE: AtomicBool = AtomicBool::new(false);
 static BOOT_CYCLES: AtomicU64 = AtomicU64::new(0);
+
+/// Where each syscall number runs, decoded once from the table at boot
+/// (0 = local, 1 = offload, 2 = unsupported; numbers past the end are unsupported).
+static ROUTE: [AtomicU8; STATS_NR] = [const { AtomicU8::new(2) }; STATS_NR];
+const ROUTE_LOCAL: u8 = 0;
+const ROUTE_OFFLOAD: u8 = 1;
+
+/// Fill the dispatch table from `linux_abi::policy`.
+pub fn init() {
+    for (nr, r) in ROUTE.iter().enumerate() {
+        let code = match linux_abi::policy(nr as u64) {
+            Policy::Local => ROUTE_LOCAL,
+            Policy::Offload => ROUTE_OFFLOAD,
+            Policy::Unsupported(_) => 2,
+        };
+        r.store(code, Ordering::Relaxed);
+    }
+}
 
 pub fn set_trace(on: bool) {
     TRACE.store(on, Ordering::Relaxed);
@@ -84,17 +102,22 @@ pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
 pub fn dispatch(frame: &mut SyscallFrame) {
     let nr = frame.rax;
     let args = frame.args();
-    let (ret, flags) = match linux_abi::policy(nr) {
-        Policy::Local => {
+    let route = ROUTE.get(nr as usize).map_or(2, |r| r.load(Ordering::Relaxed));
+    let (ret, flags) = match route {
+        ROUTE_LOCAL => {
             stat(nr, |s| s.local += 1);
             (to_raw(local(nr, args)), wire::TRACE_LOCAL)
         }
-        Policy::Offload => {
+        ROUTE_OFFLOAD => {
             let r = offload(nr, args);
             signal::after_offload(nr, args, r);
             (r, 0)
         }
-        Policy::Unsupported(reason) => {
+        _ => {
+            let reason = match linux_abi::policy(nr) {
+                Policy::Unsupported(r) => r,
+                _ => "no route",
+            };
             stat(nr, |s| s.unsupported += 1);
             let first = {
                 let mut w = WARNED.lock();

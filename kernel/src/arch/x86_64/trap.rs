@@ -167,6 +167,11 @@ isr_common:
     swapgs
 2:  iretq
 
+    /* Kernel Rust code may use xmm0-15 (the precompiled core does), so the
+       syscall path saves them and MXCSR. Nothing else of the FPU state is
+       touched by the kernel: it has no x87 or AVX code, and legacy SSE
+       instructions leave the upper halves of ymm/zmm registers alone. This
+       is far cheaper than fxsave/fxrstor (about 650 ns per syscall under TCG). */
     .global syscall_entry
 syscall_entry:
     swapgs
@@ -188,12 +193,44 @@ syscall_entry:
     push %r13
     push %r14
     push %r15
-    sub $512, %rsp
-    fxsave64 (%rsp)
-    lea 512(%rsp), %rdi
+    sub $272, %rsp
+    movdqa %xmm0, 0(%rsp)
+    movdqa %xmm1, 16(%rsp)
+    movdqa %xmm2, 32(%rsp)
+    movdqa %xmm3, 48(%rsp)
+    movdqa %xmm4, 64(%rsp)
+    movdqa %xmm5, 80(%rsp)
+    movdqa %xmm6, 96(%rsp)
+    movdqa %xmm7, 112(%rsp)
+    movdqa %xmm8, 128(%rsp)
+    movdqa %xmm9, 144(%rsp)
+    movdqa %xmm10, 160(%rsp)
+    movdqa %xmm11, 176(%rsp)
+    movdqa %xmm12, 192(%rsp)
+    movdqa %xmm13, 208(%rsp)
+    movdqa %xmm14, 224(%rsp)
+    movdqa %xmm15, 240(%rsp)
+    stmxcsr 256(%rsp)
+    lea 272(%rsp), %rdi
     call margay_syscall
-    fxrstor64 (%rsp)
-    add $512, %rsp
+    ldmxcsr 256(%rsp)
+    movdqa 0(%rsp), %xmm0
+    movdqa 16(%rsp), %xmm1
+    movdqa 32(%rsp), %xmm2
+    movdqa 48(%rsp), %xmm3
+    movdqa 64(%rsp), %xmm4
+    movdqa 80(%rsp), %xmm5
+    movdqa 96(%rsp), %xmm6
+    movdqa 112(%rsp), %xmm7
+    movdqa 128(%rsp), %xmm8
+    movdqa 144(%rsp), %xmm9
+    movdqa 160(%rsp), %xmm10
+    movdqa 176(%rsp), %xmm11
+    movdqa 192(%rsp), %xmm12
+    movdqa 208(%rsp), %xmm13
+    movdqa 224(%rsp), %xmm14
+    movdqa 240(%rsp), %xmm15
+    add $272, %rsp
     pop %r15
     pop %r14
     pop %r13
