@@ -2,9 +2,11 @@
 //! shared memory and poll for the proxy's answer.
 
 use crate::arch::cpu::rdtsc;
-use crate::arch::mem::{phys_atomic_u32, read_phys_obj, write_phys_obj};
+use crate::arch::mem::{phys_atomic_u32, phys_atomic_u64, read_phys_obj, write_phys_obj};
 use core::sync::atomic::Ordering;
-use wire::{RequestKind, Slot, SlotState, CHANNEL_OFF, SHARED_PHYS, SLOT_SIZE, SLOT_STATE_OFF};
+use wire::{
+    RequestKind, Slot, SlotState, CHANNEL_OFF, DOORBELL_OFF, SHARED_PHYS, SLOT_SIZE, SLOT_STATE_OFF,
+};
 
 /// The answer to a request, and the TSC cycles spent waiting for it.
 pub struct Reply {
@@ -13,14 +15,20 @@ pub struct Reply {
     pub cycles: u64,
 }
 
-fn slot_phys(cpu: usize) -> u64 {
-    SHARED_PHYS + CHANNEL_OFF + cpu as u64 * SLOT_SIZE
+fn slot_phys(slot: usize) -> u64 {
+    SHARED_PHYS + CHANNEL_OFF + slot as u64 * SLOT_SIZE
+}
+
+/// Ring the doorbell for `slot`: tell the proxy a request is posted there.
+fn ring(slot: usize) {
+    let word = phys_atomic_u64(SHARED_PHYS + DOORBELL_OFF + (slot / 64) as u64 * 8);
+    word.fetch_or(1 << (slot % 64), Ordering::Release);
 }
 
 /// Send one request on `cpu`'s slot and wait for the reply.
 pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply {
-    let cpu = 0;
-    let base = slot_phys(cpu);
+    let slot_index = 0;
+    let base = slot_phys(slot_index);
     let state = phys_atomic_u32(base + SLOT_STATE_OFF);
     let prev: Slot = read_phys_obj(base);
     let slot = Slot {
@@ -31,11 +39,13 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         args,
         ret: 0,
         aux,
-        _pad: [0; 2],
+        tid: 0,
+        _pad: 0,
     };
     write_phys_obj(base, slot);
     let t0 = rdtsc();
     state.store(SlotState::Posted as u32, Ordering::Release);
+    ring(slot_index);
     // No `pause` here: under TCG it leaves the translated-code loop on
     // every iteration, which more than doubles the round trip.
     while state.load(Ordering::Acquire) != SlotState::Done as u32 {}

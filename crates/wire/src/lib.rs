@@ -12,7 +12,7 @@ use core::mem::{offset_of, size_of};
 /// "MARGAY01", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MARGAY01");
 /// Bumped whenever any layout in this crate changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Guest-physical load address of the kernel image.
 pub const KERNEL_PHYS: u64 = 0x10_0000;
@@ -30,12 +30,18 @@ pub const MAX_CPUS: usize = 32;
 
 /// Offsets inside the shared area.
 pub const HEADER_OFF: u64 = 0;
-pub const CHANNEL_OFF: u64 = 0x1000;
-pub const REGIONS_OFF: u64 = 0x2000;
+/// The doorbell bitmap (`MAX_SLOTS` bits, in u64 words): the kernel sets bit
+/// `i` after posting a request in slot `i`; the proxy clears it when it takes
+/// the request.
+pub const DOORBELL_OFF: u64 = 0x800;
+pub const REGIONS_OFF: u64 = 0x1000;
 pub const STATS_OFF: u64 = 0x10000;
 pub const KMSG_OFF: u64 = 0x20000;
 pub const KMSG_SIZE: u64 = 0x20000;
-pub const BOOTDATA_OFF: u64 = 0x40000;
+/// Channel slots: one per LWK thread that talks to the proxy.
+pub const CHANNEL_OFF: u64 = 0x40000;
+pub const MAX_SLOTS: usize = 512;
+pub const BOOTDATA_OFF: u64 = 0x50000;
 pub const BOOTDATA_SIZE: u64 = SHARED_SIZE - BOOTDATA_OFF;
 
 /// Port of QEMU's `isa-debug-exit` device; QEMU exits with `(value << 1) | 1`.
@@ -145,7 +151,7 @@ pub struct Header {
     pub _pad2: u32,
 }
 const _: () = assert!(size_of::<Header>().is_multiple_of(8));
-const _: () = assert!(size_of::<Header>() as u64 <= CHANNEL_OFF - HEADER_OFF);
+
 
 /// Offsets of the header fields that are accessed atomically.
 pub const HEADER_STATE_OFF: u64 = offset_of!(Header, state) as u64;
@@ -204,8 +210,9 @@ impl TryFrom<u32> for RequestKind {
 pub const TRACE_LOCAL: u64 = 1;
 pub const TRACE_UNSUPPORTED: u64 = 2;
 
-/// One request/response slot of an inter-kernel channel (one per LWK core), at
-/// `SHARED_PHYS + CHANNEL_OFF + cpu * size_of::<Slot>()`.
+/// One request/response slot of an inter-kernel channel, at
+/// `SHARED_PHYS + CHANNEL_OFF + index * SLOT_SIZE`. Each LWK thread owns one
+/// slot, so requests of different threads are served in parallel.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 pub struct Slot {
@@ -219,10 +226,16 @@ pub struct Slot {
     pub args: [u64; 6],
     pub ret: i64,
     pub aux: [u64; 4],
-    pub _pad: [u64; 2],
+    /// The LWK thread id that posted the request (for traces).
+    pub tid: u64,
+    pub _pad: u64,
 }
 const _: () = assert!(size_of::<Slot>() == 128);
-const _: () = assert!((MAX_CPUS * size_of::<Slot>()) as u64 <= REGIONS_OFF - CHANNEL_OFF);
+const _: () = assert!((MAX_SLOTS * size_of::<Slot>()) as u64 <= BOOTDATA_OFF - CHANNEL_OFF);
+const _: () = assert!(DOORBELL_OFF + (MAX_SLOTS / 8) as u64 <= REGIONS_OFF);
+const _: () = assert!(size_of::<Header>() as u64 <= DOORBELL_OFF);
+/// Words in the doorbell bitmap.
+pub const DOORBELL_WORDS: usize = MAX_SLOTS / 64;
 pub const SLOT_STATE_OFF: u64 = offset_of!(Slot, state) as u64;
 pub const SLOT_SIZE: u64 = size_of::<Slot>() as u64;
 

@@ -102,7 +102,9 @@ pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
 pub fn dispatch(frame: &mut SyscallFrame) {
     let nr = frame.rax;
     let args = frame.args();
-    let route = ROUTE.get(nr as usize).map_or(2, |r| r.load(Ordering::Relaxed));
+    let route = ROUTE
+        .get(nr as usize)
+        .map_or(2, |r| r.load(Ordering::Relaxed));
     let (ret, flags) = match route {
         ROUTE_LOCAL => {
             stat(nr, |s| s.local += 1);
