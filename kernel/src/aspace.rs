@@ -29,6 +29,11 @@ impl AddressSpace {
         &self.regions
     }
 
+    /// Physical address of the page-table root.
+    pub fn root(&self) -> u64 {
+        self.pt.root()
+    }
+
     /// Load these page tables on this core.
     pub fn activate(&self) {
         crate::arch::activate_page_tables(self.pt.root());
@@ -108,9 +113,13 @@ impl AddressSpace {
         }
         for r in &pieces {
             self.pt.unmap(r.start, r.len).map_err(|_| Errno::ENOMEM)?;
-            mm::free_user(r.phys, r.len);
         }
         crate::arch::cpu::flush_tlb();
+        // No core may keep a translation to memory that is about to be reused.
+        crate::sched::tlb_shootdown();
+        for r in &pieces {
+            mm::free_user(r.phys, r.len);
+        }
         self.publish();
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The PVH start info QEMU hands the kernel: its memory map becomes the pmem map.
 
-use crate::arch::mem::read_phys_obj;
+use crate::arch::mem::{read_phys, read_phys_obj};
 use alloc::vec::Vec;
 use lwk_core::pmem::FirmwareEntry;
 
@@ -31,6 +31,18 @@ struct MemmapEntry {
     reserved: u32,
 }
 
+/// The ACPI RSDP address from the start info (0 when absent).
+pub fn rsdp(start_info: u64) -> u64 {
+    if start_info == 0 || start_info >= 1 << 20 {
+        return 0;
+    }
+    let si: StartInfo = read_phys_obj(start_info);
+    if si.magic != HVM_START_MAGIC {
+        return 0;
+    }
+    si.rsdp_paddr
+}
+
 /// The firmware memory map, or `None` when the start info has none (then the
 /// caller falls back to the size the host gave).
 pub fn memory_map(start_info: u64) -> Option<Vec<FirmwareEntry>> {
@@ -57,4 +69,19 @@ pub fn memory_map(start_info: u64) -> Option<Vec<FirmwareEntry>> {
             })
             .collect(),
     )
+}
+
+/// Firmware memory (ACPI tables) read through the direct map, below 4 GiB.
+pub struct PhysMem;
+
+impl lwk_core::acpi::PhysRead for PhysMem {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let ok = addr
+            .checked_add(buf.len() as u64)
+            .is_some_and(|end| end <= crate::arch::mem::DIRECT_MAP_SIZE);
+        if ok {
+            read_phys(addr, buf);
+        }
+        ok
+    }
 }

@@ -25,9 +25,16 @@ fn ring(slot: usize) {
     word.fetch_or(1 << (slot % 64), Ordering::Release);
 }
 
-/// Send one request on `cpu`'s slot and wait for the reply.
+/// Whether the proxy has answered the request in `slot`.
+pub fn slot_done(slot: usize) -> bool {
+    phys_atomic_u32(slot_phys(slot) + SLOT_STATE_OFF).load(Ordering::Acquire)
+        == SlotState::Done as u32
+}
+
+/// Send one request on the current thread's slot and wait for the reply:
+/// spinning while this core has nothing else to run, blocking otherwise.
 pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply {
-    let slot_index = 0;
+    let slot_index = crate::sched::current_slot();
     let base = slot_phys(slot_index);
     let state = phys_atomic_u32(base + SLOT_STATE_OFF);
     let prev: Slot = read_phys_obj(base);
@@ -39,7 +46,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         args,
         ret: 0,
         aux,
-        tid: 0,
+        tid: u64::from(crate::sched::current_tid()),
         _pad: 0,
     };
     write_phys_obj(base, slot);
@@ -48,7 +55,12 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     ring(slot_index);
     // No `pause` here: under TCG it leaves the translated-code loop on
     // every iteration, which more than doubles the round trip.
-    while state.load(Ordering::Acquire) != SlotState::Done as u32 {}
+    while state.load(Ordering::Acquire) != SlotState::Done as u32 {
+        if crate::sched::others_runnable() {
+            crate::sched::wait_offload(slot_index, || slot_done(slot_index));
+            break;
+        }
+    }
     let t1 = rdtsc();
     let done: Slot = read_phys_obj(base);
     state.store(SlotState::Free as u32, Ordering::Release);

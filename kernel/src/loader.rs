@@ -144,14 +144,11 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
         brk: brk_start,
         heap_end: brk_start,
         pid: params.proxy_pid,
-        clear_child_tid: 0,
-        robust_list: (0, 0),
         sigactions: [SigAction::default(); 65],
         sigmask: 0,
         altstack: (0, 2, 0),
         name: name_of(&bd.path),
         start_ns: crate::time::monotonic_ns(),
-        ncpus: params.ncpus,
     };
     Ok(Loaded {
         process,

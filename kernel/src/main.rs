@@ -11,12 +11,15 @@ extern crate alloc;
 mod arch;
 mod aspace;
 mod bootinfo;
+mod futex;
 mod ikc;
 mod kmsg;
 mod loader;
 mod mm;
 mod panic;
 mod process;
+#[allow(unsafe_code)]
+mod sched;
 mod shared;
 mod syscall;
 mod time;
@@ -70,6 +73,22 @@ pub fn kernel_main(start_info: u64) -> ! {
     let hz = time::calibrate(10_000_000);
     shared::set_tsc_hz(hz);
     kprintln!("tsc: {} kHz", hz / 1000);
+    arch::apic::map_uncached();
+    arch::apic::init_local();
+    arch::apic::calibrate_timer(hz / 200);
+    sched::init_bsp();
+    if params.ncpus > 1 {
+        let rsdp = bootinfo::rsdp(start_info);
+        match lwk_core::acpi::find_madt(&bootinfo::PhysMem, rsdp) {
+            Ok(madt) => {
+                kprintln!("acpi: {} processor(s) in the MADT", madt.apic_ids.len());
+                arch::smp::install_trampoline();
+                sched::start_aps(&madt.apic_ids, params.ncpus as usize);
+            }
+            Err(e) => kprintln!("acpi: no usable MADT ({e:?}); running on one core"),
+        }
+    }
+    kprintln!("smp: {} core(s) online", sched::ncpus());
     syscall::init();
     syscall::set_trace(params.flags & wire::FLAG_TRACE != 0);
 
@@ -97,7 +116,10 @@ pub fn kernel_main(start_info: u64) -> ! {
     );
     let (entry, sp) = (loaded.entry, loaded.sp);
     loaded.process.aspace.activate();
+    sched::set_user_page_tables(loaded.process.aspace.root());
+    let pid = loaded.process.pid;
     *process::CURRENT.lock() = Some(loaded.process);
+    sched::adopt_main(pid);
     syscall::set_boot_cycles(arch::cpu::rdtsc() - t_boot);
     shared::set_user_entry_ns(time::realtime_ns());
     shared::set_state(State::Running);

@@ -27,14 +27,11 @@ pub struct Process {
     pub heap_end: u64,
     /// Linux pid as seen by the application (the proxy's pid).
     pub pid: u32,
-    pub clear_child_tid: u64,
-    pub robust_list: (u64, u64),
     pub sigactions: [SigAction; 65],
     pub sigmask: u64,
     pub altstack: (u64, u64, u64),
     pub name: [u8; 16],
     pub start_ns: u64,
-    pub ncpus: u32,
 }
 
 pub static CURRENT: SpinLock<Option<Process>> = SpinLock::new(None);

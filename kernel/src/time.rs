@@ -73,12 +73,18 @@ pub fn realtime_ns() -> u64 {
     REAL0.load(Ordering::Relaxed) + since_anchor_ns()
 }
 
-/// Busy-wait until CLOCK_MONOTONIC reaches `deadline_ns`. (No timer
-/// interrupts yet: a core with one task has nothing better to do.)
+/// The TSC value `ns` nanoseconds from now.
+pub fn deadline_after_ns(ns: u64) -> u64 {
+    let cycles = ((u128::from(ns) * u128::from(tsc_hz())) / 1_000_000_000)
+        .min(u128::from(u64::MAX / 2)) as u64;
+    rdtsc().saturating_add(cycles)
+}
+
+/// Sleep until CLOCK_MONOTONIC reaches `deadline_ns` (the task blocks; its
+/// core runs others or halts until its one-shot timer fires).
 pub fn sleep_until_monotonic(deadline_ns: u64) {
-    while monotonic_ns() < deadline_ns {
-        for _ in 0..64 {
-            pause();
-        }
+    let now = monotonic_ns();
+    if deadline_ns > now {
+        crate::sched::sleep_until(deadline_after_ns(deadline_ns - now), None);
     }
 }

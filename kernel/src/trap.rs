@@ -1,6 +1,7 @@
 //! What exceptions mean: a fault in user mode kills the process with the
 //! signal Linux would send; anything in kernel mode is a panic with registers.
 
+use crate::arch::apic;
 use crate::arch::cpu::{read_cr2, read_cr3};
 use crate::arch::trap::TrapFrame;
 use linux_abi::signal::*;
@@ -43,8 +44,23 @@ const NAMES: [&str; 32] = [
 pub fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector >= 32 {
-        // No device interrupts are enabled yet: count and ignore.
-        crate::syscall::count_irq();
+        let from_user = frame.is_user();
+        if from_user {
+            crate::sched::enter_kernel();
+        }
+        match vector as u8 {
+            apic::TIMER_VECTOR => crate::sched::on_timer(from_user),
+            apic::RESCHED_VECTOR => crate::sched::on_resched(from_user),
+            apic::TLB_VECTOR => crate::sched::on_tlb_ipi(),
+            apic::SPURIOUS_VECTOR => {}
+            _ => {
+                crate::syscall::count_irq();
+                apic::eoi();
+            }
+        }
+        if from_user {
+            crate::sched::leave_kernel();
+        }
         return;
     }
     let cr2 = read_cr2();

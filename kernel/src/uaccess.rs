@@ -63,12 +63,6 @@ pub fn read_u64(asp: &AddressSpace, addr: u64) -> Result<u64, Errno> {
     Ok(u64::from_le_bytes(b))
 }
 
-pub fn read_u32(asp: &AddressSpace, addr: u64) -> Result<u32, Errno> {
-    let mut b = [0u8; 4];
-    copy_from_user(asp, addr, &mut b)?;
-    Ok(u32::from_le_bytes(b))
-}
-
 pub fn write_u64(asp: &AddressSpace, addr: u64, v: u64) -> Result<(), Errno> {
     copy_to_user(asp, addr, &v.to_le_bytes())
 }

@@ -74,7 +74,7 @@ pub fn policy(nr: u64) -> Policy {
         // Task and thread bookkeeping.
         "arch_prctl" | "set_tid_address" | "set_robust_list" | "get_robust_list" | "exit"
         | "exit_group" | "getpid" | "gettid" | "sched_yield" | "sched_getaffinity"
-        | "sched_setaffinity" | "getcpu" | "futex" | "prctl" => Policy::Local,
+        | "sched_setaffinity" | "getcpu" | "futex" | "prctl" | "clone" | "clone3" => Policy::Local,
         // Time from the calibrated TSC.
         "clock_gettime" | "clock_getres" | "gettimeofday" | "time" | "nanosleep"
         | "clock_nanosleep" => Policy::Local,
@@ -85,8 +85,8 @@ pub fn policy(nr: u64) -> Policy {
         "rseq" => {
             Policy::Unsupported("restartable sequences are not implemented (glibc falls back)")
         }
-        "fork" | "vfork" | "clone" | "clone3" | "execve" | "execveat" => {
-            Policy::Unsupported("processes and threads are not implemented yet")
+        "fork" | "vfork" | "execve" | "execveat" => {
+            Policy::Unsupported("new processes and exec are not implemented yet")
         }
         "rt_sigreturn" | "rt_sigsuspend" | "rt_sigtimedwait" | "rt_sigqueueinfo"
         | "rt_tgsigqueueinfo" | "pause" | "alarm" | "setitimer" | "timer_create"

@@ -152,7 +152,6 @@ pub struct Header {
 }
 const _: () = assert!(size_of::<Header>().is_multiple_of(8));
 
-
 /// Offsets of the header fields that are accessed atomically.
 pub const HEADER_STATE_OFF: u64 = offset_of!(Header, state) as u64;
 pub const HEADER_KMSG_HEAD_OFF: u64 = offset_of!(Header, kmsg_head) as u64;
@@ -348,8 +347,25 @@ pub struct StatsHeader {
     pub context_switches: u64,
     /// Kernel boot to application entry, in TSC cycles.
     pub boot_cycles: u64,
-    pub _rest: [u64; 3],
+    /// LWK cores that ran (entries of the per-CPU table at `CPU_STATS_OFF`).
+    pub ncpus: u64,
+    pub _rest: [u64; 2],
 }
+
+/// Per-core counters at `SHARED_PHYS + STATS_OFF + CPU_STATS_OFF`, `MAX_CPUS` entries.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct CpuStat {
+    /// One-shot LAPIC timer interrupts (sleeps, time slices, offload polls).
+    pub timer_irqs: u64,
+    /// Reschedule and TLB shootdown IPIs received.
+    pub ipis: u64,
+    pub context_switches: u64,
+    pub online: u64,
+}
+const _: () = assert!(size_of::<CpuStat>() == 32);
+pub const CPU_STATS_OFF: u64 = STATS_ENTRIES_OFF + (STATS_NR * size_of::<SyscallStat>()) as u64;
+const _: () = assert!(CPU_STATS_OFF + (MAX_CPUS * size_of::<CpuStat>()) as u64 <= KMSG_OFF - STATS_OFF);
 const _: () = assert!(size_of::<StatsHeader>() as u64 == STATS_ENTRIES_OFF);
 
 /// The smallest partition (`--mem`) that can load a program whose loadable

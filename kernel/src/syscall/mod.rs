@@ -80,13 +80,30 @@ pub fn flush_stats() {
         StatsHeader {
             valid: 1,
             _pad: 0,
-            timer_irqs: 0,
+            timer_irqs: (0..crate::sched::ncpus())
+                .map(|c| crate::sched::cpu_counters(c).0)
+                .sum(),
             other_irqs: IRQS.load(Ordering::Relaxed),
-            context_switches: 0,
+            context_switches: (0..crate::sched::ncpus())
+                .map(|c| crate::sched::cpu_counters(c).2)
+                .sum(),
             boot_cycles: BOOT_CYCLES.load(Ordering::Relaxed),
-            _rest: [0; 3],
+            ncpus: crate::sched::ncpus() as u64,
+            _rest: [0; 2],
         },
     );
+    for c in 0..crate::sched::ncpus() {
+        let (timer_irqs, ipis, context_switches) = crate::sched::cpu_counters(c);
+        write_phys_obj(
+            base + wire::CPU_STATS_OFF + (c * core::mem::size_of::<wire::CpuStat>()) as u64,
+            wire::CpuStat {
+                timer_irqs,
+                ipis,
+                context_switches,
+                online: 1,
+            },
+        );
+    }
 }
 
 /// Offload a syscall, with stats.
@@ -100,6 +117,7 @@ pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
 }
 
 pub fn dispatch(frame: &mut SyscallFrame) {
+    crate::sched::enter_kernel();
     let nr = frame.rax;
     let args = frame.args();
     let route = ROUTE
@@ -108,7 +126,7 @@ pub fn dispatch(frame: &mut SyscallFrame) {
     let (ret, flags) = match route {
         ROUTE_LOCAL => {
             stat(nr, |s| s.local += 1);
-            (to_raw(local(nr, args)), wire::TRACE_LOCAL)
+            (to_raw(local(nr, frame)), wire::TRACE_LOCAL)
         }
         ROUTE_OFFLOAD => {
             let r = offload(nr, args);
@@ -142,6 +160,7 @@ pub fn dispatch(frame: &mut SyscallFrame) {
     if TRACE.load(Ordering::Relaxed) {
         trace(nr, args, ret, flags);
     }
+    crate::sched::leave_kernel();
 }
 
 /// Send a `--trace` record to the proxy, which prints it on the application's stderr.
@@ -153,8 +172,9 @@ pub fn tracing() -> bool {
     TRACE.load(Ordering::Relaxed)
 }
 
-fn local(nr: u64, a: [u64; 6]) -> SysResult {
+fn local(nr: u64, frame: &SyscallFrame) -> SysResult {
     use linux_abi::syscalls_gen::*;
+    let a = frame.args();
     let Ok(n) = u32::try_from(nr) else {
         return Err(Errno::ENOSYS);
     };
@@ -173,13 +193,17 @@ fn local(nr: u64, a: [u64; 6]) -> SysResult {
         SYS_SET_TID_ADDRESS => task::set_tid_address(a[0]),
         SYS_SET_ROBUST_LIST => task::set_robust_list(a[0], a[1]),
         SYS_GET_ROBUST_LIST => task::get_robust_list(a[0], a[1], a[2]),
-        SYS_EXIT | SYS_EXIT_GROUP => task::exit(nr, a[0]),
-        SYS_GETPID | SYS_GETTID => task::getpid(),
-        SYS_SCHED_YIELD => Ok(0),
+        SYS_EXIT => task::exit_thread(nr, a[0]),
+        SYS_EXIT_GROUP => task::exit_group(nr, a[0]),
+        SYS_GETPID => task::getpid(),
+        SYS_GETTID => task::gettid(),
+        SYS_CLONE => task::clone(frame),
+        SYS_CLONE3 => task::clone3(frame),
+        SYS_SCHED_YIELD => task::sched_yield(),
         SYS_SCHED_GETAFFINITY => task::sched_getaffinity(a[0], a[1], a[2]),
         SYS_SCHED_SETAFFINITY => task::sched_setaffinity(a[0], a[1], a[2]),
         SYS_GETCPU => task::getcpu(a[0], a[1]),
-        SYS_FUTEX => task::futex(a[0], a[1], a[2], a[3]),
+        SYS_FUTEX => task::futex(a),
         SYS_PRCTL => task::prctl(a[0], a[1]),
         SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
         SYS_CLOCK_GETRES => time::clock_getres(a[0], a[1]),

@@ -107,6 +107,7 @@ boot_pdpt_low:
     .space 4096
 boot_pdpt_high:
     .space 4096
+    .global boot_pd
 boot_pd:
     .space 4096 * 4
 
@@ -138,6 +139,22 @@ boot_stack_top:
 
 extern "C" {
     static boot_pml4: u8;
+    static mut boot_pd: [u64; 2048];
+}
+
+/// Mark the 2 MiB page of the boot tables (identity and direct map share
+/// them) that holds `phys` uncached, for memory-mapped devices.
+pub fn set_direct_map_uncached(phys: u64) {
+    let idx = (phys >> 21) as usize;
+    assert!(idx < 2048);
+    // SAFETY: boot_pd is the live page directory of the first 4 GiB; setting
+    // PCD|PWT on one 2 MiB device page changes only its caching, and the TLB
+    // is flushed right after. Only the boot CPU does this, before SMP.
+    unsafe {
+        let pd = core::ptr::addr_of_mut!(boot_pd);
+        (*pd)[idx] |= (1 << 3) | (1 << 4);
+    }
+    super::cpu::flush_tlb();
 }
 
 /// Physical address of the boot PML4, whose upper half (direct map and

@@ -1,8 +1,9 @@
-//! Per-CPU GDT, TSS (with IST stacks for every exception) and the per-CPU
+//! Per-CPU GDT, TSS (IST stacks for double faults and NMIs) and the per-CPU
 //! block that `gs` points at in kernel mode.
 
 use core::arch::asm;
 use core::mem::size_of;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 pub const KERNEL_CS: u16 = 0x08;
 pub const KERNEL_DS: u16 = 0x10;
@@ -11,7 +12,8 @@ pub const USER_CS: u16 = 0x20 | 3;
 const TSS_SEL: u16 = 0x28;
 
 const IST_STACK_SIZE: usize = 16 * 1024;
-const KERNEL_STACK_SIZE: usize = 64 * 1024;
+/// Size of each CPU's boot/idle stack.
+pub const IDLE_STACK_SIZE: usize = 64 * 1024;
 
 #[repr(C, packed)]
 struct Tss {
@@ -24,9 +26,6 @@ struct Tss {
     iomap: u16,
 }
 
-#[repr(C, align(16))]
-struct Stack<const N: usize>([u8; N]);
-
 /// The per-CPU block; `gs:0` in kernel mode. The syscall entry reads
 /// `kernel_rsp` and saves the user stack in `user_rsp` (offsets fixed in asm).
 #[repr(C)]
@@ -38,20 +37,22 @@ pub struct PerCpu {
 }
 pub const PERCPU_KERNEL_RSP: usize = 8;
 pub const PERCPU_USER_RSP: usize = 16;
+pub const PERCPU_CPU: usize = 24;
 const _: () = assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == PERCPU_KERNEL_RSP);
 const _: () = assert!(core::mem::offset_of!(PerCpu, user_rsp) == PERCPU_USER_RSP);
+const _: () = assert!(core::mem::offset_of!(PerCpu, cpu) == PERCPU_CPU);
 
-struct CpuTables {
+/// Everything one CPU needs for itself. All-zero is a valid initial value.
+#[repr(C, align(16))]
+pub struct CpuTables {
     gdt: [u64; 7],
     tss: Tss,
     percpu: PerCpu,
-    ist_exc: Stack<IST_STACK_SIZE>,
-    ist_df: Stack<IST_STACK_SIZE>,
-    ist_nmi: Stack<IST_STACK_SIZE>,
-    kstack: Stack<KERNEL_STACK_SIZE>,
+    ist_df: [u8; IST_STACK_SIZE],
+    ist_nmi: [u8; IST_STACK_SIZE],
+    idle_stack: [u8; IDLE_STACK_SIZE],
 }
 
-// One core for now; per-CPU arrays come with SMP.
 static mut BSP: CpuTables = CpuTables {
     gdt: [0; 7],
     tss: Tss {
@@ -61,7 +62,7 @@ static mut BSP: CpuTables = CpuTables {
         ist: [0; 7],
         _r2: 0,
         _r3: 0,
-        iomap: size_of::<Tss>() as u16,
+        iomap: 0,
     },
     percpu: PerCpu {
         self_ptr: 0,
@@ -69,32 +70,59 @@ static mut BSP: CpuTables = CpuTables {
         user_rsp: 0,
         cpu: 0,
     },
-    ist_exc: Stack([0; IST_STACK_SIZE]),
-    ist_df: Stack([0; IST_STACK_SIZE]),
-    ist_nmi: Stack([0; IST_STACK_SIZE]),
-    kstack: Stack([0; KERNEL_STACK_SIZE]),
+    ist_df: [0; IST_STACK_SIZE],
+    ist_nmi: [0; IST_STACK_SIZE],
+    idle_stack: [0; IDLE_STACK_SIZE],
 };
 
-/// IST index (1-based) used by ordinary exceptions and interrupts.
-pub const IST_EXC: u8 = 1;
-/// IST index for double faults.
-pub const IST_DF: u8 = 2;
-/// IST index for NMIs and machine checks.
-pub const IST_NMI: u8 = 3;
+static TABLES: [AtomicPtr<CpuTables>; wire::MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; wire::MAX_CPUS];
 
-/// Load this core's GDT and TSS, set up `gs` for the per-CPU block.
-pub fn init_bsp() {
-    // SAFETY: called once on the boot CPU before anything else uses these
-    // tables; no other reference to BSP exists.
-    let t = unsafe { &mut *core::ptr::addr_of_mut!(BSP) };
-    let top = |s: &[u8]| s.as_ptr() as u64 + s.len() as u64;
-    t.tss.ist[usize::from(IST_EXC) - 1] = top(&t.ist_exc.0);
-    t.tss.ist[usize::from(IST_DF) - 1] = top(&t.ist_df.0);
-    t.tss.ist[usize::from(IST_NMI) - 1] = top(&t.ist_nmi.0);
-    let kstack_top = top(&t.kstack.0);
-    t.tss.rsp[0] = kstack_top;
+/// IST index (1-based) for double faults.
+pub const IST_DF: u8 = 1;
+/// IST index for NMIs and machine checks.
+pub const IST_NMI: u8 = 2;
+
+fn top(s: &[u8]) -> u64 {
+    (s.as_ptr() as u64 + s.len() as u64) & !0xf
+}
+
+/// Fresh, zeroed tables for an application processor.
+pub fn alloc_ap_tables() -> Option<*mut CpuTables> {
+    let layout = core::alloc::Layout::new::<CpuTables>();
+    // SAFETY: the layout has non-zero size; zeroed memory is a valid CpuTables
+    // (plain integers and byte arrays).
+    let p = unsafe { alloc::alloc::alloc_zeroed(layout) } as *mut CpuTables;
+    (!p.is_null()).then_some(p)
+}
+
+/// Top of CPU `cpu`'s idle stack (valid once its tables exist).
+pub fn idle_stack_top(tables: *mut CpuTables) -> u64 {
+    // SAFETY: `tables` came from `alloc_ap_tables` or is the BSP's static;
+    // only the stack's address is computed.
+    unsafe { top(&(*tables).idle_stack) }
+}
+
+/// The boot CPU's tables.
+pub fn bsp_tables() -> *mut CpuTables {
+    core::ptr::addr_of_mut!(BSP)
+}
+
+/// Load `tables` as this CPU's GDT and TSS and point `gs` at its per-CPU block.
+///
+/// # Safety
+/// `tables` must be valid for the kernel's lifetime and used by this CPU only.
+pub unsafe fn init_cpu(cpu: usize, tables: *mut CpuTables) {
+    // SAFETY: guaranteed by the caller: exclusive, 'static tables.
+    let t = unsafe { &mut *tables };
+    t.tss.iomap = size_of::<Tss>() as u16;
+    t.tss.ist[usize::from(IST_DF) - 1] = top(&t.ist_df);
+    t.tss.ist[usize::from(IST_NMI) - 1] = top(&t.ist_nmi);
+    let idle_top = top(&t.idle_stack);
+    t.tss.rsp[0] = idle_top;
     t.percpu.self_ptr = core::ptr::addr_of!(t.percpu) as u64;
-    t.percpu.kernel_rsp = kstack_top;
+    t.percpu.kernel_rsp = idle_top;
+    t.percpu.cpu = cpu as u64;
 
     let tss_base = core::ptr::addr_of!(t.tss) as u64;
     let tss_limit = (size_of::<Tss>() - 1) as u64;
@@ -121,9 +149,9 @@ pub fn init_bsp() {
         limit: (size_of::<[u64; 7]>() - 1) as u16,
         base: t.gdt.as_ptr() as u64,
     };
-    // SAFETY: the GDT above is static and valid; reloading CS/DS with the same
-    // selectors the boot GDT used keeps execution continuous, and the TSS
-    // descriptor points at a static TSS.
+    // SAFETY: the GDT above is valid for the kernel's lifetime; reloading
+    // CS/DS with the same selector values the boot GDT used keeps execution
+    // continuous, and the TSS descriptor points at this CPU's TSS.
     unsafe {
         asm!(
             "lgdt [{gdtr}]",
@@ -144,5 +172,29 @@ pub fn init_bsp() {
         );
         super::cpu::wrmsr(super::cpu::MSR_GS_BASE, t.percpu.self_ptr);
         super::cpu::wrmsr(super::cpu::MSR_KERNEL_GS_BASE, 0);
+    }
+    TABLES[cpu].store(tables, Ordering::Release);
+}
+
+/// Index of the CPU this code runs on (kernel mode only).
+pub fn this_cpu() -> usize {
+    let v: u64;
+    // SAFETY: in kernel mode gs points at this CPU's PerCpu block (set by init_cpu).
+    unsafe {
+        asm!("mov {}, gs:[{off}]", out(reg) v, off = const PERCPU_CPU, options(nostack, readonly, preserves_flags))
+    };
+    v as usize
+}
+
+/// Make `top` the stack this CPU enters the kernel on (syscalls and
+/// interrupts from user mode).
+pub fn set_kernel_stack(top: u64) {
+    let cpu = this_cpu();
+    let t = TABLES[cpu].load(Ordering::Acquire);
+    // SAFETY: `t` is this CPU's own tables (set by init_cpu); only this CPU
+    // writes these two fields, with interrupts off.
+    unsafe {
+        (*t).tss.rsp[0] = top;
+        (*t).percpu.kernel_rsp = top;
     }
 }

@@ -1,11 +1,13 @@
 //! x86-64: boot, descriptor tables, traps and syscall entry, page tables,
 //! physical memory access.
 
+pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod gdt;
 pub mod mem;
 pub mod paging;
+pub mod smp;
 pub mod trap;
 
 #[no_mangle]
@@ -16,8 +18,52 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
 /// Bring up this (boot) core: GDT/TSS, IDT and syscall MSRs, PIC masked.
 pub fn init_bsp() {
     cpu::mask_pic();
-    gdt::init_bsp();
+    // SAFETY: the BSP's static tables are used by this CPU only.
+    unsafe { gdt::init_cpu(0, gdt::bsp_tables()) };
     trap::init();
+}
+
+/// Per-CPU setup of an application processor, on its idle stack.
+pub fn init_ap(cpu: usize, tables: *mut gdt::CpuTables) {
+    // SAFETY: `tables` was allocated for this CPU alone and lives forever.
+    unsafe { gdt::init_cpu(cpu, tables) };
+    trap::load_on_this_cpu();
+    apic::init_local();
+}
+
+/// Start CPU `cpu` (APIC id `apic_id`): it runs `entry(cpu)` on its own idle stack.
+pub fn start_cpu(
+    cpu: usize,
+    apic_id: u32,
+    entry: extern "C" fn(u64) -> !,
+    cycles_per_ms: u64,
+) -> Option<*mut gdt::CpuTables> {
+    let tables = gdt::alloc_ap_tables()?;
+    AP_TABLES[cpu].store(tables, core::sync::atomic::Ordering::Release);
+    smp::start_ap(
+        apic_id,
+        entry,
+        cpu as u64,
+        gdt::idle_stack_top(tables),
+        cycles_per_ms,
+    );
+    Some(tables)
+}
+
+static AP_TABLES: [core::sync::atomic::AtomicPtr<gdt::CpuTables>; wire::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()) }; wire::MAX_CPUS];
+
+/// The tables `start_cpu` allocated for `cpu`.
+pub fn ap_tables(cpu: usize) -> *mut gdt::CpuTables {
+    AP_TABLES[cpu].load(core::sync::atomic::Ordering::Acquire)
+}
+
+/// Enable interrupts and halt until one arrives, then disable them again.
+pub fn idle_halt() {
+    // SAFETY: `sti; hlt` is atomic with respect to interrupts (the sti shadow),
+    // so a wakeup cannot be lost between them; handlers run on this stack
+    // (IST 0), where no red zone is live.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) }
 }
 
 extern "C" {
@@ -46,6 +92,26 @@ pub fn activate_page_tables(pml4: u64) {
         // SAFETY: every user PML4 copies the kernel half from the boot tables
         // (paging::PageTables::new), so the kernel stays mapped.
         unsafe { cpu::write_cr3(pml4) }
+    }
+}
+
+/// Save the running task's user FS and GS bases.
+pub fn save_user_segment_bases(
+    fs: &core::sync::atomic::AtomicU64,
+    gs: &core::sync::atomic::AtomicU64,
+) {
+    use core::sync::atomic::Ordering::Relaxed;
+    fs.store(cpu::rdmsr(cpu::MSR_FS_BASE), Relaxed);
+    gs.store(cpu::rdmsr(cpu::MSR_KERNEL_GS_BASE), Relaxed);
+}
+
+/// Load a task's user FS and GS bases (kernel mode: the user GS base lives in
+/// KERNEL_GS_BASE until swapgs).
+pub fn load_user_segment_bases(fs: u64, gs: u64) {
+    // SAFETY: both values were saved from (or validated for) user mode.
+    unsafe {
+        cpu::wrmsr(cpu::MSR_FS_BASE, fs);
+        cpu::wrmsr(cpu::MSR_KERNEL_GS_BASE, gs);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The IDT, exception/interrupt entry stubs (every gate on an IST stack), the
 //! `syscall` entry and the first entry into user mode.
 
-use super::gdt::{IST_DF, IST_EXC, IST_NMI, KERNEL_CS, PERCPU_KERNEL_RSP, PERCPU_USER_RSP};
+use super::gdt::{IST_DF, IST_NMI, KERNEL_CS, PERCPU_KERNEL_RSP, PERCPU_USER_RSP};
 use core::arch::{asm, global_asm};
 
 /// Registers saved by the exception entry stub, lowest address first.
@@ -213,6 +213,8 @@ syscall_entry:
     stmxcsr 256(%rsp)
     lea 272(%rsp), %rdi
     call margay_syscall
+    .global syscall_exit
+syscall_exit:
     ldmxcsr 256(%rsp)
     movdqa 0(%rsp), %xmm0
     movdqa 16(%rsp), %xmm1
@@ -249,6 +251,38 @@ syscall_entry:
     pop %rsp
     swapgs
     sysretq
+
+    /* switch_stacks(prev_rsp: *mut u64, next_rsp: u64): save the callee-saved
+       registers on this stack, store its pointer, continue on `next`. */
+    .global switch_stacks
+switch_stacks:
+    push %rbp
+    push %rbx
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, (%rdi)
+    mov %rsi, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbx
+    pop %rbp
+    ret
+
+    /* First code of a new thread: finish the switch, then leave through the
+       syscall exit path with the registers its creator prepared. */
+    .global new_task_start
+new_task_start:
+    call margay_new_task
+    jmp syscall_exit
+
+    .global kthread_start
+kthread_start:
+    call *%r12
+    ud2
 
     .global enter_user
 enter_user:
@@ -309,7 +343,99 @@ mxcsr_default:
 extern "C" {
     static isr_stubs: u8;
     fn syscall_entry();
+    fn new_task_start();
+    fn kthread_start();
     fn enter_user(rip: u64, rsp: u64) -> !;
+    fn switch_stacks(prev_rsp: *mut u64, next_rsp: u64);
+}
+
+/// Bytes the syscall entry keeps below the `SyscallFrame` for xmm0-15 and MXCSR.
+pub const XMM_AREA: u64 = 272;
+
+/// Switch kernel stacks: save the current context into `*prev_rsp` and resume
+/// the one saved at `next_rsp`.
+///
+/// # Safety
+/// `next_rsp` must be a context saved by `switch_stacks` or built by
+/// `build_new_task_stack`, whose stack is not in use elsewhere; `prev_rsp`
+/// must be writable and stay valid until that context is resumed.
+pub unsafe fn switch_to(prev_rsp: *mut u64, next_rsp: u64) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { switch_stacks(prev_rsp, next_rsp) }
+}
+
+/// Prepare a new thread's kernel stack (`top` 16-byte aligned, at least 1 KiB
+/// mapped below it): the first switch to the returned stack pointer leaves to
+/// user mode with registers `frame` and xmm/MXCSR state `xmm`.
+pub fn build_new_task_stack(top: u64, frame: &SyscallFrame, xmm: &[u8; XMM_AREA as usize]) -> u64 {
+    let frame_at = top - core::mem::size_of::<SyscallFrame>() as u64;
+    let xmm_at = frame_at - XMM_AREA;
+    let regs_at = xmm_at - 8 * 7;
+    // SAFETY: the caller owns [top - 1 KiB, top), which covers everything
+    // written here (128 + 272 + 56 bytes), and nothing else uses it yet.
+    unsafe {
+        core::ptr::write(frame_at as *mut SyscallFrame, *frame);
+        core::ptr::copy_nonoverlapping(xmm.as_ptr(), xmm_at as *mut u8, xmm.len());
+        let regs = regs_at as *mut u64;
+        for i in 0..6 {
+            regs.add(i).write(0);
+        }
+        regs.add(6).write(new_task_start as *const () as u64);
+    }
+    regs_at
+}
+
+/// The xmm/MXCSR area the syscall entry saved below `frame`.
+pub fn saved_xmm(frame: &SyscallFrame) -> [u8; XMM_AREA as usize] {
+    let mut out = [0u8; XMM_AREA as usize];
+    let at = frame as *const SyscallFrame as u64 - XMM_AREA;
+    // SAFETY: `frame` is the frame syscall_entry built on this kernel stack,
+    // with the saved xmm area immediately below it.
+    unsafe { core::ptr::copy_nonoverlapping(at as *const u8, out.as_mut_ptr(), out.len()) };
+    out
+}
+
+/// Prepare a kernel-only context on `top` that runs `entry` when first
+/// switched to (the idle loop of the boot CPU).
+pub fn build_kernel_thread_stack(top: u64, entry: extern "C" fn() -> !) -> u64 {
+    let regs_at = top - 8 * 8;
+    // SAFETY: the caller owns the stack below `top`; 64 bytes are written.
+    unsafe {
+        let regs = regs_at as *mut u64;
+        // Popped as r15, r14, r13, r12, rbx, rbp; r12 carries the entry point.
+        for i in 0..6 {
+            regs.add(i).write(0);
+        }
+        regs.add(3).write(entry as *const () as u64);
+        regs.add(6).write(kthread_start as *const () as u64);
+        regs.add(7).write(0);
+    }
+    regs_at
+}
+
+/// Save the x87/SSE state into `area`.
+pub fn fpu_save(area: &mut FpuArea) {
+    // SAFETY: `area` is 512 bytes, 16-byte aligned, as fxsave64 requires.
+    unsafe { asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) }
+}
+
+/// Load the x87/SSE state from `area` (written by `fpu_save` or `FpuArea::new`).
+pub fn fpu_restore(area: &FpuArea) {
+    // SAFETY: as for `fpu_save`; the area holds a valid fxsave image.
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack)) }
+}
+
+/// An fxsave image.
+#[repr(C, align(16))]
+pub struct FpuArea(pub [u8; 512]);
+
+impl FpuArea {
+    /// The state of a fresh thread: a copy of the current CPU state.
+    pub fn current() -> Self {
+        let mut a = FpuArea([0; 512]);
+        fpu_save(&mut a);
+        a
+    }
 }
 
 #[repr(C, align(16))]
@@ -323,10 +449,13 @@ pub fn init() {
     let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT) };
     for v in 0..256usize {
         let handler = base + 16 * v as u64;
+        // Only double faults and NMIs/machine checks use IST stacks: everything
+        // else arrives either from user mode (on the thread's kernel stack,
+        // TSS.rsp0) or in the idle loop's hlt, where no red zone is live.
         let ist = match v {
             8 => IST_DF,
             2 | 18 => IST_NMI,
-            _ => IST_EXC,
+            _ => 0,
         };
         // Interrupt gate (type 0xE), present, DPL 0.
         let lo = (handler & 0xffff)
@@ -337,16 +466,22 @@ pub fn init() {
         idt.0[2 * v] = lo;
         idt.0[2 * v + 1] = handler >> 32;
     }
+    load_on_this_cpu();
+}
+
+/// Load the (shared) IDT and program this CPU's `syscall` MSRs.
+pub fn load_on_this_cpu() {
     #[repr(C, packed)]
     struct Dtr {
         limit: u16,
         base: u64,
     }
+    let base = core::ptr::addr_of!(IDT) as u64;
     let idtr = Dtr {
         limit: (16 * 256 - 1) as u16,
-        base: idt.0.as_ptr() as u64,
+        base,
     };
-    // SAFETY: the IDT is static, fully populated, and every gate points at a stub above.
+    // SAFETY: the IDT is static and was fully populated by `init` on the boot CPU.
     unsafe { asm!("lidt [{}]", in(reg) &idtr, options(nostack)) };
 
     use super::cpu::{wrmsr, MSR_FMASK, MSR_LSTAR, MSR_STAR};
@@ -375,4 +510,9 @@ extern "C" fn margay_trap(frame: &mut TrapFrame) {
 #[no_mangle]
 extern "C" fn margay_syscall(frame: &mut SyscallFrame) {
     crate::syscall::dispatch(frame);
+}
+
+#[no_mangle]
+extern "C" fn margay_new_task() {
+    crate::sched::finish_switch();
 }
