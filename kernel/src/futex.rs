@@ -20,7 +20,7 @@ static QUEUES: SpinLock<BTreeMap<u64, VecDeque<Waiter>>> = SpinLock::new(BTreeMa
 
 /// Physical address of a user futex word (4-byte aligned, writable memory).
 fn key(uaddr: u64) -> Result<u64, Errno> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     process::with(|p| {

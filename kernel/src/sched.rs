@@ -258,8 +258,7 @@ extern "C" fn idle_entry() -> ! {
 pub fn start_aps(apic_ids: &[u32], want: usize) {
     let me = apic::id();
     let cycles_per_ms = crate::time::tsc_hz() / 1000;
-    let mut cpu = 1;
-    for &id in apic_ids.iter().filter(|&&id| id != me) {
+    for (cpu, &id) in (1..).zip(apic_ids.iter().filter(|&&id| id != me)) {
         if cpu >= want.min(MAX_CPUS) {
             break;
         }
@@ -280,7 +279,6 @@ pub fn start_aps(apic_ids: &[u32], want: usize) {
             NCPUS.store(cpu, Ordering::Release);
             break;
         }
-        cpu += 1;
     }
 }
 
@@ -316,12 +314,12 @@ pub fn adopt_main(tid: u32) -> TaskRef {
 /// The least loaded online CPU allowed by `mask`.
 fn pick_cpu(mask: u64) -> usize {
     let mut best = (usize::MAX, 0);
-    for c in 0..ncpus() {
-        if mask & (1 << c) == 0 || !CPUS[c].online.load(Ordering::Acquire) {
+    for (c, cpu) in CPUS.iter().enumerate().take(ncpus()) {
+        if mask & (1 << c) == 0 || !cpu.online.load(Ordering::Acquire) {
             continue;
         }
-        let busy = usize::from(!CPUS[c].current.load(Ordering::Acquire).is_null());
-        let load = CPUS[c].queued.load(Ordering::Acquire) + busy;
+        let busy = usize::from(!cpu.current.load(Ordering::Acquire).is_null());
+        let load = cpu.queued.load(Ordering::Acquire) + busy;
         if load < best.0 {
             best = (load, c);
         }
@@ -463,16 +461,15 @@ fn schedule(how: Switch) {
                 }
                 Switch::Block => {
                     p.state.store(BLOCKED, Ordering::SeqCst);
-                    if p.wake_pending.swap(false, Ordering::SeqCst) {
-                        if p.state
+                    if p.wake_pending.swap(false, Ordering::SeqCst)
+                        && p.state
                             .compare_exchange(BLOCKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst)
                             .is_ok()
-                        {
-                            rq.current = prev;
-                            return;
-                        }
-                        // A waker already queued it: switch away; it runs again from the queue.
+                    {
+                        rq.current = prev;
+                        return;
                     }
+                    // A waker already queued it: switch away; it runs again from the queue.
                 }
                 Switch::Exit => p.state.store(DEAD, Ordering::Release),
                 Switch::Migrate(_) => p.state.store(RUNNABLE, Ordering::Release),
@@ -757,21 +754,19 @@ pub fn tlb_shootdown() {
     }
     let gen = TLB_GEN.fetch_add(1, Ordering::AcqRel) + 1;
     let me = this_cpu();
-    for c in 0..n {
-        if c != me && CPUS[c].online.load(Ordering::Acquire) {
-            apic::send_ipi(CPUS[c].apic_id.load(Ordering::Relaxed), apic::TLB_VECTOR);
+    for (c, cpu) in CPUS.iter().enumerate().take(n) {
+        if c != me && cpu.online.load(Ordering::Acquire) {
+            apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), apic::TLB_VECTOR);
         }
     }
     // A CPU in the kernel takes the IPI before it next runs user code, and
     // the kernel reaches user memory only through the direct map: only CPUs
     // running user code now must confirm.
-    for c in 0..n {
-        if c == me || !CPUS[c].online.load(Ordering::Acquire) {
+    for (c, cpu) in CPUS.iter().enumerate().take(n) {
+        if c == me || !cpu.online.load(Ordering::Acquire) {
             continue;
         }
-        while CPUS[c].tlb_ack.load(Ordering::Acquire) < gen
-            && CPUS[c].in_user.load(Ordering::Acquire)
-        {
+        while cpu.tlb_ack.load(Ordering::Acquire) < gen && cpu.in_user.load(Ordering::Acquire) {
             core::hint::spin_loop();
         }
     }

@@ -225,7 +225,7 @@ pub fn sched_getaffinity(tid: u64, len: u64, mask: u64) -> SysResult {
     let t = task_of(tid)?;
     // Linux copies nr_cpu_ids bits, rounded up to whole longs.
     let bytes = sched::ncpus().div_ceil(64) * 8;
-    if (len as usize) < bytes || len % 8 != 0 && (len as usize) < 8 {
+    if (len as usize) < bytes || !len.is_multiple_of(8) && (len as usize) < 8 {
         return Err(Errno::EINVAL);
     }
     let m = t.affinity.load(Ordering::Acquire) & sched::online_mask();
