@@ -76,6 +76,10 @@ pub fn kernel_main(start_info: u64) -> ! {
     arch::apic::map_uncached();
     arch::apic::init_local();
     arch::apic::calibrate_timer(hz / 200);
+    kprintln!(
+        "lapic timer: {} ticks per 1024 TSC cycles",
+        arch::apic::ticks_per_kcycle()
+    );
     sched::init_bsp();
     if params.ncpus > 1 {
         let rsdp = bootinfo::rsdp(start_info);

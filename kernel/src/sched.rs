@@ -121,6 +121,9 @@ struct Cpu {
     ipis: AtomicU64,
     switches: AtomicU64,
     tlb_ack: AtomicU64,
+    /// Set when this core's queue, sleepers or waiters changed: the timer
+    /// must be re-armed before returning to user mode.
+    timer_dirty: AtomicBool,
 }
 
 // SAFETY: `idle_rsp` is touched only by its own CPU with interrupts off.
@@ -140,6 +143,7 @@ static CPUS: [Cpu; MAX_CPUS] = [const {
         ipis: AtomicU64::new(0),
         switches: AtomicU64::new(0),
         tlb_ack: AtomicU64::new(0),
+        timer_dirty: AtomicBool::new(false),
     }
 }; MAX_CPUS];
 
@@ -409,6 +413,7 @@ fn enqueue(cpu: usize, t: TaskRef) {
         rq.queue.push_back(t);
         CPUS[cpu].queued.store(rq.queue.len(), Ordering::Release);
     }
+    CPUS[cpu].timer_dirty.store(true, Ordering::Release);
     if cpu != this_cpu() {
         apic::send_ipi(
             CPUS[cpu].apic_id.load(Ordering::Relaxed),
@@ -561,6 +566,8 @@ pub fn finish_switch() {
         // SAFETY: this CPU now runs `t`; its FPU area was saved by `switch`.
         trap::fpu_restore(unsafe { &*t.fpu.get() });
         c.in_user.store(true, Ordering::Release);
+        c.timer_dirty.store(false, Ordering::Release);
+        rearm(cpu);
     }
 }
 
@@ -743,6 +750,9 @@ pub fn enter_kernel() {
 /// About to return to user mode: re-arm the timer for this core's situation.
 pub fn leave_kernel() {
     let cpu = this_cpu();
+    if CPUS[cpu].timer_dirty.swap(false, Ordering::AcqRel) {
+        rearm(cpu);
+    }
     CPUS[cpu].in_user.store(true, Ordering::Release);
 }
 

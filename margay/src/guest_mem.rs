@@ -46,6 +46,7 @@ pod!(
     wire::MirrorEntry,
     wire::StatsHeader,
     wire::SyscallStat,
+    wire::CpuStat,
 );
 // SAFETY: an array of Pod values is itself Pod (no padding between elements).
 unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
@@ -259,6 +260,17 @@ impl GuestMem {
         Ok(self.atomic_u64(off)?.load(order))
     }
 
+    /// Atomically AND `v` into the u64 at `off`; returns the previous value.
+    pub fn fetch_and_u64(&self, off: u64, v: u64, order: Ordering) -> Result<u64, GuestMemError> {
+        Ok(self.atomic_u64(off)?.fetch_and(v, order))
+    }
+
+    /// Atomically OR `v` into the u64 at `off`; returns the previous value.
+    #[cfg(test)]
+    pub fn fetch_or_u64(&self, off: u64, v: u64, order: Ordering) -> Result<u64, GuestMemError> {
+        Ok(self.atomic_u64(off)?.fetch_or(v, order))
+    }
+
     #[cfg(test)]
     pub fn store_u64(&self, off: u64, v: u64, order: Ordering) -> Result<(), GuestMemError> {
         self.atomic_u64(off)?.store(v, order);
@@ -335,5 +347,13 @@ mod tests {
         m.store_u64(16, u64::MAX, Ordering::Release).unwrap();
         assert_eq!(m.load_u64(16, Ordering::Acquire).unwrap(), u64::MAX);
         assert!(m.load_u32(4094, Ordering::Acquire).is_err());
+        m.store_u64(24, 0b1110, Ordering::Release).unwrap();
+        assert_eq!(m.fetch_or_u64(24, 1, Ordering::AcqRel).unwrap(), 0b1110);
+        assert_eq!(
+            m.fetch_and_u64(24, !0b0110, Ordering::AcqRel).unwrap(),
+            0b1111
+        );
+        assert_eq!(m.load_u64(24, Ordering::Acquire).unwrap(), 0b1001);
+        assert!(m.fetch_and_u64(20, 0, Ordering::AcqRel).is_err());
     }
 }

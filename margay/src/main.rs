@@ -1,13 +1,15 @@
 //! `margay`: the host side of the Margay LWK. `margay run` partitions memory, boots
 //! the kernel under QEMU, starts the offload proxy, and exits with the program's
-//! status; `margay __proxy` is the proxy itself.
+//! status; `margay bench` compares it with a Linux guest; `margay __proxy` is
+//! the proxy itself.
 //!
 //! Module map: `cli` (arguments), `program` (PATH search, ELF check), `partition`
 //! (memfds, boot header/data), `guest_mem` (all guest RAM access), `qemu` (QEMU
 //! command line and output), `children` (child supervision, signals), `proxy`
-//! (the per-process proxy), `trace` (`--trace` lines), `report` (outcome, kmsg,
+//! (the per-process proxy), `bench` (Margay vs Linux benchmarks), `trace` (`--trace` lines), `report` (outcome, kmsg,
 //! stats), `sys` (libc wrappers).
 
+mod bench;
 mod children;
 mod cli;
 mod guest_mem;
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         cli::Command::Run(args) => run(args, start_ns),
+        cli::Command::Bench(args) => bench::main(&args).or_exit(1),
         cli::Command::Proxy(args) => match proxy::main(args) {
             Ok(()) => Ok(0),
             Err(e) => Err(Fatal {
@@ -192,6 +195,7 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
         mem: args.mem,
         cpus: args.cpus,
         accel,
+        icount: args.icount,
         ram_path: &ram.path(),
         kernel_path: &kernel_path,
     };
@@ -250,7 +254,8 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
     if args.stats {
         match (header.as_ref(), report::read_stats(mem)) {
             (Some(h), Some((st, entries))) => {
-                let _ = err.write_all(report::render_stats(h, &st, &entries).as_bytes());
+                let cpus = report::read_cpu_stats(mem, st.ncpus);
+                let _ = err.write_all(report::render_stats(h, &st, &entries, &cpus).as_bytes());
             }
             _ => {
                 let _ = writeln!(

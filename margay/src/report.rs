@@ -8,8 +8,8 @@ use std::mem::size_of;
 use std::sync::atomic::Ordering;
 
 use wire::{
-    Header, State, StatsHeader, SyscallStat, KMSG_OFF, KMSG_SIZE, SHARED_PHYS, STATS_ENTRIES_OFF,
-    STATS_NR, STATS_OFF,
+    CpuStat, Header, State, StatsHeader, SyscallStat, KMSG_OFF, KMSG_SIZE, SHARED_PHYS,
+    STATS_ENTRIES_OFF, STATS_NR, STATS_OFF,
 };
 
 use crate::guest_mem::GuestMem;
@@ -165,12 +165,30 @@ pub fn read_stats(mem: &GuestMem) -> Option<(StatsHeader, Vec<SyscallStat>)> {
     Some((hdr, entries))
 }
 
+/// The per-core counters of the `ncpus` cores that ran (at most MAX_CPUS).
+pub fn read_cpu_stats(mem: &GuestMem, ncpus: u64) -> Vec<CpuStat> {
+    let n = ncpus.min(wire::MAX_CPUS as u64);
+    (0..n)
+        .map_while(|i| {
+            mem.read_obj::<CpuStat>(
+                SHARED_PHYS + STATS_OFF + wire::CPU_STATS_OFF + i * size_of::<CpuStat>() as u64,
+            )
+            .ok()
+        })
+        .collect()
+}
+
 fn micros(cycles: u64, tsc_hz: u64) -> Option<f64> {
     (tsc_hz != 0).then(|| cycles as f64 * 1e6 / tsc_hz as f64)
 }
 
 /// The `--stats` table.
-pub fn render_stats(h: &Header, stats: &StatsHeader, entries: &[SyscallStat]) -> String {
+pub fn render_stats(
+    h: &Header,
+    stats: &StatsHeader,
+    entries: &[SyscallStat],
+    cpus: &[CpuStat],
+) -> String {
     let mut rows: Vec<(u64, &SyscallStat)> = entries
         .iter()
         .enumerate()
@@ -230,6 +248,13 @@ pub fn render_stats(h: &Header, stats: &StatsHeader, entries: &[SyscallStat]) ->
         "  timer interrupts: {}, other interrupts: {}, context switches: {}",
         stats.timer_irqs, stats.other_irqs, stats.context_switches
     );
+    for (i, c) in cpus.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  core {i}: timer interrupts {}, IPIs {}, context switches {}",
+            c.timer_irqs, c.ipis, c.context_switches
+        );
+    }
     if h.user_entry_ns != 0 && h.host_start_ns != 0 && h.user_entry_ns >= h.host_start_ns {
         let ms = (h.user_entry_ns - h.host_start_ns) as f64 / 1e6;
         let _ = writeln!(
@@ -348,7 +373,17 @@ mod tests {
             context_switches: 2,
             ..Default::default()
         };
-        let s = render_stats(&h, &st, &entries);
+        let cpus = [CpuStat {
+            timer_irqs: 0,
+            ipis: 3,
+            context_switches: 4,
+            online: 1,
+        }];
+        let s = render_stats(&h, &st, &entries, &cpus);
+        assert!(
+            s.contains("core 0: timer interrupts 0, IPIs 3, context switches 4"),
+            "{s}"
+        );
         let lines: Vec<&str> = s.lines().collect();
         // Sorted by total count.
         assert!(lines[2].trim_start().starts_with("brk"), "{s}");
@@ -369,7 +404,7 @@ mod tests {
             "{s}"
         );
         // Without a TSC frequency or entry time.
-        let s = render_stats(&Header::default(), &st, &entries);
+        let s = render_stats(&Header::default(), &st, &entries, &[]);
         assert!(s.contains("µs waiting") && s.contains(" - µs"), "{s}");
         assert!(!s.contains("start-up"), "{s}");
     }

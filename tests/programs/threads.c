@@ -8,6 +8,7 @@
  *   detached  detached threads finish and signal through a semaphore-like counter
  *   piperead  one thread blocks in read() on a pipe while others compute
  *   affinity  a thread pins itself to each core in turn; getcpu agrees
+ *   slice     two threads spin until each sees the other progress (needs preemption on one core)
  * Output is deterministic (no timings, no tids). */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -254,6 +255,31 @@ static int test_piperead(void)
     return ok ? 0 : 1;
 }
 
+/* ---- slice: two threads that spin (no syscalls) until each sees the other
+ * make progress; on one core this finishes only with preemption ---- */
+static volatile long progress[2];
+static void *slicer(void *arg)
+{
+    long me = (long)arg, other = 1 - me;
+    while (progress[other] < 3 || progress[me] < 3) {
+        progress[me]++;
+        for (volatile long i = 0; i < 200000; i++)
+            ;
+    }
+    return NULL;
+}
+
+static int test_slice(void)
+{
+    pthread_t t[2];
+    for (long i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, slicer, (void *)i);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    printf("slice: both spinning threads progressed\n");
+    return 0;
+}
+
 /* ---- affinity ---- */
 static int test_affinity(void)
 {
@@ -296,6 +322,7 @@ int main(int argc, char **argv)
     if (!strcmp(t, "detached")) return test_detached();
     if (!strcmp(t, "piperead")) return test_piperead();
     if (!strcmp(t, "affinity")) return test_affinity();
+    if (!strcmp(t, "slice")) return test_slice();
     fprintf(stderr, "unknown test %s\n", t);
     return 2;
 }

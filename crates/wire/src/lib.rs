@@ -365,7 +365,8 @@ pub struct CpuStat {
 }
 const _: () = assert!(size_of::<CpuStat>() == 32);
 pub const CPU_STATS_OFF: u64 = STATS_ENTRIES_OFF + (STATS_NR * size_of::<SyscallStat>()) as u64;
-const _: () = assert!(CPU_STATS_OFF + (MAX_CPUS * size_of::<CpuStat>()) as u64 <= KMSG_OFF - STATS_OFF);
+const _: () =
+    assert!(CPU_STATS_OFF + (MAX_CPUS * size_of::<CpuStat>()) as u64 <= KMSG_OFF - STATS_OFF);
 const _: () = assert!(size_of::<StatsHeader>() as u64 == STATS_ENTRIES_OFF);
 
 /// The smallest partition (`--mem`) that can load a program whose loadable

@@ -113,6 +113,10 @@ fn build(name: &str, link: Link) -> PathBuf {
             }
             Link::Dynamic => {}
         }
+        cmd.arg("-pthread");
+        if name.starts_with("omp") {
+            cmd.arg("-fopenmp");
+        }
         cmd.args(["-O2", "-Wall", "-o"]).arg(&tmp).arg(&src);
         let o = cmd.output().expect("run gcc (is gcc installed?)");
         assert!(

@@ -94,6 +94,11 @@ pub fn calibrate_timer(cycles: u64) {
     TICKS_PER_KCYCLE.store((elapsed * 1024 / cycles).max(1), Ordering::Relaxed);
 }
 
+/// Calibrated LAPIC timer ticks per 1024 TSC cycles.
+pub fn ticks_per_kcycle() -> u64 {
+    TICKS_PER_KCYCLE.load(Ordering::Relaxed)
+}
+
 /// Fire TIMER_VECTOR once after about `cycles` TSC cycles.
 pub fn timer_oneshot_cycles(cycles: u64) {
     let ticks = (cycles.saturating_mul(TICKS_PER_KCYCLE.load(Ordering::Relaxed)) / 1024)
