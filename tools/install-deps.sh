@@ -7,6 +7,8 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/bash-static ] || need+=(bash-static)
 command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+# The Linux guest kernel for `margay bench` (and its test).
+compgen -G '/boot/vmlinuz-*' >/dev/null || need+=(linux-image-amd64)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo

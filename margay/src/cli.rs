@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Boot an LWK partition, run PROGRAM on it, and exit with its status.
     Run(RunArgs),
+    /// Run the benchmark probes on a Linux guest and on Margay with the same
+    /// QEMU configuration, and compare them.
+    Bench(crate::bench::BenchArgs),
     /// Internal: the per-process offload proxy started by `margay run`.
     #[command(name = "__proxy", hide = true)]
     Proxy(ProxyArgs),
@@ -56,6 +59,9 @@ pub struct RunArgs {
     /// Print every system call, strace-style, to stderr.
     #[arg(long)]
     pub trace: bool,
+    /// Run QEMU with deterministic instruction counting (TCG only; see `margay bench --icount`).
+    #[arg(long, hide = true)]
+    pub icount: bool,
     /// Make the kernel fail on purpose before starting the program (tests of
     /// the panic path).
     #[arg(long, value_enum, hide = true)]

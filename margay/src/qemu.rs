@@ -66,42 +66,93 @@ pub fn choose_accel(req: AccelArg) -> Result<Accel, QemuError> {
     }
 }
 
+/// The guest hardware that Margay and `margay bench`'s Linux guest share: the
+/// same machine type and options, CPU model, cores, memory and accelerator.
+#[derive(Clone, Copy, Debug)]
+pub struct Machine {
+    pub mem: u64,
+    pub cpus: u32,
+    pub accel: Accel,
+    /// QEMU's deterministic instruction counting (TCG only), see `ICOUNT`.
+    pub icount: bool,
+}
+
+/// `-icount` options: one virtual nanosecond per guest instruction, and no
+/// real-time sleeping while the guest idles, so virtual time depends only on
+/// the instructions executed.
+pub const ICOUNT: &str = "shift=0,sleep=off";
+
+impl Machine {
+    /// `-M` with the shared microvm options; `isa_serial` adds the 16550 UART a
+    /// Linux console needs (Margay uses the debug console instead).
+    pub fn machine_opt(&self, isa_serial: bool) -> String {
+        let serial = if isa_serial { "on" } else { "off" };
+        format!("microvm,memory-backend=ram,x-option-roms=off,rtc=off,isa-serial={serial}")
+    }
+
+    /// Memory size, cores and the options that keep QEMU self-contained.
+    pub fn sizing_args(&self) -> Vec<OsString> {
+        let mib = self.mem >> 20;
+        [
+            "-m".to_string(),
+            format!("{mib}M"),
+            "-smp".into(),
+            self.cpus.to_string(),
+            "-nodefaults".into(),
+            "-nographic".into(),
+            "-display".into(),
+            "none".into(),
+            "-no-reboot".into(),
+        ]
+        .map(OsString::from)
+        .into()
+    }
+
+    /// Accelerator, CPU model and (under TCG) instruction counting.
+    pub fn accel_args(&self) -> Vec<OsString> {
+        // Under KVM the vCPU threads should be pinned 1:1 to reserved host cores (QMP
+        // query-cpus-fast gives their thread ids); not done yet.
+        let mut v: Vec<OsString> = match self.accel {
+            Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+            Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+        }
+        .map(OsString::from)
+        .into();
+        if self.icount && self.accel == Accel::Tcg {
+            v.extend(["-icount", ICOUNT].map(OsString::from));
+        }
+        v
+    }
+}
+
 /// What QEMU needs to know.
 pub struct Config<'a> {
     pub mem: u64,
     pub cpus: u32,
     pub accel: Accel,
+    pub icount: bool,
     pub ram_path: &'a Path,
     pub kernel_path: &'a Path,
 }
 
 /// The QEMU command line (without the binary).
 pub fn args(c: &Config<'_>) -> Vec<OsString> {
+    let m = Machine {
+        mem: c.mem,
+        cpus: c.cpus,
+        accel: c.accel,
+        icount: c.icount,
+    };
     let mib = c.mem >> 20;
     let mut ram_obj = OsString::from(format!("memory-backend-file,id=ram,size={mib}M,mem-path="));
     ram_obj.push(c.ram_path);
     ram_obj.push(",share=on");
-    let mut v: Vec<OsString> = [
-        "-M",
-        "microvm,memory-backend=ram,x-option-roms=off,rtc=off,isa-serial=off",
-        "-object",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
+    let mut v: Vec<OsString> = vec!["-M".into(), m.machine_opt(false).into(), "-object".into()];
     v.push(ram_obj);
+    v.extend(m.sizing_args());
     v.extend(
         [
-            "-m".to_string(),
-            format!("{mib}M"),
-            "-smp".into(),
-            c.cpus.to_string(),
-            "-nodefaults".into(),
-            "-nographic".into(),
-            "-display".into(),
-            "none".into(),
-            "-no-reboot".into(),
-            "-device".into(),
+            "-device".to_string(),
             format!(
                 "isa-debug-exit,iobase={:#x},iosize=4",
                 wire::DEBUG_EXIT_PORT
@@ -113,13 +164,7 @@ pub fn args(c: &Config<'_>) -> Vec<OsString> {
     );
     v.push("-kernel".into());
     v.push(c.kernel_path.into());
-    // Under KVM the vCPU threads should be pinned 1:1 to reserved host cores (QMP
-    // query-cpus-fast gives their thread ids); not done yet.
-    let accel: [&str; 4] = match c.accel {
-        Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
-        Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
-    };
-    v.extend(accel.map(OsString::from));
+    v.extend(m.accel_args());
     v
 }
 
@@ -232,6 +277,7 @@ mod tests {
             mem: 512 << 20,
             cpus: 2,
             accel: Accel::Tcg,
+            icount: false,
             ram_path: Path::new("/proc/10/fd/3"),
             kernel_path: Path::new("/proc/10/fd/4"),
         };
@@ -258,6 +304,18 @@ mod tests {
             ..c
         });
         assert_eq!(kvm[kvm.len() - 3..], ["kvm", "-cpu", "host"]);
+        assert!(s.starts_with(
+            "-M microvm,memory-backend=ram,x-option-roms=off,rtc=off,isa-serial=off "
+        ));
+        let icount = args(&Config { icount: true, ..c });
+        assert_eq!(icount[icount.len() - 2..], ["-icount", ICOUNT]);
+        // Instruction counting is a TCG feature.
+        let kvm = args(&Config {
+            accel: Accel::Kvm,
+            icount: true,
+            ..c
+        });
+        assert!(!kvm.contains(&OsString::from("-icount")));
     }
 
     #[test]

@@ -1,0 +1,365 @@
+//! The Linux guest: Debian's kernel (`linux-image-amd64`) booted on the same
+//! QEMU machine as Margay, with an initramfs built on the fly that holds
+//! busybox-static, the probes and an init script that runs every probe run,
+//! marks where each starts and ends on the serial console, and powers off.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use super::cpio::Cpio;
+use super::probes::Probe;
+use crate::children::Supervised;
+use crate::qemu::{self, Machine};
+
+/// Static busybox from Debian's busybox-static.
+pub const BUSYBOX: &str = "/bin/busybox";
+/// The kernel command line: serial console, no kernel chatter on it, power
+/// off (not hang) on a panic, and trust the TSC: under TCG the vCPUs' TSCs
+/// fail Linux's synchronization check, and microvm has no HPET or ACPI PM
+/// timer, so Linux would otherwise fall back to jiffies (4 ms resolution).
+/// Margay's clock is the TSC as well.
+pub const APPEND: &str = "console=ttyS0 loglevel=1 panic=-1 tsc=reliable rdinit=/init";
+
+const RUN: &str = "MARGAY-RUN job=";
+const DONE: &str = "MARGAY-DONE job=";
+const INFO: &str = "MARGAY-INFO ";
+
+/// The newest /boot/vmlinuz-* (by version), unless `explicit` names one.
+pub fn find_kernel(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        if !p.is_file() {
+            bail!("Linux kernel {} does not exist", p.display());
+        }
+        return Ok(p.to_path_buf());
+    }
+    let mut found: Vec<String> = fs::read_dir("/boot")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("vmlinuz-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|n| version_key(n));
+    match found.pop() {
+        Some(n) => Ok(Path::new("/boot").join(n)),
+        None => bail!(
+            "no Linux kernel in /boot for the Linux guest: run tools/install-deps.sh \
+             (it installs Debian's linux-image-amd64) or pass --linux-kernel"
+        ),
+    }
+}
+
+/// "vmlinuz-6.1.0-56-amd64" -> [6, 1, 0, 56]: numbers compare as numbers.
+fn version_key(name: &str) -> Vec<u64> {
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// One probe run in the guest.
+pub struct Job {
+    pub probe: &'static Probe,
+    pub rep: usize,
+    pub args: Vec<String>,
+}
+
+/// What one job printed, and its exit status (None: it never finished).
+#[derive(Debug, Default)]
+pub struct JobOutput {
+    pub output: String,
+    pub status: Option<i32>,
+}
+
+/// The init script: mounts, facts about the guest, each job between markers,
+/// power off.
+pub fn init_script(jobs: &[Job], job_timeout_s: u64) -> String {
+    let mut s = String::from(
+        "#!/bin/busybox sh\n\
+         export PATH=/bin\n\
+         busybox mount -t proc proc /proc\n\
+         busybox mount -t sysfs sys /sys\n\
+         echo \"MARGAY-INFO kernel=$(busybox uname -r) cpus=$(busybox nproc) \
+         clocksource=$(busybox cat /sys/devices/system/clocksource/clocksource0/current_clocksource)\"\n",
+    );
+    for (i, j) in jobs.iter().enumerate() {
+        s.push_str(&format!(
+            "echo '{RUN}{i} probe={} rep={}'\nbusybox timeout {job_timeout_s} /probes/{} {}\necho \"{DONE}{i} status=$?\"\n",
+            j.probe.name,
+            j.rep,
+            j.probe.name,
+            j.args.join(" ")
+        ));
+    }
+    s.push_str("busybox poweroff -f\n");
+    s
+}
+
+/// The initramfs: /init, busybox (also as /bin/sh), the probes under /probes.
+pub fn initramfs(busybox: &[u8], probes: &[(&str, Vec<u8>)], init: &str) -> Vec<u8> {
+    let mut c = Cpio::new();
+    for d in ["bin", "dev", "proc", "sys", "tmp", "probes"] {
+        c.dir(d);
+    }
+    c.char_dev("dev/console", 0o600, 5, 1);
+    c.char_dev("dev/null", 0o666, 1, 3);
+    c.file("bin/busybox", 0o755, busybox);
+    c.symlink("bin/sh", "busybox");
+    for (name, bin) in probes {
+        c.file(&format!("probes/{name}"), 0o755, bin);
+    }
+    c.file("init", 0o755, init.as_bytes());
+    c.finish()
+}
+
+/// The QEMU command line for the Linux guest: Margay's machine, plus the
+/// UART for the console, Linux's kernel, initramfs and command line.
+pub fn qemu_args(m: &Machine, kernel: &Path, initrd: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec![
+        "-M".into(),
+        m.machine_opt(true).into(),
+        "-object".into(),
+        format!("memory-backend-memfd,id=ram,size={}M,share=on", m.mem >> 20).into(),
+    ];
+    v.extend(m.sizing_args());
+    v.extend(["-serial", "stdio", "-kernel"].map(OsString::from));
+    v.push(kernel.into());
+    v.push("-initrd".into());
+    v.push(initrd.into());
+    v.push("-append".into());
+    v.push(APPEND.into());
+    v.extend(m.accel_args());
+    v
+}
+
+/// The result of a guest run.
+pub struct GuestRun {
+    pub jobs: Vec<JobOutput>,
+    /// The guest's MARGAY-INFO line (kernel version, cpus, clocksource).
+    pub info: String,
+    /// Why the guest stopped early, if it did, with the console's last lines.
+    pub problem: Option<String>,
+}
+
+/// Boots the guest and collects each job's output; `progress` is called with
+/// a job's index when it starts.
+pub fn run(
+    m: &Machine,
+    kernel: &Path,
+    initrd: &Path,
+    njobs: usize,
+    timeout: Duration,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<GuestRun> {
+    let qemu_bin = std::env::var_os("MARGAY_QEMU").unwrap_or_else(|| qemu::QEMU.into());
+    let mut cmd = Command::new(&qemu_bin);
+    cmd.args(qemu_args(m, kernel, initrd))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    crate::sys::die_with_parent(&mut cmd);
+    let mut vm = Supervised::spawn(&mut cmd).with_context(|| {
+        format!(
+            "cannot start {} for the Linux guest; install QEMU (tools/install-deps.sh)",
+            qemu_bin.to_string_lossy()
+        )
+    })?;
+    let child = vm.child_mut();
+    let stdout = child.stdout.take().context("QEMU stdout")?;
+    let stderr = qemu::Tail::collect(child.stderr.take().context("QEMU stderr")?, 16 << 10, false)?;
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::Builder::new()
+        .name("linux-console".into())
+        .spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                if tx.send(line).is_err() {
+                    break;
+                }
+                buf.clear();
+            }
+        })?;
+
+    let deadline = Instant::now() + timeout;
+    let mut jobs: Vec<JobOutput> = (0..njobs).map(|_| JobOutput::default()).collect();
+    let mut current: Option<usize> = None;
+    let mut info = String::new();
+    let mut tail: Vec<String> = Vec::new();
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(l) => l,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        tail.push(line.clone());
+        if tail.len() > 20 {
+            tail.remove(0);
+        }
+        if let Some(i) = line.find(INFO) {
+            info = line[i + INFO.len()..].to_string();
+        } else if let Some(n) = marker(&line, RUN) {
+            current = (n < njobs).then_some(n);
+            if let Some(n) = current {
+                progress(n);
+            }
+        } else if let Some(n) = marker(&line, DONE) {
+            if let (Some(j), Some(st)) = (jobs.get_mut(n), status_of(&line)) {
+                j.status = Some(st);
+            }
+            current = None;
+        } else if let Some(n) = current {
+            // Bounded: fwq's samples are the largest output (~100 KiB).
+            if jobs[n].output.len() < 4 << 20 {
+                jobs[n].output.push_str(&line);
+                jobs[n].output.push('\n');
+            }
+        }
+    }
+    let _ = vm.kill();
+    let qemu_err = stderr.finish();
+    let unfinished = jobs.iter().any(|j| j.status.is_none());
+    let problem = unfinished.then(|| {
+        let why = if timed_out {
+            format!(
+                "the Linux guest did not finish within {}s",
+                timeout.as_secs()
+            )
+        } else {
+            "the Linux guest stopped before finishing".to_string()
+        };
+        let mut s = format!("{why}; console's last lines: {}", tail.join(" | "));
+        let e = String::from_utf8_lossy(&qemu_err);
+        if !e.trim().is_empty() {
+            s.push_str(&format!("; QEMU said: {}", e.trim()));
+        }
+        s
+    });
+    Ok(GuestRun {
+        jobs,
+        info,
+        problem,
+    })
+}
+
+fn marker(line: &str, prefix: &str) -> Option<usize> {
+    let i = line.find(prefix)?;
+    line[i + prefix.len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn status_of(line: &str) -> Option<i32> {
+    let i = line.find("status=")?;
+    line[i + 7..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::probes::find;
+    use crate::qemu::Accel;
+
+    #[test]
+    fn script_marks_jobs() {
+        let jobs = [
+            Job {
+                probe: find("syscall").unwrap(),
+                rep: 0,
+                args: vec!["10".into(), "2".into()],
+            },
+            Job {
+                probe: find("fwq").unwrap(),
+                rep: 1,
+                args: vec!["5".into()],
+            },
+        ];
+        let s = init_script(&jobs, 60);
+        assert!(s.starts_with("#!/bin/busybox sh\n"));
+        assert!(s.contains("echo 'MARGAY-RUN job=0 probe=syscall rep=0'\nbusybox timeout 60 /probes/syscall 10 2\necho \"MARGAY-DONE job=0 status=$?\"\n"), "{s}");
+        assert!(s.contains("MARGAY-RUN job=1 probe=fwq rep=1"));
+        assert!(s.ends_with("busybox poweroff -f\n"));
+        assert_eq!(marker("[ 1.2] MARGAY-RUN job=12 probe=x", RUN), Some(12));
+        assert_eq!(status_of("MARGAY-DONE job=1 status=143"), Some(143));
+    }
+
+    #[test]
+    fn kernel_versions_sort_numerically() {
+        let mut v = [
+            "vmlinuz-6.10.0-1-amd64",
+            "vmlinuz-6.9.0-3-amd64",
+            "vmlinuz-6.10.0-12-amd64",
+        ];
+        v.sort_by_key(|n| version_key(n));
+        assert_eq!(v[2], "vmlinuz-6.10.0-12-amd64");
+        assert_eq!(v[0], "vmlinuz-6.9.0-3-amd64");
+    }
+
+    #[test]
+    fn same_machine_as_margay() {
+        let m = Machine {
+            mem: 1 << 30,
+            cpus: 2,
+            accel: Accel::Tcg,
+            icount: false,
+        };
+        let a: Vec<String> = qemu_args(&m, Path::new("/boot/k"), Path::new("/tmp/i"))
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let s = a.join(" ");
+        let margay = qemu::args(&qemu::Config {
+            mem: 1 << 30,
+            cpus: 2,
+            accel: Accel::Tcg,
+            icount: false,
+            ram_path: Path::new("/r"),
+            kernel_path: Path::new("/k"),
+        });
+        let margay: Vec<String> = margay
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        // Machine options differ only in the UART.
+        assert_eq!(margay[1].replace("isa-serial=off", "isa-serial=on"), a[1]);
+        assert!(s.contains("-m 1024M -smp 2 -nodefaults"), "{s}");
+        assert!(margay.join(" ").contains("-m 1024M -smp 2 -nodefaults"));
+        assert!(s.ends_with("-accel tcg -cpu max"), "{s}");
+        assert!(
+            s.contains("-kernel /boot/k -initrd /tmp/i -append console=ttyS0"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn initramfs_has_console_and_init() {
+        let a = initramfs(b"BB", &[("fwq", b"ELF".to_vec())], "#!/bin/busybox sh\n");
+        let s = String::from_utf8_lossy(&a);
+        for name in [
+            "dev/console",
+            "bin/busybox",
+            "bin/sh",
+            "probes/fwq",
+            "init",
+            "TRAILER!!!",
+        ] {
+            assert!(s.contains(name), "{name}");
+        }
+    }
+}

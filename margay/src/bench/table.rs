@@ -1,0 +1,373 @@
+//! The results of a bench run: per kernel (column) and probe, every run's
+//! metrics or error; rendered as a Markdown table (metric, Linux, Margay,
+//! native, ratio, which way is better, goal) and as `results.json`.
+
+use std::fmt::Write as _;
+
+use super::json::Json;
+use super::parse::{CoreSamples, Metrics, Summary};
+use super::probes::{Better, Metric, Probe, Unit};
+use super::svg::RatioBar;
+
+/// One kernel's runs: `runs[probe][rep]`.
+pub struct Column {
+    pub name: String,
+    pub runs: Vec<Vec<Result<Metrics, String>>>,
+    /// fwq's per-quantum samples from its first run.
+    pub fwq: Vec<CoreSamples>,
+}
+
+impl Column {
+    /// Ok if every run of probe `p` succeeded, else the first error and how
+    /// many runs failed.
+    pub fn status(&self, p: usize) -> Result<(), String> {
+        let runs = &self.runs[p];
+        if runs.is_empty() {
+            return Err("not run".into());
+        }
+        let failed: Vec<&String> = runs.iter().filter_map(|r| r.as_ref().err()).collect();
+        match failed.first() {
+            None => Ok(()),
+            Some(e) => Err(format!(
+                "{} ({}/{} runs failed)",
+                e,
+                failed.len(),
+                runs.len()
+            )),
+        }
+    }
+
+    pub fn summary(&self, p: usize, key: &str) -> Option<Summary> {
+        self.status(p).ok()?;
+        let v: Vec<f64> = self.runs[p]
+            .iter()
+            .filter_map(|r| r.as_ref().ok()?.get(key).copied())
+            .collect();
+        Summary::of(&v)
+    }
+}
+
+pub struct Results {
+    pub probes: Vec<&'static Probe>,
+    /// Linux first, Margay second, then native if it ran.
+    pub columns: Vec<Column>,
+}
+
+/// A value with its unit, three significant digits or so.
+pub fn format_value(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Ns if v >= 1e6 => format!("{:.3} ms", v / 1e6),
+        Unit::Ns if v >= 1e4 => format!("{:.1} µs", v / 1e3),
+        Unit::Ns if v >= 1e3 => format!("{:.2} µs", v / 1e3),
+        Unit::Ns => format!("{v:.0} ns"),
+        Unit::Pct => format!("{v:.2} %"),
+        Unit::Mups => format!("{v:.2} Mup/s"),
+        Unit::MBs => format!("{v:.0} MB/s"),
+        Unit::Count => format!("{v:.0}"),
+    }
+}
+
+impl Results {
+    const LINUX: usize = 0;
+    const MARGAY: usize = 1;
+
+    fn cell(&self, c: usize, p: usize, m: &Metric) -> String {
+        let col = &self.columns[c];
+        if col.status(p).is_err() {
+            return "FAILED".into();
+        }
+        match col.summary(p, m.key) {
+            None => "-".into(),
+            Some(s) if s.runs > 1 && m.better != Better::Info => {
+                format!("{} ±{:.0}%", format_value(s.median, m.unit), s.spread_pct())
+            }
+            Some(s) => format_value(s.median, m.unit),
+        }
+    }
+
+    /// Margay/Linux for a metric, when both ran.
+    pub fn ratio(&self, p: usize, m: &Metric) -> Option<f64> {
+        if m.better == Better::Info {
+            return None;
+        }
+        let l = self.columns[Self::LINUX].summary(p, m.key)?.median;
+        let g = self.columns[Self::MARGAY].summary(p, m.key)?.median;
+        (l != 0.0).then_some(g / l)
+    }
+
+    pub fn failures(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (p, probe) in self.probes.iter().enumerate() {
+            for c in &self.columns {
+                if let Err(e) = c.status(p) {
+                    v.push(format!("{} on {}: {e}", probe.name, c.name));
+                }
+            }
+        }
+        v
+    }
+
+    /// The Markdown table, then one line per failure.
+    pub fn render(&self) -> String {
+        let mut head = vec!["probe".to_string(), "metric".into()];
+        head.extend(self.columns.iter().map(|c| c.name.clone()));
+        head.extend(["Margay/Linux".into(), "better".into(), "goal".into()]);
+        let mut rows = vec![head];
+        for (p, probe) in self.probes.iter().enumerate() {
+            for (i, m) in probe.metrics.iter().enumerate() {
+                let mut r = vec![
+                    if i == 0 {
+                        probe.name.to_string()
+                    } else {
+                        String::new()
+                    },
+                    m.label.to_string(),
+                ];
+                r.extend((0..self.columns.len()).map(|c| self.cell(c, p, m)));
+                let ratio = self.ratio(p, m);
+                r.push(ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}")));
+                r.push(match m.better {
+                    Better::Lower => "lower".into(),
+                    Better::Higher => "higher".into(),
+                    Better::Info => String::new(),
+                });
+                r.push(match (m.goal, ratio) {
+                    (None, _) => String::new(),
+                    (Some(g), None) => format!("{} n/a", g.describe()),
+                    (Some(g), Some(x)) if g.met(x) => format!("{} met", g.describe()),
+                    (Some(g), Some(_)) => format!("{} MISSED", g.describe()),
+                });
+                rows.push(r);
+            }
+        }
+        let widths: Vec<usize> = (0..rows[0].len())
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for (i, r) in rows.iter().enumerate() {
+            out.push('|');
+            for (c, cell) in r.iter().enumerate() {
+                let pad = widths[c] - cell.chars().count();
+                let _ = write!(out, " {cell}{} |", " ".repeat(pad));
+            }
+            out.push('\n');
+            if i == 0 {
+                out.push('|');
+                for w in &widths {
+                    let _ = write!(out, "{}|", "-".repeat(w + 2));
+                }
+                out.push('\n');
+            }
+        }
+        let failures = self.failures();
+        if !failures.is_empty() {
+            out.push_str("\nFailed:\n");
+            for f in failures {
+                let _ = writeln!(out, "- {f}");
+            }
+        }
+        out
+    }
+
+    pub fn ratio_bars(&self) -> Vec<RatioBar> {
+        let mut v = Vec::new();
+        for (p, probe) in self.probes.iter().enumerate() {
+            for m in probe.metrics {
+                if let Some(r) = self.ratio(p, m) {
+                    v.push(RatioBar {
+                        label: format!("{}: {}", probe.name, m.label),
+                        ratio: r,
+                        goal: m.goal.map(|g| (g.value(), g.met(r))),
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    /// `results.json`: `config` is passed through; per probe and kernel the
+    /// status, error, every run and the summaries; the ratios; fwq samples.
+    pub fn to_json(&self, config: Json) -> Json {
+        let probes = self.probes.iter().enumerate().map(|(p, probe)| {
+            let kernels = self.columns.iter().map(|c| {
+                let status = c.status(p);
+                let runs = c.runs[p].iter().map(|r| match r {
+                    Ok(m) => Json::obj(m.iter().map(|(k, v)| (k.clone(), Json::Num(*v)))),
+                    Err(e) => Json::obj([("error", Json::str(e.clone()))]),
+                });
+                let summaries = probe.metrics.iter().filter_map(|m| {
+                    let s = c.summary(p, m.key)?;
+                    Some((
+                        m.key,
+                        Json::obj([
+                            ("median", Json::Num(s.median)),
+                            ("min", Json::Num(s.min)),
+                            ("max", Json::Num(s.max)),
+                            ("spread_pct", Json::Num(s.spread_pct())),
+                            ("runs", Json::Num(s.runs as f64)),
+                        ]),
+                    ))
+                });
+                (
+                    c.name.clone(),
+                    Json::obj([
+                        (
+                            "status",
+                            Json::str(if status.is_ok() { "ok" } else { "failed" }),
+                        ),
+                        ("error", status.err().map_or(Json::Null, Json::Str)),
+                        ("summary", Json::obj(summaries)),
+                        ("runs", Json::Arr(runs.collect())),
+                    ]),
+                )
+            });
+            let ratios = probe
+                .metrics
+                .iter()
+                .filter(|m| m.better != Better::Info)
+                .map(|m| {
+                    let r = self.ratio(p, m);
+                    (
+                        m.key,
+                        Json::obj([
+                            ("label", Json::str(m.label)),
+                            ("margay_over_linux", r.map_or(Json::Null, Json::Num)),
+                            (
+                                "better",
+                                Json::str(if m.better == Better::Lower {
+                                    "lower"
+                                } else {
+                                    "higher"
+                                }),
+                            ),
+                            (
+                                "goal",
+                                m.goal.map_or(Json::Null, |g| Json::str(g.describe())),
+                            ),
+                            (
+                                "goal_met",
+                                match (m.goal, r) {
+                                    (Some(g), Some(r)) => Json::Bool(g.met(r)),
+                                    _ => Json::Null,
+                                },
+                            ),
+                        ]),
+                    )
+                });
+            Json::obj([
+                ("name", Json::str(probe.name)),
+                ("kernels", Json::obj(kernels)),
+                ("ratios", Json::obj(ratios)),
+            ])
+        });
+        let fwq = self.columns.iter().map(|c| {
+            (
+                c.name.clone(),
+                Json::Arr(
+                    c.fwq
+                        .iter()
+                        .map(|s| {
+                            Json::obj([
+                                ("core", Json::Num(f64::from(s.core))),
+                                (
+                                    "ns",
+                                    Json::Arr(s.ns.iter().map(|&v| Json::Num(v as f64)).collect()),
+                                ),
+                            ])
+                        })
+                        .collect(),
+                ),
+            )
+        });
+        Json::obj([
+            ("config", config),
+            ("probes", Json::Arr(probes.collect())),
+            ("fwq_samples", Json::obj(fwq)),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::probes::find;
+
+    fn metrics(pairs: &[(&str, f64)]) -> Metrics {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    fn sample() -> Results {
+        let thread = find("thread").unwrap();
+        let futex = find("futex").unwrap();
+        let ok = |a: f64| Ok(metrics(&[("min_ns", a), ("med_ns", a * 2.0)]));
+        let fx = Ok(metrics(&[
+            ("cores", 2.0),
+            ("rt_min_ns", 50_000.0),
+            ("rt_med_ns", 83_000.0),
+        ]));
+        Results {
+            probes: vec![thread, futex],
+            columns: vec![
+                Column {
+                    name: "Linux".into(),
+                    runs: vec![vec![ok(100_000.0), ok(120_000.0), ok(80_000.0)], vec![fx]],
+                    fwq: vec![],
+                },
+                Column {
+                    name: "Margay".into(),
+                    runs: vec![
+                        vec![ok(10_000.0), ok(10_000.0), ok(10_000.0)],
+                        vec![Err("pthread_create: Function not implemented".into())],
+                    ],
+                    fwq: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn table_shows_ratios_goals_and_failures() {
+        let r = sample();
+        let t = r.render();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("| probe "), "{t}");
+        assert!(lines[1].starts_with("|---"), "{t}");
+        let med = lines
+            .iter()
+            .find(|l| l.contains("create+join median"))
+            .unwrap();
+        assert!(med.contains("200.0 µs ±40%"), "{med}");
+        assert!(med.contains("| 0.10 "), "{med}");
+        assert!(med.contains("<= 0.5 met"), "{med}");
+        let fx = lines
+            .iter()
+            .find(|l| l.contains("ping-pong round trip median"))
+            .unwrap();
+        assert!(fx.contains("FAILED") && fx.contains("<= 1 n/a"), "{fx}");
+        assert!(t.contains("\nFailed:\n- futex on Margay: pthread_create: Function not implemented (1/1 runs failed)"), "{t}");
+        assert_eq!(r.failures().len(), 1);
+        assert_eq!(r.ratio_bars().len(), 2);
+    }
+
+    #[test]
+    fn json_has_everything() {
+        let j = sample()
+            .to_json(Json::obj([("cpus", Json::Num(2.0))]))
+            .render();
+        assert!(j.contains("\"status\": \"failed\""), "{j}");
+        assert!(
+            j.contains("\"error\": \"pthread_create: Function not implemented (1/1 runs failed)\"")
+        );
+        assert!(j.contains("\"margay_over_linux\": 0.1"), "{j}");
+        assert!(j.contains("\"goal_met\": true"));
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(format_value(443.0, Unit::Ns), "443 ns");
+        assert_eq!(format_value(1_500.0, Unit::Ns), "1.50 µs");
+        assert_eq!(format_value(136_000.0, Unit::Ns), "136.0 µs");
+        assert_eq!(format_value(2_500_000.0, Unit::Ns), "2.500 ms");
+        assert_eq!(format_value(7.7, Unit::Pct), "7.70 %");
+    }
+}
