@@ -92,9 +92,42 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
         ));
     }
     let fd = fd as u64;
-    let result = load_image(&mut asp, fd, stack_lo);
+    let result = load_image(&mut asp, fd, stack_lo, None);
+    let interp_path = match &result {
+        Ok((info, _)) => info
+            .interp
+            .map(|(offset, len)| read_interp_path(&asp, fd, stack_lo, offset, len)),
+        Err(_) => None,
+    };
     off(SYS_CLOSE, [fd, 0, 0, 0, 0, 0]);
     let (info, bias) = result?;
+    // A dynamically linked program starts in its interpreter (ld.so), loaded
+    // from the host's filesystem through the proxy like the program itself.
+    let interp = match interp_path {
+        Some(path) => {
+            let mut p = path?;
+            p.push(0);
+            fill_user(&asp, stack_lo, &p).map_err(|_| String::from("interpreter path too long"))?;
+            let ifd = off(SYS_OPENAT, [AT_FDCWD, stack_lo, O_RDONLY_CLOEXEC, 0, 0, 0]);
+            if ifd < 0 {
+                return Err(format!(
+                    "cannot open the program interpreter {} ({})",
+                    String::from_utf8_lossy(&p[..p.len() - 1]),
+                    linux_abi::errno_name(-ifd as i32)
+                ));
+            }
+            let r = load_image(&mut asp, ifd as u64, stack_lo, Some(wire::INTERP_BASE));
+            off(SYS_CLOSE, [ifd as u64, 0, 0, 0, 0, 0]);
+            let (iinfo, ibias) = r?;
+            if iinfo.interp.is_some() {
+                return Err(String::from(
+                    "the program interpreter is itself dynamically linked",
+                ));
+            }
+            Some((iinfo.entry + ibias, ibias))
+        }
+        None => None,
+    };
     zero_user(&asp, stack_lo, PREFIX + 4096).map_err(|_| String::from("stack scratch"))?;
 
     let mut brk_start = 0;
@@ -111,7 +144,7 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
         (stack::AT_PHENT, u64::from(info.phentsize)),
         (stack::AT_PHNUM, u64::from(info.phnum)),
         (stack::AT_PAGESZ, 4096),
-        (stack::AT_BASE, 0),
+        (stack::AT_BASE, interp.map_or(0, |(_, base)| base)),
         (stack::AT_FLAGS, 0),
         (stack::AT_ENTRY, info.entry + bias),
         (stack::AT_UID, u64::from(params.uid)),
@@ -150,11 +183,8 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
         name: name_of(&bd.path),
         start_ns: crate::time::monotonic_ns(),
     };
-    Ok(Loaded {
-        process,
-        entry: info.entry + bias,
-        sp,
-    })
+    let entry = interp.map_or(info.entry + bias, |(e, _)| e);
+    Ok(Loaded { process, entry, sp })
 }
 
 fn name_of(path: &[u8]) -> [u8; 16] {
@@ -165,10 +195,36 @@ fn name_of(path: &[u8]) -> [u8; 16] {
     n
 }
 
+/// Read the PT_INTERP path (without its NUL) from the open executable.
+fn read_interp_path(
+    asp: &AddressSpace,
+    fd: u64,
+    scratch: u64,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, String> {
+    let got = off(SYS_PREAD64, [fd, scratch, len, offset, 0, 0]);
+    if got != len as i64 {
+        return Err(String::from("cannot read the program interpreter's path"));
+    }
+    let mut buf = alloc::vec![0u8; len as usize];
+    copy_from_user(asp, scratch, &mut buf).map_err(|_| String::from("scratch"))?;
+    match buf.iter().position(|&b| b == 0) {
+        Some(n) if n > 0 => {
+            buf.truncate(n);
+            Ok(buf)
+        }
+        _ => Err(String::from("malformed program interpreter path")),
+    }
+}
+
+/// Load an ELF image from `fd`: ET_EXEC at its addresses, ET_DYN at `base`
+/// (or PIE_BASE for the main program). Returns its info and load bias.
 fn load_image(
     asp: &mut AddressSpace,
     fd: u64,
     scratch: u64,
+    base: Option<u64>,
 ) -> Result<(elf::ElfInfo, u64), String> {
     let file_len = off(SYS_LSEEK, [fd, 0, 2, 0, 0, 0]);
     if file_len < 0 {
@@ -186,7 +242,7 @@ fn load_image(
     let info = elf::parse(&prefix, file_len).map_err(|e| format!("{e}"))?;
     let bias = match info.kind {
         ElfKind::Exec => 0,
-        ElfKind::StaticPie => PIE_BASE - page_down(info.min_vaddr),
+        ElfKind::StaticPie => base.unwrap_or(PIE_BASE) - page_down(info.min_vaddr),
     };
 
     // Map every segment's pages read-write (pages shared by two segments once).

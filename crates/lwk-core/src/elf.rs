@@ -46,7 +46,8 @@ pub const USER_LIMIT: u64 = 0x0000_8000_0000_0000;
 pub enum ElfKind {
     /// `ET_EXEC`: loaded at its link addresses.
     Exec,
-    /// `ET_DYN` without `PT_INTERP`: addresses are relative to a load bias.
+    /// `ET_DYN`: addresses are relative to a load bias (static PIE, a
+    /// dynamically linked PIE, or a shared object such as ld.so itself).
     StaticPie,
 }
 
@@ -124,7 +125,13 @@ pub struct ElfInfo {
     pub min_vaddr: u64,
     /// Highest load end (`vaddr + memsz`), rounded up to a page.
     pub max_vaddr: u64,
+    /// `PT_INTERP`: file offset and size (NUL included) of the program
+    /// interpreter's path, for dynamically linked executables.
+    pub interp: Option<(u64, u64)>,
 }
+
+/// Longest `PT_INTERP` path accepted (Linux allows up to PATH_MAX).
+pub const MAX_INTERP_LEN: u64 = 4096;
 
 fn rd<const N: usize>(b: &[u8], off: usize) -> Option<[u8; N]> {
     b.get(off..off.checked_add(N)?)?.try_into().ok()
@@ -245,8 +252,13 @@ pub fn parse(prefix: &[u8], file_len: u64) -> Result<ElfInfo, ElfError> {
         }
     });
 
-    if phdrs.clone().any(|p| p.ty == PT_INTERP) {
-        return Err(ElfError::Dynamic);
+    let mut interp = None;
+    if let Some(p) = phdrs.clone().find(|p| p.ty == PT_INTERP) {
+        let end = p.offset.checked_add(p.filesz).ok_or(ElfError::BadSegment)?;
+        if p.filesz < 2 || p.filesz > MAX_INTERP_LEN || end > file_len {
+            return Err(ElfError::BadSegment);
+        }
+        interp = Some((p.offset, p.filesz));
     }
 
     let mut loads: Vec<LoadSegment> = Vec::new();
@@ -308,6 +320,7 @@ pub fn parse(prefix: &[u8], file_len: u64) -> Result<ElfInfo, ElfError> {
         stack_exec,
         min_vaddr,
         max_vaddr,
+        interp,
     })
 }
 
@@ -471,12 +484,16 @@ mod tests {
     }
 
     #[test]
-    fn dynamic_rejected() {
+    fn interpreter_is_reported() {
         for t in [ET_EXEC, ET_DYN] {
             let mut phs = typical();
             phs.insert(0, ph(PT_INTERP, PF_R, 0x200, 0x400200, 28, 28));
             let b = image(t, EM_X86_64, 0x401000, &phs, 0x4000);
-            assert_eq!(parse_img(&b), Err(ElfError::Dynamic));
+            assert_eq!(parse_img(&b).map(|i| i.interp), Ok(Some((0x200, 28))));
+            let mut bad = typical();
+            bad.insert(0, ph(PT_INTERP, PF_R, 0x3ff0, 0x400200, 0x100, 0x100));
+            let b = image(t, EM_X86_64, 0x401000, &bad, 0x4000);
+            assert_eq!(parse_img(&b), Err(ElfError::BadSegment));
         }
     }
 
@@ -600,8 +617,6 @@ mod tests {
                 assert!(i.min_vaddr < i.max_vaddr);
                 assert!(i.phdr_vaddr.is_some());
             }
-            // A dynamically linked busybox (not busybox-static) is acceptable to skip.
-            Err(ElfError::Dynamic) => {}
             Err(e) => panic!("busybox: {e}"),
         }
     }

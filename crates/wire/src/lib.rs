@@ -59,6 +59,8 @@ pub const USER_MIN: u64 = 0x1_0000;
 pub const USER_MAX: u64 = 0x4000_0000_0000;
 /// Where a static-PIE executable is loaded.
 pub const PIE_BASE: u64 = 0x1000_0000_0000;
+/// Where the program interpreter (ld.so) of a dynamically linked program is loaded.
+pub const INTERP_BASE: u64 = 0x1800_0000_0000;
 /// Anonymous mmap regions are placed top-down below this address.
 pub const MMAP_TOP: u64 = 0x3f00_0000_0000;
 /// Top of the initial user stack.
