@@ -2,30 +2,41 @@
 //! side (fd table, cwd, identity), mirrors the application's memory at the same
 //! virtual addresses, and serves the requests the LWK posts in its channel slots.
 //!
+//! One poller thread watches the doorbell bitmap, takes each posted slot and
+//! hands the request to a pool of worker threads (`pool`), so that calls of
+//! different LWK threads run in parallel and one blocked in Linux does not hold
+//! up the others. Requests of one LWK thread are serialized by its slot: the
+//! kernel waits for Done before it posts the next.
+//!
 //! Started by `margay run` as `margay __proxy ...` (see `spawn_args`); it never
 //! exits by itself: margay kills it after the LWK is done, and PR_SET_PDEATHSIG
 //! kills it if margay dies.
 
+mod doorbell;
 mod exec;
+mod leader;
 pub mod mirror;
+mod pool;
 mod user_mem;
 mod window;
 
 use std::fs::File;
 use std::io::Write as _;
-use std::mem::offset_of;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt as _;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use linux_abi::Errno;
-use wire::{RequestKind, Slot, SlotState, CHANNEL_OFF, MAX_CPUS, SHARED_PHYS, SLOT_SIZE};
+use wire::{RequestKind, Slot, MAX_CPUS, MAX_SLOTS, SHARED_PHYS};
 
 use crate::cli::ProxyArgs;
 use crate::guest_mem::GuestMem;
+use doorbell::Claim;
 use mirror::{Mirror, TableError};
+use pool::Pool;
 use user_mem::UserMem;
 use window::Window;
 
@@ -33,10 +44,14 @@ use window::Window;
 /// sleeps from MIN_NAP to MAX_NAP. Under TCG the guest often runs for a few ms
 /// between offloaded calls (translating new code); with 100 µs / 1 ms a `busybox sh`
 /// start-up waited ~3.9 ms in total for the proxy, with 2 ms / 200 µs ~0.5 ms. Idle
-/// cost: at most 5000 wake-ups a second.
+/// cost: at most 5000 wake-ups a second. Idle workers spin for SPIN too (a few of
+/// them at a time), so a request is handed over without a futex wake-up.
 const SPIN: Duration = Duration::from_millis(2);
 const MIN_NAP: Duration = Duration::from_micros(10);
 const MAX_NAP: Duration = Duration::from_micros(200);
+/// Most worker threads: one per slot (every LWK thread may be blocked in Linux
+/// at once), plus a polling leader and its standby.
+const MAX_WORKERS: usize = MAX_SLOTS + 2;
 
 /// A request decoded from a posted slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +82,17 @@ impl Response {
     }
     fn err(e: Errno) -> Self {
         Response::ret(e.as_ret())
+    }
+    fn clock() -> Self {
+        Response {
+            ret: 0,
+            aux: Some([
+                crate::sys::clock_ns(libc::CLOCK_REALTIME),
+                crate::sys::clock_ns(libc::CLOCK_MONOTONIC),
+                0,
+                0,
+            ]),
+        }
     }
 }
 
@@ -113,6 +139,7 @@ pub fn spawn_args(
 }
 
 /// State of the mirror relative to the kernel's table.
+#[derive(Clone, Copy)]
 enum MirrorState {
     /// Mirrors the table of this generation.
     Current(u64),
@@ -122,16 +149,40 @@ enum MirrorState {
     Unknown,
 }
 
-pub struct Proxy {
-    ram: GuestMem,
-    cpus: u32,
-    exe: Vec<u8>,
-    trace: bool,
-    window: Window,
+/// The mirror and what it mirrors; behind `Shared::mirror`'s lock.
+struct MirrorView {
     mirror: Mirror,
     state: MirrorState,
-    pid: u32,
     complained: bool,
+}
+
+/// What the poller and the workers share.
+struct Shared {
+    ram: GuestMem,
+    exe: Vec<u8>,
+    trace: bool,
+    window: &'static Window,
+    /// Readers validate pointers against it; a writer brings it up to date.
+    mirror: RwLock<MirrorView>,
+    pid: u32,
+    /// Who polls the doorbell (see `leader`).
+    role: leader::Role,
+}
+
+/// A request taken from slot `slot`.
+struct Job {
+    slot: usize,
+    req: Request,
+}
+
+/// What the proxy's threads do (see `leader`).
+enum Task {
+    /// Poll the doorbell as the leader of this epoch.
+    Lead(u32),
+    /// Watch the leader and take over when it is stuck in a call.
+    Standby,
+    /// Serve one request.
+    Serve(Job),
 }
 
 /// Entry point of `margay __proxy`. Returns only on a set-up error.
@@ -140,14 +191,15 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
     // EPIPE to the application instead of killing the proxy.
     crate::sys::ignore_signals(&[libc::SIGPIPE, libc::SIGINT, libc::SIGQUIT])
         .context("cannot set signal dispositions")?;
-    // Best effort: only makes idle wake-ups more punctual.
+    // Best effort: only makes idle wake-ups more punctual (inherited by workers).
     let _ = crate::sys::set_timer_slack_ns(1_000);
     let cpus = args.cpus;
     if cpus == 0 || cpus as usize > MAX_CPUS {
         bail!("--cpus {cpus} is out of range");
     }
-    // Reserve the user window before anything else is mapped.
-    let window = Window::reserve()?;
+    // Reserve the user window before anything else is mapped (worker stacks
+    // included: they are created later, outside it).
+    let window: &'static Window = Box::leak(Box::new(Window::reserve()?));
     let ram = {
         let f = File::options()
             .read(true)
@@ -158,97 +210,177 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
         // `f` is closed here: the application's first open returns 3.
     };
     let exe = args.exe.as_os_str().as_bytes().to_vec();
-    let mut p = Proxy {
-        ram,
-        cpus,
-        exe,
-        trace: args.trace,
-        window,
-        mirror: Mirror::default(),
-        state: MirrorState::Unknown,
-        pid: std::process::id(),
-        complained: false,
-    };
-    p.serve_forever();
+    let _proxy = Shared::new(ram, exe, args.trace, window).start();
+    loop {
+        std::thread::park();
+    }
 }
 
-impl Proxy {
-    fn serve_forever(&mut self) -> ! {
-        let mut last = Instant::now();
-        let mut nap = MIN_NAP;
+/// The poller's spin-then-nap policy.
+struct Poller {
+    last: Instant,
+    nap: Duration,
+}
+
+impl Poller {
+    fn new() -> Self {
+        Poller {
+            last: Instant::now(),
+            nap: MIN_NAP,
+        }
+    }
+
+    fn busy(&mut self) {
+        self.last = Instant::now();
+        self.nap = MIN_NAP;
+    }
+
+    /// Nothing was posted: spin on, or nap.
+    fn idle(&mut self) {
+        if self.last.elapsed() < SPIN {
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(self.nap);
+            self.nap = (self.nap * 2).min(MAX_NAP);
+        }
+    }
+}
+
+/// A running proxy: its threads serve the channel until the process ends.
+struct Running {
+    #[cfg_attr(not(test), allow(dead_code))]
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    fn new(ram: GuestMem, exe: Vec<u8>, trace: bool, window: &'static Window) -> Self {
+        Shared {
+            ram,
+            exe,
+            trace,
+            window,
+            mirror: RwLock::new(MirrorView {
+                mirror: Mirror::default(),
+                state: MirrorState::Unknown,
+                complained: false,
+            }),
+            pid: std::process::id(),
+            role: leader::Role::default(),
+        }
+    }
+
+    /// Start the leader and its standby on worker threads.
+    fn start(self) -> Running {
+        let shared = Arc::new(self);
+        let pool: Arc<OnceLock<Pool<Task>>> = Arc::new(OnceLock::new());
+        let (s, p) = (Arc::clone(&shared), Arc::clone(&pool));
+        // Idle workers park at once: spinning ones would compete with the
+        // leader and the guest's vCPUs for host cores.
+        let workers = Pool::new(MAX_WORKERS, Duration::ZERO, move |task: Task| {
+            let pool = p
+                .get()
+                .expect("the pool is set before any task is submitted");
+            match task {
+                Task::Lead(epoch) => s.lead(epoch, pool),
+                Task::Standby => s.standby(pool),
+                Task::Serve(job) => s.serve(job),
+            }
+        });
+        let pool = pool.get_or_init(|| workers);
+        pool.submit(Task::Lead(0));
+        pool.submit(Task::Standby);
+        Running { shared }
+    }
+
+    fn serve(&self, job: Job) {
+        let resp = self.handle(job.req);
+        doorbell::complete(&self.ram, job.slot, &resp);
+    }
+
+    /// Poll the doorbell as the leader of `epoch`, serving the last request of
+    /// each batch itself (no hand-over on the common path) and the others on
+    /// workers. Returns when a standby has taken over during a long call.
+    fn lead(&self, epoch: u32, pool: &Pool<Task>) {
+        let mut poller = Poller::new();
+        let mut posted = Vec::with_capacity(MAX_SLOTS);
+        let mut jobs = Vec::with_capacity(MAX_SLOTS);
         loop {
-            let mut busy = false;
-            for cpu in 0..self.cpus {
-                busy |= self.poll_slot(cpu);
+            if self.take_posted(&mut posted, &mut jobs) == 0 {
+                poller.idle();
+                continue;
             }
-            if busy {
-                last = Instant::now();
-                nap = MIN_NAP;
-            } else if last.elapsed() < SPIN {
-                std::hint::spin_loop();
-            } else {
-                std::thread::sleep(nap);
-                nap = (nap * 2).min(MAX_NAP);
+            poller.busy();
+            let Some(mine) = jobs.pop() else {
+                continue;
+            };
+            for job in jobs.drain(..) {
+                pool.submit(Task::Serve(job));
+            }
+            let token = self.role.enter(epoch);
+            self.serve(mine);
+            if !self.role.leave(token) {
+                return;
             }
         }
     }
 
-    /// Serve slot `cpu` if a request is posted there; returns whether one was.
-    fn poll_slot(&mut self, cpu: u32) -> bool {
-        let off = SHARED_PHYS + CHANNEL_OFF + u64::from(cpu) * SLOT_SIZE;
-        let state_off = off + wire::SLOT_STATE_OFF;
-        match self.ram.load_u32(state_off, Ordering::Acquire) {
-            Ok(s) if s == SlotState::Posted as u32 => {}
-            _ => return false,
+    /// Watch the leader; take over (and appoint a new standby) when it has been
+    /// in the same call for a whole nap.
+    fn standby(&self, pool: &Pool<Task>) {
+        let mut watch = leader::Watch::default();
+        loop {
+            let (epoch, nap) = watch.check(&self.role);
+            if let Some(epoch) = epoch {
+                pool.submit(Task::Standby);
+                return self.lead(epoch, pool);
+            }
+            std::thread::sleep(nap);
         }
-        match self.ram.compare_exchange_u32(
-            state_off,
-            SlotState::Posted as u32,
-            SlotState::Taken as u32,
-        ) {
-            Ok(Ok(_)) => {}
-            _ => return false,
-        }
-        let resp = match self.ram.read_obj::<Slot>(off) {
-            Ok(slot) => match decode(&slot) {
-                Ok(req) => self.handle(req),
-                Err(_) => Response::err(Errno::EINVAL),
-            },
-            Err(_) => Response::err(Errno::EFAULT),
-        };
-        // The slot lies inside RAM (we just read it), so these writes cannot fail.
-        let _ = self
-            .ram
-            .write_obj(off + offset_of!(Slot, ret) as u64, &resp.ret);
-        if let Some(aux) = resp.aux {
-            let _ = self.ram.write_obj(off + offset_of!(Slot, aux) as u64, &aux);
-        }
-        let _ = self
-            .ram
-            .store_u32(state_off, SlotState::Done as u32, Ordering::Release);
-        true
     }
 
-    fn handle(&mut self, req: Request) -> Response {
+    /// Take every posted slot the doorbell names: answer clock samples and
+    /// garbage at once, collect the rest in `jobs`. Returns how many were taken.
+    fn take_posted(&self, posted: &mut Vec<usize>, jobs: &mut Vec<Job>) -> usize {
+        posted.clear();
+        doorbell::take(&self.ram, posted);
+        let mut taken = 0;
+        for &slot in posted.iter() {
+            let resp = match doorbell::claim(&self.ram, slot) {
+                Claim::NotPosted => continue,
+                Claim::Unreadable => Response::err(Errno::EFAULT),
+                Claim::Taken(s) => match decode(&s) {
+                    Ok(Request::Clock) => Response::clock(),
+                    Ok(req) => {
+                        jobs.push(Job { slot, req });
+                        taken += 1;
+                        continue;
+                    }
+                    Err(_) => Response::err(Errno::EINVAL),
+                },
+            };
+            doorbell::complete(&self.ram, slot, &resp);
+            taken += 1;
+        }
+        taken
+    }
+
+    fn handle(&self, req: Request) -> Response {
         match req {
-            Request::Clock => Response {
-                ret: 0,
-                aux: Some([
-                    crate::sys::clock_ns(libc::CLOCK_REALTIME),
-                    crate::sys::clock_ns(libc::CLOCK_MONOTONIC),
-                    0,
-                    0,
-                ]),
-            },
+            Request::Clock => Response::clock(),
             Request::Syscall { nr, args } => {
-                if let Err(e) = self.refresh_mirror() {
-                    return Response::err(e);
+                // Validate under the lock, execute without it: the call may block.
+                let checked = self.with_mirror(|current, mirror| {
+                    current?;
+                    let user = UserMem {
+                        mirror,
+                        ram: &self.ram,
+                    };
+                    exec::check(nr, &args, &user, &self.exe, self.pid).map_err(Response::ret)
+                });
+                match checked {
+                    Ok(c) => Response::ret(c.run()),
+                    Err(resp) => resp,
                 }
-                let user = UserMem {
-                    mirror: &self.mirror,
-                    ram: &self.ram,
-                };
-                Response::ret(exec::execute(nr, &args, &user, &self.exe, self.pid))
             }
             Request::Trace {
                 nr,
@@ -258,14 +390,16 @@ impl Proxy {
             } => {
                 if self.trace {
                     // A stale or poisoned mirror only makes pointers print as hex.
-                    let _ = self.refresh_mirror();
-                    let user = UserMem {
-                        mirror: &self.mirror,
-                        ram: &self.ram,
-                    };
-                    let mut line = crate::trace::format_line(nr, &args, result, flags, &user);
+                    let mut line = self.with_mirror(|_, mirror| {
+                        let user = UserMem {
+                            mirror,
+                            ram: &self.ram,
+                        };
+                        crate::trace::format_line(nr, &args, result, flags, &user)
+                    });
                     line.push('\n');
                     // fd 2 is the application's stderr; if it closed it, so be it.
+                    // Printed before Done, so the line precedes the call's effects.
                     let _ = std::io::stderr().write_all(line.as_bytes());
                 }
                 Response::ret(0)
@@ -273,10 +407,33 @@ impl Proxy {
         }
     }
 
+    /// Run `f` on the mirror, brought up to date with the kernel's region table
+    /// first; `f` also learns whether that worked (`Err(response)` if not).
+    fn with_mirror<R>(&self, f: impl FnOnce(Result<(), Response>, &Mirror) -> R) -> R {
+        let gen = self.ram.load_u64(
+            SHARED_PHYS + wire::REGIONS_OFF + wire::REGION_GEN_OFF,
+            Ordering::Acquire,
+        );
+        if let Ok(gen) = gen {
+            let view = self.mirror.read().unwrap_or_else(PoisonError::into_inner);
+            match view.state {
+                MirrorState::Current(g) if g == gen => return f(Ok(()), &view.mirror),
+                MirrorState::Poisoned(g) if g == gen => {
+                    return f(Err(Response::err(Errno::EFAULT)), &view.mirror)
+                }
+                _ => {}
+            }
+        }
+        let mut view = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
+        let r = view.refresh(&self.ram, self.window).map_err(Response::err);
+        f(r, &view.mirror)
+    }
+}
+
+impl MirrorView {
     /// Bring the mirror up to date with the kernel's region table.
-    fn refresh_mirror(&mut self) -> Result<(), Errno> {
-        let gen = self
-            .ram
+    fn refresh(&mut self, ram: &GuestMem, window: &Window) -> Result<(), Errno> {
+        let gen = ram
             .load_u64(
                 SHARED_PHYS + wire::REGIONS_OFF + wire::REGION_GEN_OFF,
                 Ordering::Acquire,
@@ -287,7 +444,7 @@ impl Proxy {
             MirrorState::Poisoned(g) if g == gen => return Err(Errno::EFAULT),
             _ => {}
         }
-        let (gen, table) = match Mirror::read(&self.ram) {
+        let (gen, table) = match Mirror::read(ram) {
             Ok(t) => t,
             Err(e) => {
                 self.complain(&e);
@@ -298,7 +455,7 @@ impl Proxy {
             Ok(m) => m,
             Err(e) => {
                 self.complain(&e);
-                self.unmap_all();
+                self.unmap_all(window);
                 self.state = MirrorState::Poisoned(gen);
                 return Err(Errno::EFAULT);
             }
@@ -306,12 +463,8 @@ impl Proxy {
         let (removed, added) = mirror::diff(&self.mirror, &new);
         let result = removed
             .iter()
-            .try_for_each(|e| self.window.release(e))
-            .and_then(|()| {
-                added
-                    .iter()
-                    .try_for_each(|e| self.window.mirror(&self.ram, e))
-            });
+            .try_for_each(|e| window.release(e))
+            .and_then(|()| added.iter().try_for_each(|e| window.mirror(ram, e)));
         match result {
             Ok(()) => {
                 self.mirror = new;
@@ -322,18 +475,18 @@ impl Proxy {
                 eprintln!("margay: proxy: {e}");
                 // Start from a clean slate: every mapping of both tables goes.
                 for e in new.entries() {
-                    let _ = self.window.release(e);
+                    let _ = window.release(e);
                 }
-                self.unmap_all();
+                self.unmap_all(window);
                 self.state = MirrorState::Unknown;
                 Err(Errno::ENOMEM)
             }
         }
     }
 
-    fn unmap_all(&mut self) {
+    fn unmap_all(&mut self, window: &Window) {
         for e in self.mirror.entries() {
-            let _ = self.window.release(e);
+            let _ = window.release(e);
         }
         self.mirror = Mirror::default();
     }
@@ -384,9 +537,78 @@ mod tests {
         }
     }
 
+    /// The user window, reserved once for this test binary (it stays reserved).
+    fn test_window() -> &'static Window {
+        static W: std::sync::OnceLock<Window> = std::sync::OnceLock::new();
+        W.get_or_init(|| Window::reserve().expect("user window already in use"))
+    }
+
+    /// Wait until `done` holds (or fail after a while).
+    fn wait_until(mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(10), "timed out");
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Two LWK threads: one blocks in recvfrom on a socket, the other's sendto
+    /// to it must still be served (a standby takes over from the blocked
+    /// leader), and both complete. Garbage in the slots and stale doorbell bits
+    /// are ignored or answered with EINVAL.
+    #[test]
+    fn calls_of_different_slots_run_in_parallel() {
+        use doorbell::kernel::*;
+        use linux_abi::syscalls_gen::{SYS_GETPPID, SYS_RECVFROM, SYS_SENDTO};
+        use std::os::fd::AsRawFd as _;
+        use wire::SlotState;
+
+        let ram = GuestMem::anonymous(wire::MIN_MEM as usize);
+        // An all-zero region table: generation 0, empty (nothing is mapped).
+        let proxy = Shared::new(ram, b"/x".to_vec(), false, test_window()).start();
+        let ram = &proxy.shared.ram;
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let (a, b) = (a.as_raw_fd() as u64, b.as_raw_fd() as u64);
+        let done = |i| state(ram, i) == SlotState::Done as u32;
+
+        // Slot 5 blocks in recvfrom(a, NULL, 0): waits for a datagram.
+        post_syscall(ram, 5, SYS_RECVFROM, [a, 0, 0, 0, 0, 0]);
+        wait_until(|| state(ram, 5) == SlotState::Taken as u32);
+        // Meanwhile, other slots are served: getppid, a clock sample, garbage.
+        post_syscall(ram, 300, SYS_GETPPID, [0; 6]);
+        post(ram, 64, RequestKind::Clock as u32, 0, [0; 6]);
+        post(ram, 9, 0xdead, 0, [0; 6]);
+        set_state(ram, 10, 0xbad);
+        ring(ram, 10);
+        ring(ram, 11); // a stale bit: slot 11 is Free
+        wait_until(|| done(300) && done(64) && done(9));
+        assert!(slot(ram, 300).ret > 0);
+        assert!(slot(ram, 64).aux[1] > 0);
+        assert_eq!(slot(ram, 9).ret, Errno::EINVAL.as_ret());
+        wait_until(|| doorbell(ram) == [0; wire::DOORBELL_WORDS]);
+        assert_eq!(state(ram, 10), 0xbad);
+        assert_eq!(state(ram, 11), SlotState::Free as u32);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            state(ram, 5),
+            SlotState::Taken as u32,
+            "recvfrom returned early"
+        );
+
+        // Slot 7 sends the datagram (sendto(b, NULL, 0)): both complete.
+        post_syscall(ram, 7, SYS_SENDTO, [b, 0, 0, 0, 0, 0]);
+        wait_until(|| done(5) && done(7));
+        assert_eq!((slot(ram, 5).ret, slot(ram, 7).ret), (0, 0));
+
+        // Several requests posted at once are all served.
+        for i in 100..140 {
+            post_syscall(ram, i, SYS_GETPPID, [0; 6]);
+        }
+        wait_until(|| (100..140).all(done));
+    }
+
     /// The real mechanism: reserve the user window, mirror guest RAM into it with
-    /// mremap, and let Linux read and write the application's memory there. The
-    /// only test in this binary that reserves the window (it stays reserved).
+    /// mremap, and let Linux read and write the application's memory there.
     #[test]
     fn mirrored_memory_is_what_linux_sees() {
         use linux_abi::mman::{PROT_READ, PROT_WRITE};
@@ -395,7 +617,7 @@ mod tests {
         use std::io::{Read as _, Write as _};
         use std::os::fd::AsRawFd as _;
 
-        let window = Window::reserve().expect("user window already in use");
+        let window = test_window();
         let ram = crate::partition::Ram::create(wire::MIN_MEM).unwrap();
         let mem = ram.mem();
         let (rw, ro) = (0x40_0000, 0x50_0000);
