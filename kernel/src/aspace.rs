@@ -164,7 +164,12 @@ impl AddressSpace {
                 len: r.len,
                 file_off: r.phys,
                 prot: r.prot,
-                _pad: 0,
+                kind: match r.kind {
+                    RegionKind::Anon => wire::REGION_ANON,
+                    RegionKind::Image => wire::REGION_IMAGE,
+                    RegionKind::Heap => wire::REGION_HEAP,
+                    RegionKind::Stack => wire::REGION_STACK,
+                },
             };
             write_phys_obj(
                 base + core::mem::size_of::<RegionTableHeader>() as u64

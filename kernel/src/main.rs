@@ -93,6 +93,7 @@ pub fn kernel_main(start_info: u64) -> ! {
         }
     }
     kprintln!("smp: {} core(s) online", sched::ncpus());
+    shared::set_cpus_online(sched::ncpus() as u32);
     syscall::init();
     syscall::set_trace(params.flags & wire::FLAG_TRACE != 0);
 

@@ -43,6 +43,8 @@ pub fn init(map: &PmemMap) -> Result<u64, &'static str> {
     }
     let free = buddy.free_pages();
     *PMEM.lock() = Some(buddy);
+    crate::shared::set_total_bytes(free * PAGE);
+    crate::shared::publish_free_bytes(free * PAGE);
     Ok(free)
 }
 
@@ -92,9 +94,17 @@ pub fn alloc_user(len: u64) -> Option<u64> {
     };
     let phys = with(|b| b.alloc(pages, align).or_else(|| b.alloc(pages, 1))).flatten()? * PAGE;
     zero_phys(phys, len);
+    publish_free();
     Some(phys)
 }
 
 pub fn free_user(phys: u64, len: u64) {
     free_kernel_pages(phys, len / PAGE);
+    publish_free();
+}
+
+fn publish_free() {
+    if let Some(free) = with(|b| b.free_pages()) {
+        crate::shared::publish_free_bytes(free * PAGE);
+    }
 }

@@ -126,3 +126,17 @@ pub fn report_panic(regs: Option<[u64; 24]>, fault_addr: u64) {
         h.state = State::Panicked as u32;
     });
 }
+
+pub fn set_cpus_online(n: u32) {
+    update(|h| h.cpus_online = n);
+}
+
+pub fn set_total_bytes(total: u64) {
+    update(|h| h.total_bytes = total);
+}
+
+/// Publish how much partition memory is free (for /proc/meminfo in the proxy).
+pub fn publish_free_bytes(free: u64) {
+    crate::arch::mem::phys_atomic_u64(HEADER + wire::HEADER_FREE_BYTES_OFF)
+        .store(free, Ordering::Relaxed);
+}

@@ -305,7 +305,7 @@ mod tests {
             len: 2,
             file_off: 3,
             prot: 4,
-            _pad: 0,
+            kind: 0,
         };
         m.write_obj(256, &e).unwrap();
         assert_eq!(m.read_obj::<wire::MirrorEntry>(256).unwrap(), e);

@@ -150,13 +150,19 @@ pub struct Header {
     pub regs: [u64; 24],
     /// Non-zero when `regs` holds valid values.
     pub regs_valid: u32,
-    pub _pad2: u32,
+    /// LWK cores online (kept current by the kernel, for /proc and /sys views).
+    pub cpus_online: u32,
+    /// Bytes of partition memory the kernel can still hand out (kept current).
+    pub free_bytes: u64,
+    /// Bytes of partition memory usable by the kernel and applications.
+    pub total_bytes: u64,
 }
 const _: () = assert!(size_of::<Header>().is_multiple_of(8));
 
 /// Offsets of the header fields that are accessed atomically.
 pub const HEADER_STATE_OFF: u64 = offset_of!(Header, state) as u64;
 pub const HEADER_KMSG_HEAD_OFF: u64 = offset_of!(Header, kmsg_head) as u64;
+pub const HEADER_FREE_BYTES_OFF: u64 = offset_of!(Header, free_bytes) as u64;
 
 /// State of a channel slot. Only the kernel moves Free->Posted and Done->Free;
 /// only the proxy moves Posted->Taken->Done.
@@ -262,8 +268,15 @@ pub struct MirrorEntry {
     pub len: u64,
     pub file_off: u64,
     pub prot: u32,
-    pub _pad: u32,
+    /// A `REGION_*` kind, for /proc/self/maps.
+    pub kind: u32,
 }
+
+/// Region kinds in `MirrorEntry::kind`.
+pub const REGION_ANON: u32 = 0;
+pub const REGION_IMAGE: u32 = 1;
+pub const REGION_HEAP: u32 = 2;
+pub const REGION_STACK: u32 = 3;
 const _: () = assert!(size_of::<MirrorEntry>() == 32);
 /// Capacity of the region table.
 pub const MAX_REGIONS: usize = 1024;
@@ -476,7 +489,7 @@ mod tests {
             len: 0x1000,
             file_off: 0x200_0000,
             prot: 5,
-            _pad: 0,
+            kind: 0,
         };
         assert_eq!(ok.validate(mem), Ok(()));
         assert_eq!(

@@ -164,7 +164,7 @@ pub(crate) mod tests {
             len,
             file_off,
             prot,
-            _pad: 0,
+            kind: 0,
         }
     }
 
