@@ -58,26 +58,34 @@ pub fn wait(uaddr: u64, val: u32, deadline: Option<u64>, bitset: u32) -> SysResu
         if me.futex_woken.load(Ordering::Acquire) {
             return Ok(0);
         }
-        match deadline {
-            Some(d) => {
-                if sched::sleep_until(d, Some(&me.futex_woken)) {
-                    // Timed out, unless a wake raced with us.
-                    let mut q = QUEUES.lock();
-                    if let Some(list) = q.get_mut(&k) {
-                        list.retain(|w| !Arc::ptr_eq(&w.task, &me));
-                        if list.is_empty() {
-                            q.remove(&k);
-                        }
-                    }
-                    drop(q);
-                    if me.futex_woken.load(Ordering::Acquire) {
-                        return Ok(0);
-                    }
-                    return Err(Errno::ETIMEDOUT);
+        let ended = match deadline {
+            Some(d) => match sched::sleep_until(d, Some(&me.futex_woken)) {
+                sched::Wakeup::Woken => continue,
+                sched::Wakeup::Deadline => Err(Errno::ETIMEDOUT),
+                sched::Wakeup::Signal => Err(Errno::EINTR),
+            },
+            None => {
+                if crate::signal::interrupted() {
+                    Err(Errno::EINTR)
+                } else {
+                    sched::block();
+                    continue;
                 }
             }
-            None => sched::block(),
+        };
+        // Timed out or interrupted, unless a wake raced with us.
+        let mut q = QUEUES.lock();
+        if let Some(list) = q.get_mut(&k) {
+            list.retain(|w| !Arc::ptr_eq(&w.task, &me));
+            if list.is_empty() {
+                q.remove(&k);
+            }
         }
+        drop(q);
+        if me.futex_woken.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        return ended;
     }
 }
 

@@ -25,6 +25,12 @@ fn ring(slot: usize) {
     word.fetch_or(1 << (slot % 64), Ordering::Release);
 }
 
+/// Ask the proxy to interrupt the syscall running for `slot` (EINTR).
+pub fn interrupt(slot: usize) {
+    let word = phys_atomic_u64(SHARED_PHYS + wire::INTERRUPT_OFF + (slot / 64) as u64 * 8);
+    word.fetch_or(1 << (slot % 64), Ordering::Release);
+}
+
 /// Whether the proxy has answered the request in `slot`.
 pub fn slot_done(slot: usize) -> bool {
     phys_atomic_u32(slot_phys(slot) + SLOT_STATE_OFF).load(Ordering::Acquire)
@@ -55,11 +61,31 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     ring(slot_index);
     // No `pause` here: under TCG it leaves the translated-code loop on
     // every iteration, which more than doubles the round trip.
+    let me = crate::sched::current();
+    if let Some(t) = &me {
+        t.in_offload
+            .store(true, core::sync::atomic::Ordering::Release);
+    }
+    let mut interrupted = false;
+    let mut polls = 0u32;
     while state.load(Ordering::Acquire) != SlotState::Done as u32 {
         if crate::sched::others_runnable() {
             crate::sched::wait_offload(slot_index, || slot_done(slot_index));
             break;
         }
+        // Now and then, look for signals (from Linux, or from other threads).
+        polls = polls.wrapping_add(1);
+        if !interrupted && polls.is_multiple_of(1024) {
+            crate::sched::take_host_signals();
+            if me.is_some() && crate::signal::interrupted() {
+                interrupt(slot_index);
+                interrupted = true;
+            }
+        }
+    }
+    if let Some(t) = &me {
+        t.in_offload
+            .store(false, core::sync::atomic::Ordering::Release);
     }
     let t1 = rdtsc();
     let done: Slot = read_phys_obj(base);

@@ -178,7 +178,6 @@ pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
         heap_end: brk_start,
         pid: params.proxy_pid,
         sigactions: [SigAction::default(); 65],
-        sigmask: 0,
         altstack: (0, 2, 0),
         name: name_of(&bd.path),
         start_ns: crate::time::monotonic_ns(),

@@ -21,6 +21,7 @@ mod process;
 #[allow(unsafe_code)]
 mod sched;
 mod shared;
+mod signal;
 mod syscall;
 mod time;
 mod trap;

@@ -28,7 +28,6 @@ pub struct Process {
     /// Linux pid as seen by the application (the proxy's pid).
     pub pid: u32,
     pub sigactions: [SigAction; 65],
-    pub sigmask: u64,
     pub altstack: (u64, u64, u64),
     pub name: [u8; 16],
     pub start_ns: u64,
@@ -43,24 +42,6 @@ pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
         Some(p) => f(p),
         None => panic!("no current process"),
     }
-}
-
-/// Whether signal `sig`'s default action, with the current disposition, ends the process.
-pub fn signal_terminates(p: &Process, sig: u32) -> bool {
-    let Some(a) = p.sigactions.get(sig as usize) else {
-        return true;
-    };
-    if sig == 9 || sig == 19 {
-        return true;
-    }
-    if a.handler == SIG_IGN {
-        return false;
-    }
-    // Default-ignore signals: SIGCHLD, SIGCONT, SIGURG, SIGWINCH.
-    if a.handler == SIG_DFL && matches!(sig, 17 | 18 | 23 | 28) {
-        return false;
-    }
-    true
 }
 
 fn finish(code: u32) -> ! {

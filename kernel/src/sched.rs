@@ -55,7 +55,18 @@ pub struct Task {
     pub futex_woken: AtomicBool,
     /// A CPU this task must move to at its next chance (NO_CPU when none).
     migrate_to: AtomicUsize,
+    /// Blocked signals (bit n-1 for signal n).
+    pub sigmask: AtomicU64,
+    /// Signals pending for this thread.
+    pub pending: AtomicU64,
+    /// Mask to put back when a handler returns (rt_sigsuspend), or NO_MASK.
+    pub restore_mask: AtomicU64,
+    /// Set while the task waits for the proxy (its slot may need interrupting).
+    pub in_offload: AtomicBool,
 }
+
+/// `Task::restore_mask` when there is none.
+pub const NO_MASK: u64 = u64::MAX;
 
 const NO_CPU: usize = usize::MAX;
 
@@ -85,6 +96,10 @@ impl Task {
             robust_list: AtomicU64::new(0),
             futex_woken: AtomicBool::new(false),
             migrate_to: AtomicUsize::new(NO_CPU),
+            sigmask: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            restore_mask: AtomicU64::new(NO_MASK),
+            in_offload: AtomicBool::new(false),
         }
     }
 
@@ -598,19 +613,30 @@ pub fn migrate_current(cpu: usize) {
     }
 }
 
-/// Sleep until the TSC reaches `deadline` (or until woken, when `wakeable`).
-/// Returns true when the deadline passed.
-pub fn sleep_until(deadline: u64, until_woken: Option<&AtomicBool>) -> bool {
+/// How a sleep ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wakeup {
+    Deadline,
+    Woken,
+    Signal,
+}
+
+/// Sleep until the TSC reaches `deadline`, until `until_woken` is set, or
+/// until a signal can be delivered.
+pub fn sleep_until(deadline: u64, until_woken: Option<&AtomicBool>) -> Wakeup {
     let Some(me) = current() else {
         while rdtsc() < deadline {}
-        return true;
+        return Wakeup::Deadline;
     };
     loop {
         if rdtsc() >= deadline {
-            return true;
+            return Wakeup::Deadline;
         }
         if until_woken.is_some_and(|w| w.load(Ordering::Acquire)) {
-            return false;
+            return Wakeup::Woken;
+        }
+        if crate::signal::interrupted() {
+            return Wakeup::Signal;
         }
         let cpu = this_cpu();
         if let Some(rq) = CPUS[cpu].rq.lock().as_mut() {
@@ -628,6 +654,9 @@ pub fn sleep_until(deadline: u64, until_woken: Option<&AtomicBool>) -> bool {
 pub fn wait_offload(slot: usize, done: impl Fn() -> bool) {
     let Some(me) = current() else { return };
     while !done() {
+        if crate::signal::interrupted() {
+            crate::ikc::interrupt(slot);
+        }
         let cpu = this_cpu();
         if let Some(rq) = CPUS[cpu].rq.lock().as_mut() {
             rq.waiters.push((slot, me.clone()));
@@ -637,9 +666,132 @@ pub fn wait_offload(slot: usize, done: impl Fn() -> bool) {
     }
 }
 
+/// A signal was posted for the process: get a thread that does not block it
+/// to notice (wake it, interrupt its offload, or poke its core).
+pub fn kick_for_signal(accepts: impl Fn(&Task) -> bool) {
+    let cur = current();
+    if let Some(c) = &cur {
+        if accepts(c) {
+            return; // delivered when this syscall returns
+        }
+    }
+    let target = TASKS.lock().values().find(|t| accepts(t)).cloned();
+    if let Some(t) = target {
+        kick_task_for_signal(&t);
+    }
+}
+
+/// Make `t` notice a pending signal soon.
+pub fn kick_task_for_signal(t: &TaskRef) {
+    if current().is_some_and(|c| Arc::ptr_eq(&c, t)) {
+        return;
+    }
+    if t.in_offload.load(Ordering::Acquire) {
+        crate::ikc::interrupt(t.slot);
+    }
+    match t.state.load(Ordering::Acquire) {
+        BLOCKED => wake(t),
+        RUNNING => {
+            let cpu = t.cpu();
+            if cpu != this_cpu() {
+                apic::send_ipi(
+                    CPUS[cpu].apic_id.load(Ordering::Relaxed),
+                    apic::RESCHED_VECTOR,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// ITIMER_REAL / alarm: TSC deadline (0 = off) and interval in cycles.
+static ALARM_DEADLINE: AtomicU64 = AtomicU64::new(0);
+static ALARM_INTERVAL: AtomicU64 = AtomicU64::new(0);
+
+/// Set the process's real-time timer; returns the previous (remaining, interval) in cycles.
+pub fn set_alarm(after: u64, interval: u64) -> (u64, u64) {
+    let now = rdtsc();
+    let old = ALARM_DEADLINE.swap(
+        if after == 0 {
+            0
+        } else {
+            now.saturating_add(after)
+        },
+        Ordering::AcqRel,
+    );
+    let old_interval = ALARM_INTERVAL.swap(interval, Ordering::AcqRel);
+    CPUS[0].timer_dirty.store(true, Ordering::Release);
+    if this_cpu() != 0 {
+        apic::send_ipi(
+            CPUS[0].apic_id.load(Ordering::Relaxed),
+            apic::RESCHED_VECTOR,
+        );
+    }
+    (
+        if old == 0 {
+            0
+        } else {
+            old.saturating_sub(now).max(1)
+        },
+        old_interval,
+    )
+}
+
+pub fn alarm_remaining() -> (u64, u64) {
+    let d = ALARM_DEADLINE.load(Ordering::Acquire);
+    let now = rdtsc();
+    (
+        if d == 0 {
+            0
+        } else {
+            d.saturating_sub(now).max(1)
+        },
+        ALARM_INTERVAL.load(Ordering::Acquire),
+    )
+}
+
+fn check_alarm(now: u64) {
+    let d = ALARM_DEADLINE.load(Ordering::Acquire);
+    if d != 0 && d <= now {
+        let interval = ALARM_INTERVAL.load(Ordering::Acquire);
+        let next = if interval == 0 { 0 } else { now + interval };
+        if ALARM_DEADLINE
+            .compare_exchange(d, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            crate::signal::post_process(14, crate::signal::SI_KERNEL, 0);
+        }
+    }
+}
+
+/// Take signals Linux sent to the application (the host sets them and
+/// raises an NMI); the NMI handler only pokes this core with an IPI.
+pub fn take_host_signals() {
+    let word = crate::arch::mem::phys_atomic_u64(wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF);
+    let sigs = word.swap(0, Ordering::AcqRel);
+    for sig in 1..=64u32 {
+        if sigs & (1 << (sig - 1)) != 0 {
+            crate::signal::post_process(sig, crate::signal::SI_USER, 0);
+        }
+    }
+}
+
+/// NMI from the host: a signal may be waiting. Nothing here may take a lock
+/// (the NMI can interrupt any kernel code); the self-IPI is taken as soon as
+/// interrupts are enabled, i.e. in user mode or the idle loop.
+pub fn on_nmi() {
+    let word = crate::arch::mem::phys_atomic_u64(wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF);
+    if word.load(Ordering::Acquire) != 0 {
+        apic::send_ipi(apic::id(), apic::RESCHED_VECTOR);
+    }
+}
+
 /// Wake sleepers whose deadline passed and tasks whose offload completed.
 fn poll_wakeups(cpu: usize) {
     let now = rdtsc();
+    if cpu == 0 {
+        check_alarm(now);
+    }
     let mut ready: Vec<TaskRef> = Vec::new();
     if let Some(rq) = CPUS[cpu].rq.lock().as_mut() {
         rq.sleepers.retain(|(d, t)| {
@@ -668,6 +820,12 @@ fn poll_wakeups(cpu: usize) {
 fn rearm(cpu: usize) {
     let now = rdtsc();
     let mut deadline = u64::MAX;
+    if cpu == 0 {
+        let a = ALARM_DEADLINE.load(Ordering::Acquire);
+        if a != 0 {
+            deadline = deadline.min(a);
+        }
+    }
     if let Some(rq) = CPUS[cpu].rq.lock().as_ref() {
         for (d, _) in &rq.sleepers {
             deadline = deadline.min(*d);
@@ -705,6 +863,10 @@ pub fn on_resched(from_user: bool) {
     let cpu = this_cpu();
     CPUS[cpu].ipis.fetch_add(1, Ordering::Relaxed);
     apic::eoi();
+    take_host_signals();
+    if cpu == 0 {
+        check_alarm(rdtsc());
+    }
     if from_user {
         CPUS[cpu].in_user.store(false, Ordering::Release);
         check_migration();
@@ -719,6 +881,7 @@ fn idle_loop() -> ! {
     loop {
         let cpu = this_cpu();
         CPUS[cpu].in_user.store(false, Ordering::Release);
+        take_host_signals();
         poll_wakeups(cpu);
         if CPUS[cpu].queued.load(Ordering::Acquire) > 0 {
             schedule(Switch::Yield);

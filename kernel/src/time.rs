@@ -81,10 +81,13 @@ pub fn deadline_after_ns(ns: u64) -> u64 {
 }
 
 /// Sleep until CLOCK_MONOTONIC reaches `deadline_ns` (the task blocks; its
-/// core runs others or halts until its one-shot timer fires).
-pub fn sleep_until_monotonic(deadline_ns: u64) {
+/// core runs others or halts until its one-shot timer fires). Returns false
+/// when a signal cut the sleep short.
+pub fn sleep_until_monotonic(deadline_ns: u64) -> bool {
     let now = monotonic_ns();
     if deadline_ns > now {
-        crate::sched::sleep_until(deadline_after_ns(deadline_ns - now), None);
+        return crate::sched::sleep_until(deadline_after_ns(deadline_ns - now), None)
+            != crate::sched::Wakeup::Signal;
     }
+    true
 }

@@ -3,7 +3,9 @@
 
 use crate::arch::apic;
 use crate::arch::cpu::{read_cr2, read_cr3};
-use crate::arch::trap::TrapFrame;
+use crate::arch::trap::{TrapFrame, UserRegs};
+use crate::signal::{SEGV_ACCERR, SEGV_MAPERR};
+use core::sync::atomic::Ordering;
 use linux_abi::signal::*;
 
 const NAMES: [&str; 32] = [
@@ -41,6 +43,23 @@ const NAMES: [&str; 32] = [
     "reserved",
 ];
 
+/// Run pending signals' handlers before returning to user mode from an
+/// interrupt or exception.
+fn deliver_signals(frame: &mut TrapFrame) {
+    let Some(t) = crate::sched::current() else {
+        return;
+    };
+    if crate::signal::deliverable(&t) == 0 {
+        return;
+    }
+    let regs = UserRegs::from_trap(frame);
+    let fpu = crate::arch::trap::fpu_of_trap(frame);
+    if let Some(handler) = crate::signal::deliver(&regs, &fpu) {
+        crate::sched::leave_kernel();
+        crate::arch::trap::resume(&handler, &fpu);
+    }
+}
+
 pub fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector >= 32 {
@@ -59,8 +78,14 @@ pub fn handle(frame: &mut TrapFrame) {
             }
         }
         if from_user {
+            deliver_signals(frame);
             crate::sched::leave_kernel();
         }
+        return;
+    }
+    if vector == 2 {
+        // An NMI: the host may have posted a signal (see sched::on_nmi).
+        crate::sched::on_nmi();
         return;
     }
     let cr2 = read_cr2();
@@ -74,12 +99,33 @@ pub fn handle(frame: &mut TrapFrame) {
             17 => (SIGBUS, frame.rip),
             _ => (SIGSEGV, 0),
         };
-        crate::kprintln!(
-            "user {name} at rip {:#x} (address {addr:#x}, error {:#x})",
-            frame.rip,
-            frame.error
-        );
-        crate::process::kill(sig, addr, Some(frame.wire_regs(cr2, read_cr3())));
+        crate::sched::enter_kernel();
+        // A handler runs if one is installed and the signal is not blocked;
+        // otherwise the fault kills the process (Linux forces the signal).
+        let handled = crate::sched::current().is_some_and(|t| {
+            let blocked = t.sigmask.load(Ordering::Acquire) & (1 << (sig - 1)) != 0;
+            let h = crate::process::with(|p| p.sigactions[sig as usize].handler);
+            !blocked && h > crate::process::SIG_IGN
+        });
+        if !handled {
+            crate::kprintln!(
+                "user {name} at rip {:#x} (address {addr:#x}, error {:#x})",
+                frame.rip,
+                frame.error
+            );
+            crate::process::kill(sig, addr, Some(frame.wire_regs(cr2, read_cr3())));
+        }
+        if let Some(t) = crate::sched::current() {
+            let code = if vector == 14 && frame.error & 1 != 0 {
+                SEGV_ACCERR
+            } else {
+                SEGV_MAPERR
+            };
+            crate::signal::post_thread(&t, sig, code, addr);
+        }
+        deliver_signals(frame);
+        crate::sched::leave_kernel();
+        return;
     }
     crate::panic::kernel_trap(name, frame, cr2)
 }

@@ -79,19 +79,19 @@ pub fn policy(nr: u64) -> Policy {
         "clock_gettime" | "clock_getres" | "gettimeofday" | "time" | "nanosleep"
         | "clock_nanosleep" => Policy::Local,
         // Signal bookkeeping (delivery of handlers is not implemented yet).
-        "rt_sigaction" | "rt_sigprocmask" | "sigaltstack" | "kill" | "tgkill" | "tkill" => {
-            Policy::Local
-        }
+        "rt_sigaction" | "rt_sigprocmask" | "sigaltstack" | "kill" | "tgkill" | "tkill"
+        | "rt_sigreturn" | "rt_sigsuspend" | "rt_sigpending" | "rt_sigtimedwait" | "pause"
+        | "alarm" | "setitimer" | "getitimer" => Policy::Local,
         "rseq" => {
             Policy::Unsupported("restartable sequences are not implemented (glibc falls back)")
         }
         "fork" | "vfork" | "execve" | "execveat" => {
             Policy::Unsupported("new processes and exec are not implemented yet")
         }
-        "rt_sigreturn" | "rt_sigsuspend" | "rt_sigtimedwait" | "rt_sigqueueinfo"
-        | "rt_tgsigqueueinfo" | "pause" | "alarm" | "setitimer" | "timer_create"
-        | "timer_settime" | "timer_gettime" | "timer_getoverrun" | "timer_delete" | "signalfd"
-        | "signalfd4" => Policy::Unsupported("signal delivery is not implemented yet"),
+        "rt_sigqueueinfo" | "rt_tgsigqueueinfo" | "timer_create" | "timer_settime"
+        | "timer_gettime" | "timer_getoverrun" | "timer_delete" | "signalfd" | "signalfd4" => {
+            Policy::Unsupported("POSIX timers, queued signals and signalfd are not implemented yet")
+        }
         "shmat"
         | "shmdt"
         | "remap_file_pages"
@@ -256,7 +256,10 @@ mod tests {
         assert_eq!(policy(u64::from(SYS_MMAP)), Policy::Local);
         assert_eq!(policy(u64::from(SYS_CLOCK_GETTIME)), Policy::Local);
         assert_eq!(policy(u64::from(SYS_CLONE)), Policy::Local);
-        assert!(matches!(policy(u64::from(SYS_FORK)), Policy::Unsupported(_)));
+        assert!(matches!(
+            policy(u64::from(SYS_FORK)),
+            Policy::Unsupported(_)
+        ));
         assert!(matches!(policy(1000), Policy::Unsupported(_)));
     }
 

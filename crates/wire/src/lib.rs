@@ -34,6 +34,15 @@ pub const HEADER_OFF: u64 = 0;
 /// `i` after posting a request in slot `i`; the proxy clears it when it takes
 /// the request.
 pub const DOORBELL_OFF: u64 = 0x800;
+/// The interrupt bitmap (`MAX_SLOTS` bits): the kernel sets bit `i` to ask
+/// the proxy to interrupt the syscall it is running for slot `i` (a signal
+/// arrived for that LWK thread); the proxy makes it return EINTR and clears
+/// the bit.
+pub const INTERRUPT_OFF: u64 = 0x840;
+/// Signals sent from Linux to the application (to its proxy, or to margay
+/// from the terminal): bit n-1 for signal n, set by the host, taken by the
+/// kernel (the host then raises an NMI so a busy core notices).
+pub const HOST_SIGNALS_OFF: u64 = 0x880;
 pub const REGIONS_OFF: u64 = 0x1000;
 pub const STATS_OFF: u64 = 0x10000;
 pub const KMSG_OFF: u64 = 0x20000;
@@ -239,7 +248,9 @@ pub struct Slot {
 }
 const _: () = assert!(size_of::<Slot>() == 128);
 const _: () = assert!((MAX_SLOTS * size_of::<Slot>()) as u64 <= BOOTDATA_OFF - CHANNEL_OFF);
-const _: () = assert!(DOORBELL_OFF + (MAX_SLOTS / 8) as u64 <= REGIONS_OFF);
+const _: () = assert!(DOORBELL_OFF + (MAX_SLOTS / 8) as u64 <= INTERRUPT_OFF);
+const _: () = assert!(INTERRUPT_OFF + (MAX_SLOTS / 8) as u64 <= HOST_SIGNALS_OFF);
+const _: () = assert!(HOST_SIGNALS_OFF + 8 <= REGIONS_OFF);
 const _: () = assert!(size_of::<Header>() as u64 <= DOORBELL_OFF);
 /// Words in the doorbell bitmap.
 pub const DOORBELL_WORDS: usize = MAX_SLOTS / 64;

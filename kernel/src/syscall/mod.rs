@@ -160,7 +160,55 @@ pub fn dispatch(frame: &mut SyscallFrame) {
     if TRACE.load(Ordering::Relaxed) {
         trace(nr, args, ret, flags);
     }
+    deliver_signals(frame, nr);
     crate::sched::leave_kernel();
+}
+
+/// Before returning to user mode: run pending signals' handlers (or default
+/// actions). A call interrupted with EINTR is restarted after the handler
+/// when it asked for SA_RESTART.
+fn deliver_signals(frame: &mut SyscallFrame, nr: u64) {
+    let Some(t) = crate::sched::current() else {
+        return;
+    };
+    if crate::signal::deliverable(&t) == 0 {
+        return;
+    }
+    let mut regs = crate::arch::trap::UserRegs::from_syscall(frame);
+    if frame.rax as i64 == Errno::EINTR.as_ret() && restartable(nr) {
+        if let Some(sig) = crate::signal::next_deliverable() {
+            if crate::signal::restarts(sig) {
+                regs.rax = nr;
+                regs.rip -= 2; // back onto the `syscall` instruction
+                regs.rcx = regs.rip;
+            }
+        }
+    }
+    let fpu = crate::arch::trap::fpu_of_syscall(frame);
+    if let Some(handler) = crate::signal::deliver(&regs, &fpu) {
+        crate::sched::leave_kernel();
+        crate::arch::trap::resume(&handler, &fpu);
+    }
+}
+
+/// Calls Linux restarts after a SA_RESTART handler (never the waits that
+/// always fail with EINTR, nor sleeps).
+fn restartable(nr: u64) -> bool {
+    use linux_abi::syscalls_gen::*;
+    !matches!(
+        u32::try_from(nr).unwrap_or(u32::MAX),
+        SYS_PAUSE
+            | SYS_RT_SIGSUSPEND
+            | SYS_RT_SIGTIMEDWAIT
+            | SYS_NANOSLEEP
+            | SYS_CLOCK_NANOSLEEP
+            | SYS_SELECT
+            | SYS_PSELECT6
+            | SYS_POLL
+            | SYS_PPOLL
+            | SYS_EPOLL_WAIT
+            | SYS_EPOLL_PWAIT
+    )
 }
 
 /// Send a `--trace` record to the proxy, which prints it on the application's stderr.
@@ -213,6 +261,14 @@ fn local(nr: u64, frame: &SyscallFrame) -> SysResult {
         SYS_CLOCK_NANOSLEEP => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGACTION => signal::rt_sigaction(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGPROCMASK => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGRETURN => crate::signal::sigreturn(frame.rsp),
+        SYS_RT_SIGPENDING => signal::rt_sigpending(a[0], a[1]),
+        SYS_RT_SIGSUSPEND => signal::rt_sigsuspend(a[0], a[1]),
+        SYS_RT_SIGTIMEDWAIT => signal::rt_sigtimedwait(a[0], a[1], a[2], a[3]),
+        SYS_PAUSE => signal::pause(),
+        SYS_ALARM => time::alarm(a[0]),
+        SYS_GETITIMER => time::getitimer(a[0], a[1]),
+        SYS_SETITIMER => time::setitimer(a[0], a[1], a[2]),
         SYS_SIGALTSTACK => signal::sigaltstack(a[0], a[1]),
         SYS_KILL => signal::kill(a[0], a[1]),
         SYS_TGKILL => signal::tgkill(a[0], a[1], a[2]),

@@ -3,7 +3,7 @@
 //! issue; a signal whose handler is installed is logged and treated by its
 //! default action.
 
-use crate::process::{self, SigAction, SIG_IGN};
+use crate::process::{self, SigAction};
 use crate::uaccess;
 use linux_abi::signal::SIGPIPE;
 use linux_abi::{Errno, SysResult};
@@ -65,23 +65,99 @@ pub fn rt_sigprocmask(how: u64, set: u64, oset: u64, size: u64) -> SysResult {
     if size != 8 {
         return Err(Errno::EINVAL);
     }
-    process::with(|p| {
-        let old = p.sigmask;
-        if set != 0 {
-            let s = uaccess::read_u64(&p.aspace, set)?;
-            let unblockable = (1u64 << (SIGKILL - 1)) | (1u64 << (SIGSTOP - 1));
-            p.sigmask = match how {
-                0 => old | s,
-                1 => old & !s,
-                2 => s,
-                _ => return Err(Errno::EINVAL),
-            } & !unblockable;
+    let new = if set != 0 {
+        Some(process::with(|p| uaccess::read_u64(&p.aspace, set))?)
+    } else {
+        None
+    };
+    if new.is_some() && how > 2 {
+        return Err(Errno::EINVAL);
+    }
+    let old = crate::signal::sigprocmask(how, new)?;
+    if oset != 0 {
+        process::with(|p| uaccess::write_u64(&p.aspace, oset, old))?;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigpending(set: u64, size: u64) -> SysResult {
+    if size > 8 {
+        return Err(Errno::EINVAL);
+    }
+    let pending = crate::signal::pending();
+    process::with(|p| uaccess::write_u64(&p.aspace, set, pending))?;
+    Ok(0)
+}
+
+/// Block until a signal can be delivered; always ends with EINTR.
+fn wait_for_signal() -> SysResult {
+    while !crate::signal::interrupted() {
+        crate::sched::block();
+    }
+    Err(Errno::EINTR)
+}
+
+pub fn pause() -> SysResult {
+    wait_for_signal()
+}
+
+pub fn rt_sigsuspend(mask: u64, size: u64) -> SysResult {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let m = process::with(|p| uaccess::read_u64(&p.aspace, mask))?;
+    let me = crate::sched::current().ok_or(Errno::EINVAL)?;
+    let old = crate::signal::sigprocmask(2, Some(m))?;
+    // The handler's frame records the mask from before the suspend.
+    me.restore_mask
+        .store(old, core::sync::atomic::Ordering::Release);
+    wait_for_signal()
+}
+
+pub fn rt_sigtimedwait(set: u64, info: u64, timeout: u64, size: u64) -> SysResult {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let want = process::with(|p| uaccess::read_u64(&p.aspace, set))?;
+    let deadline = if timeout != 0 {
+        let (s, ns) = process::with(|p| uaccess::read_pair(&p.aspace, timeout))?;
+        if (s as i64) < 0 || ns >= 1_000_000_000 {
+            return Err(Errno::EINVAL);
         }
-        if oset != 0 {
-            uaccess::write_u64(&p.aspace, oset, old)?;
+        Some(crate::time::deadline_after_ns(
+            s.saturating_mul(1_000_000_000).saturating_add(ns),
+        ))
+    } else {
+        None
+    };
+    loop {
+        if let Some(sig) = crate::signal::take_from(want) {
+            if info != 0 {
+                let mut si = [0u8; 128];
+                si[..4].copy_from_slice(&(sig as i32).to_le_bytes());
+                process::with(|p| uaccess::copy_to_user(&p.aspace, info, &si))?;
+            }
+            return Ok(u64::from(sig));
         }
-        Ok(0)
-    })
+        match deadline {
+            Some(d) => {
+                if crate::sched::sleep_until(d, None) == crate::sched::Wakeup::Deadline {
+                    return Err(Errno::EAGAIN);
+                }
+                if crate::signal::take_peek(want).is_none() && crate::signal::interrupted() {
+                    return Err(Errno::EINTR);
+                }
+            }
+            None => {
+                if crate::signal::take_peek(want).is_none() {
+                    if crate::signal::interrupted() {
+                        return Err(Errno::EINTR);
+                    }
+                    crate::sched::block();
+                }
+            }
+        }
+    }
 }
 
 pub fn sigaltstack(ss: u64, old: u64) -> SysResult {
@@ -114,37 +190,17 @@ pub fn sigaltstack(ss: u64, old: u64) -> SysResult {
     })
 }
 
-/// A signal the process sends itself: apply its default action now.
-fn raise_self(sig: u64) -> SysResult {
-    if sig == 0 {
-        return Ok(0);
-    }
-    if sig > 64 {
-        return Err(Errno::EINVAL);
-    }
-    let (terminates, handled) = process::with(|p| {
-        let a = p.sigactions[sig as usize];
-        (
-            process::signal_terminates(p, sig as u32),
-            a.handler > SIG_IGN,
-        )
-    });
-    if handled {
-        crate::kprintln!(
-            "signal {sig}: handler delivery is not implemented yet; applying the default action"
-        );
-    }
-    if terminates {
-        process::kill(sig as u32, 0, None);
-    }
-    Ok(0)
-}
-
 pub fn kill(pid: u64, sig: u64) -> SysResult {
-    let me = u64::from(process::with(|p| p.pid));
+    let me = process::with(|p| p.pid);
     let pid32 = pid as i32;
-    if pid32 == 0 || pid32 == -1 || pid == me || pid32 == -(me as i32) {
-        return raise_self(sig);
+    if pid32 == 0 || pid32 == -1 || pid32 == me as i32 || pid32 == -(me as i32) {
+        if sig > 64 {
+            return Err(Errno::EINVAL);
+        }
+        if sig != 0 {
+            crate::signal::post_process(sig as u32, crate::signal::SI_USER, u64::from(me));
+        }
+        return Ok(0);
     }
     // Another Linux process: the proxy sends it.
     Ok(super::offload(
@@ -155,10 +211,11 @@ pub fn kill(pid: u64, sig: u64) -> SysResult {
 
 pub fn tgkill(tgid: u64, tid: u64, sig: u64) -> SysResult {
     let me = u64::from(process::with(|p| p.pid));
-    if tid != me || (tgid != 0 && tgid != me) {
+    if tgid != 0 && tgid != me {
         return Err(Errno::ESRCH);
     }
-    raise_self(sig)
+    let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
+    crate::signal::send_to_thread(tid, sig, crate::signal::SI_TKILL)
 }
 
 const MSG_NOSIGNAL: u64 = 0x4000;
@@ -180,13 +237,8 @@ pub fn after_offload(nr: u64, args: [u64; 6], ret: u64) {
     if !raises {
         return;
     }
-    let (terminates, blocked) = process::with(|p| {
-        (
-            process::signal_terminates(p, SIGPIPE),
-            p.sigmask & (1 << (SIGPIPE - 1)) != 0,
-        )
-    });
-    if terminates && !blocked {
-        process::kill(SIGPIPE, 0, None);
+    if let Some(me) = crate::sched::current() {
+        let pid = process::with(|p| p.pid);
+        crate::signal::post_thread(&me, SIGPIPE, crate::signal::SI_USER, u64::from(pid));
     }
 }

@@ -64,20 +64,95 @@ fn read_timespec(ptr: u64) -> Result<u64, Errno> {
     Ok(s.saturating_mul(NS).saturating_add(ns))
 }
 
-pub fn nanosleep(req: u64, _rem: u64) -> SysResult {
+/// Sleep until `end_ns` on CLOCK_MONOTONIC; on a signal, EINTR with the
+/// remaining time written to `rem` (when given and the sleep was relative).
+fn sleep_or_eintr(end_ns: u64, rem: u64) -> SysResult {
+    if sleep_until_monotonic(end_ns) {
+        return Ok(0);
+    }
+    if rem != 0 {
+        let left = end_ns.saturating_sub(monotonic_ns());
+        process::with(|p| uaccess::write_pair(&p.aspace, rem, left / NS, left % NS))?;
+    }
+    Err(Errno::EINTR)
+}
+
+pub fn nanosleep(req: u64, rem: u64) -> SysResult {
     let d = read_timespec(req)?;
-    sleep_until_monotonic(monotonic_ns().saturating_add(d));
+    sleep_or_eintr(monotonic_ns().saturating_add(d), rem)
+}
+
+pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, rem: u64) -> SysResult {
+    let d = read_timespec(req)?;
+    let start = now(clock)?;
+    let absolute = flags & TIMER_ABSTIME != 0;
+    let wait = if absolute { d.saturating_sub(start) } else { d };
+    sleep_or_eintr(
+        monotonic_ns().saturating_add(wait),
+        if absolute { 0 } else { rem },
+    )
+}
+
+/// alarm(seconds): SIGALRM after that long; returns the seconds left on the old one.
+pub fn alarm(secs: u64) -> SysResult {
+    let hz = crate::time::tsc_hz();
+    let after = secs.min(u64::MAX / hz.max(1)).saturating_mul(hz);
+    let (old, _) = crate::sched::set_alarm(after, 0);
+    Ok(old.div_ceil(hz.max(1)))
+}
+
+fn cycles_to_timeval(c: u64) -> (u64, u64) {
+    let ns = ((u128::from(c) * 1_000_000_000) / u128::from(crate::time::tsc_hz().max(1))) as u64;
+    (ns / NS, (ns % NS) / 1000)
+}
+
+fn timeval_to_cycles(sec: u64, usec: u64) -> Result<u64, Errno> {
+    if (sec as i64) < 0 || usec >= 1_000_000 {
+        return Err(Errno::EINVAL);
+    }
+    let ns = sec.saturating_mul(NS).saturating_add(usec * 1000);
+    Ok(((u128::from(ns) * u128::from(crate::time::tsc_hz())) / 1_000_000_000) as u64)
+}
+
+fn write_itimerval(ptr: u64, (value, interval): (u64, u64)) -> Result<(), Errno> {
+    let (is, iu) = cycles_to_timeval(interval);
+    let (vs, vu) = cycles_to_timeval(value);
+    process::with(|p| {
+        uaccess::write_pair(&p.aspace, ptr, is, iu)?;
+        uaccess::write_pair(&p.aspace, ptr + 16, vs, vu)
+    })
+}
+
+const ITIMER_REAL: u64 = 0;
+
+pub fn getitimer(which: u64, cur: u64) -> SysResult {
+    if which != ITIMER_REAL {
+        crate::kprintln!("getitimer: only ITIMER_REAL is supported on the LWK");
+        return Err(Errno::EINVAL);
+    }
+    write_itimerval(cur, crate::sched::alarm_remaining())?;
     Ok(0)
 }
 
-pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, _rem: u64) -> SysResult {
-    let d = read_timespec(req)?;
-    let start = now(clock)?;
-    let wait = if flags & TIMER_ABSTIME != 0 {
-        d.saturating_sub(start)
+pub fn setitimer(which: u64, new: u64, old: u64) -> SysResult {
+    if which != ITIMER_REAL {
+        crate::kprintln!("setitimer: only ITIMER_REAL is supported on the LWK");
+        return Err(Errno::EINVAL);
+    }
+    let (interval, value) = if new == 0 {
+        (0, 0)
     } else {
-        d
+        let ((is, iu), (vs, vu)) = process::with(|p| {
+            Ok::<_, Errno>((
+                uaccess::read_pair(&p.aspace, new)?,
+                uaccess::read_pair(&p.aspace, new + 16)?,
+            ))
+        })?;
+        (timeval_to_cycles(is, iu)?, timeval_to_cycles(vs, vu)?)
     };
-    sleep_until_monotonic(monotonic_ns().saturating_add(wait));
+    let prev = crate::sched::set_alarm(value, if value == 0 { 0 } else { interval });
+    if old != 0 {
+        write_itimerval(old, prev)?;
+    }
     Ok(0)
 }

@@ -284,6 +284,30 @@ kthread_start:
     call *%r12
     ud2
 
+    /* resume_user(regs: *const UserRegs, fpu: *const FpuArea): load the FPU
+       image and every general register, then iretq to user mode. */
+    .global resume_user
+resume_user:
+    fxrstor64 (%rsi)
+    mov %rdi, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    swapgs
+    iretq
+
     .global enter_user
 enter_user:
     swapgs
@@ -347,6 +371,121 @@ extern "C" {
     fn kthread_start();
     fn enter_user(rip: u64, rsp: u64) -> !;
     fn switch_stacks(prev_rsp: *mut u64, next_rsp: u64);
+    fn resume_user(regs: *const UserRegs, fpu: *const FpuArea) -> !;
+}
+
+/// The complete user register state, in the order `resume_user` pops it
+/// (general registers, then an iretq frame).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserRegs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl UserRegs {
+    /// The state a syscall returns with (rcx/r11 are what sysret would leave).
+    pub fn from_syscall(f: &SyscallFrame) -> Self {
+        UserRegs {
+            r15: f.r15,
+            r14: f.r14,
+            r13: f.r13,
+            r12: f.r12,
+            r11: f.rflags,
+            r10: f.r10,
+            r9: f.r9,
+            r8: f.r8,
+            rbp: f.rbp,
+            rdi: f.rdi,
+            rsi: f.rsi,
+            rdx: f.rdx,
+            rcx: f.rip,
+            rbx: f.rbx,
+            rax: f.rax,
+            rip: f.rip,
+            cs: u64::from(super::gdt::USER_CS),
+            rflags: f.rflags,
+            rsp: f.rsp,
+            ss: u64::from(super::gdt::USER_DS),
+        }
+    }
+
+    /// The state an interrupt or exception from user mode interrupted.
+    pub fn from_trap(f: &TrapFrame) -> Self {
+        UserRegs {
+            r15: f.r15,
+            r14: f.r14,
+            r13: f.r13,
+            r12: f.r12,
+            r11: f.r11,
+            r10: f.r10,
+            r9: f.r9,
+            r8: f.r8,
+            rbp: f.rbp,
+            rdi: f.rdi,
+            rsi: f.rsi,
+            rdx: f.rdx,
+            rcx: f.rcx,
+            rbx: f.rbx,
+            rax: f.rax,
+            rip: f.rip,
+            cs: f.cs,
+            rflags: f.rflags,
+            rsp: f.rsp,
+            ss: f.ss,
+        }
+    }
+}
+
+/// Return to user mode with exactly `regs` and `fpu` (signal delivery and
+/// rt_sigreturn). `regs` must describe user mode (cs/ss are forced here).
+pub fn resume(regs: &UserRegs, fpu: &FpuArea) -> ! {
+    let mut r = *regs;
+    r.cs = u64::from(super::gdt::USER_CS);
+    r.ss = u64::from(super::gdt::USER_DS);
+    // Only user-changeable flags survive; IF is always on.
+    r.rflags = (r.rflags & 0x0000_0000_0025_0fd5) | 0x202;
+    // SAFETY: `r` lives on this kernel stack, below anything still in use;
+    // resume_user reads it with rsp pointed at it and leaves with iretq,
+    // never touching the stack again. Selectors and flags are sanitised above.
+    unsafe { resume_user(&r, fpu) }
+}
+
+/// The FPU image of a thread stopped in a syscall: live x87 state, with
+/// xmm0-15 and MXCSR from what the syscall entry saved below `frame`.
+pub fn fpu_of_syscall(frame: &SyscallFrame) -> FpuArea {
+    let mut a = FpuArea::current();
+    let xmm = saved_xmm(frame);
+    a.0[160..416].copy_from_slice(&xmm[..256]);
+    a.0[24..28].copy_from_slice(&xmm[256..260]);
+    a
+}
+
+/// The FPU image the interrupt entry saved below `frame` (fxsave64).
+pub fn fpu_of_trap(frame: &TrapFrame) -> FpuArea {
+    let mut a = FpuArea([0; 512]);
+    let at = frame as *const TrapFrame as u64 - 512;
+    // SAFETY: isr_common stores a 512-byte fxsave image right below the frame.
+    unsafe { core::ptr::copy_nonoverlapping(at as *const u8, a.0.as_mut_ptr(), 512) };
+    a
 }
 
 /// Bytes the syscall entry keeps below the `SyscallFrame` for xmm0-15 and MXCSR.
