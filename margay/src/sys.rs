@@ -7,7 +7,7 @@
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -24,6 +24,22 @@ pub fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
     }
     // SAFETY: `fd` was just returned by memfd_create, so it is open and owned by no one else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Make `dst` refer to `src`'s open file description (dup3), with close-on-exec
+/// set as asked. `dst` stays open under the same number, owned by its owner.
+pub fn dup3(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, cloexec: bool) -> io::Result<()> {
+    if src.as_raw_fd() == dst.as_raw_fd() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: both descriptors are open for the duration of the call (borrowed);
+    // dup3 atomically replaces what `dst` refers to and leaves it open.
+    let r = unsafe { libc::dup3(src.as_raw_fd(), dst.as_raw_fd(), flags) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A clock's current value in nanoseconds (0 if the clock cannot be read).
@@ -235,4 +251,58 @@ pub unsafe fn raw_syscall(nr: u64, args: &[u64; 6]) -> i64 {
     } else {
         r
     }
+}
+
+/// Let the program `cmd` starts inherit `fd` (which stays close-on-exec in margay,
+/// so no other child gets it) under the same number.
+pub fn inherit_fd(cmd: &mut Command, fd: std::os::fd::RawFd) {
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // fcntl, which is async-signal-safe, on a captured integer.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The host cores this process may run on (sched_getaffinity), in increasing order.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let mut set = MaybeUninit::<libc::cpu_set_t>::zeroed();
+    // SAFETY: `set` is a writable cpu_set_t of the size passed; the call fills it.
+    let r = unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set.as_mut_ptr())
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialized, then filled in by the successful call.
+    let set = unsafe { set.assume_init() };
+    let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+    // SAFETY: CPU_ISSET only reads `set` at bit `c`, and c < CPU_SETSIZE.
+    Ok((0..max)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// Restrict thread `tid` (any process's) to host core `cpu`.
+pub fn pin_thread(tid: u32, cpu: usize) -> io::Result<()> {
+    let tid = libc::pid_t::try_from(tid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    if tid <= 0 || cpu >= usize::try_from(libc::CPU_SETSIZE).unwrap_or(0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let set = MaybeUninit::<libc::cpu_set_t>::zeroed();
+    // SAFETY: `set` is zero-initialized (an empty set); CPU_SET writes bit `cpu`,
+    // which is below CPU_SETSIZE; sched_setaffinity only reads the set.
+    let r = unsafe {
+        let mut set = set.assume_init();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

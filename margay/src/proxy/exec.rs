@@ -1,6 +1,7 @@
 //! Executing one offloaded syscall on the application's behalf: refuse what is not
 //! the proxy's to run, validate pointers against the mirror, answer readlink of
-//! /proc/self/exe as Linux would for the application, and pass the rest to Linux.
+//! /proc/self/exe as Linux would for the application, open the LWK's views of
+//! /proc and /sys (`views`), and pass the rest to Linux.
 //!
 //! Checking and running are separate steps (`check`, then `Checked::run`) so
 //! that the mirror's lock is held only while pointers are validated, never
@@ -8,30 +9,43 @@
 
 use linux_abi::mman::PROT_READ;
 use linux_abi::syscalls_gen::{
-    SYS_READLINK, SYS_READLINKAT, SYS_SETGID, SYS_SETGROUPS, SYS_SETREGID, SYS_SETRESGID,
-    SYS_SETRESUID, SYS_SETREUID, SYS_SETUID,
+    SYS_CREAT, SYS_OPEN, SYS_OPENAT, SYS_READLINK, SYS_READLINKAT, SYS_SETGID, SYS_SETGROUPS,
+    SYS_SETREGID, SYS_SETRESGID, SYS_SETRESUID, SYS_SETREUID, SYS_SETUID,
 };
 use linux_abi::{Errno, Policy};
+use wire::{Header, HEADER_FREE_BYTES_OFF, HEADER_OFF, MAX_CPUS, SHARED_PHYS};
 
 use super::user_mem::{UserMem, PATH_MAX};
+use super::views::{self, FileId, Pending, View};
+
+/// What the proxy knows of its application.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// The executable's absolute path, for /proc/self/exe and /proc/self/maps.
+    pub exe: Vec<u8>,
+    pub exe_id: FileId,
+    /// The proxy's pid, which is the application's.
+    pub pid: u32,
+    /// The partition's cores (`--cpus`), when the kernel's count is unusable.
+    pub cpus: u32,
+}
 
 /// A call whose pointer arguments were validated against the mirror: it may go
-/// to Linux. Only `check` makes one.
+/// to Linux (or open an LWK view). Only `check` makes one.
 #[derive(Debug)]
-pub struct Checked {
-    nr: u64,
-    args: [u64; 6],
+pub struct Checked(Op);
+
+#[derive(Debug)]
+enum Op {
+    Linux { nr: u64, args: [u64; 6] },
+    View(Box<Pending>),
 }
 
 /// Validate syscall `nr(args)`. `Err(result)` when it is answered without Linux
-/// (not offloaded, a bad pointer, readlink of /proc/self/exe).
-pub fn check(
-    nr: u64,
-    args: &[u64; 6],
-    user: &UserMem<'_>,
-    exe: &[u8],
-    pid: u32,
-) -> Result<Checked, i64> {
+/// (not offloaded, a bad pointer, readlink of /proc/self/exe, a refused open of
+/// an LWK view).
+pub fn check(nr: u64, args: &[u64; 6], user: &UserMem<'_>, app: &App) -> Result<Checked, i64> {
+    let (exe, pid) = (&app.exe[..], app.pid);
     if linux_abi::policy(nr) != Policy::Offload {
         return Err(Errno::ENOSYS.as_ret());
     }
@@ -51,13 +65,19 @@ pub fn check(
     if let Some(r) = readlink_exe(nr, args, user, exe, pid) {
         return Err(r);
     }
-    Ok(Checked { nr, args: *args })
+    if let Some(view) = open_view(nr, args, user, app) {
+        return view.map(|p| Checked(Op::View(Box::new(p))));
+    }
+    Ok(Checked(Op::Linux { nr, args: *args }))
 }
 
 impl Checked {
     /// Execute the call in Linux; returns the result or `-errno`.
     pub fn run(self) -> i64 {
-        let Checked { nr, args } = self;
+        let (nr, args) = match self.0 {
+            Op::Linux { nr, args } => (nr, args),
+            Op::View(p) => return p.open(),
+        };
         if let Some(r) = setxid(nr, &args) {
             return r;
         }
@@ -76,7 +96,13 @@ impl Checked {
 /// Execute syscall `nr(args)` (check, then run); returns the result or `-errno`.
 #[cfg(test)]
 pub fn execute(nr: u64, args: &[u64; 6], user: &UserMem<'_>, exe: &[u8], pid: u32) -> i64 {
-    match check(nr, args, user, exe, pid) {
+    let app = App {
+        exe: exe.to_vec(),
+        exe_id: FileId::default(),
+        pid,
+        cpus: 1,
+    };
+    match check(nr, args, user, &app) {
         Ok(c) => c.run(),
         Err(r) => r,
     }
@@ -153,6 +179,77 @@ fn readlink_exe(nr: u64, args: &[u64; 6], user: &UserMem<'_>, exe: &[u8], pid: u
     Some(n as i64)
 }
 
+/// An open of one of the LWK's /proc and /sys views (`views::classify`): `None`
+/// for any other call or path, else what to open or the error Linux would give.
+fn open_view(
+    nr: u64,
+    args: &[u64; 6],
+    user: &UserMem<'_>,
+    app: &App,
+) -> Option<Result<Pending, i64>> {
+    let creat = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
+    let (path, flags) = match u32::try_from(nr).ok()? {
+        SYS_OPEN => (args[0], args[1]),
+        SYS_OPENAT => (args[1], args[2]),
+        SYS_CREAT => (args[0], creat),
+        _ => return None,
+    };
+    if path == 0 {
+        return None;
+    }
+    let p = user.read_cstr(path, PATH_MAX - 1).ok()?;
+    let view = views::classify(&p, app.pid)?;
+    let cloexec = match views::open_mode(flags)? {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e.as_ret())),
+    };
+    let (cpus, total, free) = partition(user, app.cpus);
+    let regions = match view {
+        View::Status | View::Maps => user.mirror.entries().to_vec(),
+        _ => Vec::new(),
+    };
+    Some(Ok(Pending {
+        view,
+        cloexec,
+        cpus,
+        total,
+        free,
+        regions,
+        exe: app.exe.clone(),
+        exe_id: app.exe_id,
+    }))
+}
+
+/// The partition as the kernel publishes it in the header: cores online, usable
+/// and free bytes. Values out of range fall back to `--cpus` and the RAM size.
+fn partition(user: &UserMem<'_>, cpus: u32) -> (u32, u64, u64) {
+    let size = user.ram.size();
+    let hdr: Header = user
+        .ram
+        .read_obj(SHARED_PHYS + HEADER_OFF)
+        .unwrap_or_default();
+    let online = hdr.cpus_online;
+    let cpus = if (1..=MAX_CPUS as u32).contains(&online) {
+        online
+    } else {
+        cpus.clamp(1, MAX_CPUS as u32)
+    };
+    let total = if (1..=size).contains(&hdr.total_bytes) {
+        hdr.total_bytes
+    } else {
+        size
+    };
+    let free = user
+        .ram
+        .load_u64(
+            SHARED_PHYS + HEADER_OFF + HEADER_FREE_BYTES_OFF,
+            std::sync::atomic::Ordering::Relaxed,
+        )
+        .unwrap_or(hdr.free_bytes)
+        .min(total);
+    (cpus, total, free)
+}
+
 fn is_self_exe(path: &[u8], pid: u32) -> bool {
     path == b"/proc/self/exe"
         || path == b"/proc/thread-self/exe"
@@ -167,6 +264,7 @@ mod tests {
     use crate::guest_mem::GuestMem;
     use linux_abi::mman::{PROT_READ, PROT_WRITE};
     use linux_abi::syscalls_gen::*;
+    use wire::{Header, HEADER_OFF, SHARED_PHYS};
 
     #[test]
     fn only_offloaded_calls_run() {
@@ -194,6 +292,85 @@ mod tests {
         // And one without pointers.
         let pid = execute(u64::from(SYS_GETPPID), &[0; 6], &user, b"/x", 1);
         assert!(pid > 0);
+    }
+
+    /// Opens of the LWK views go through `check`: the header's values (or the
+    /// fallbacks for garbage), the access mode, and other paths left to Linux.
+    #[test]
+    fn opens_of_views_describe_the_partition() {
+        use std::io::Read as _;
+        use std::os::fd::FromRawFd as _;
+        let ram = GuestMem::anonymous(MEM as usize);
+        let mirror = Mirror::new(
+            vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)],
+            MEM,
+        )
+        .unwrap();
+        let user = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
+        let app = App {
+            exe: b"/bin/app".to_vec(),
+            exe_id: FileId::default(),
+            pid: 77,
+            cpus: 3,
+        };
+        ram.write_bytes(0x200_0000, b"//sys/devices/system/cpu/online\0")
+            .unwrap();
+        ram.write_bytes(0x200_0100, b"/proc/77/maps\0").unwrap();
+        ram.write_bytes(0x200_0200, b"/proc/meminfo\0").unwrap();
+        ram.write_bytes(0x200_0300, b"sys/devices/system/cpu/online\0")
+            .unwrap();
+        let read = |nr: u32, args: [u64; 6]| -> Result<String, i64> {
+            let fd = check(u64::from(nr), &args, &user, &app).map(Checked::run)?;
+            assert!(fd >= 0, "{fd}");
+            // SAFETY: a new descriptor the call just opened, owned by no one else.
+            let mut f = unsafe { std::fs::File::from_raw_fd(fd as i32) };
+            let mut s = String::new();
+            f.read_to_string(&mut s).unwrap();
+            Ok(s)
+        };
+        let at = |path: u64, flags: i32| [(-100i64) as u64, path, flags as u64, 0, 0, 0];
+        let rdonly = libc::O_RDONLY | libc::O_CLOEXEC;
+        // Garbage in the header (all zero): --cpus and the RAM size.
+        assert_eq!(read(SYS_OPENAT, at(0x40_0000, rdonly)), Ok("0-2\n".into()));
+        let m = read(SYS_OPEN, [0x40_0200, 0, 0, 0, 0, 0]).unwrap();
+        assert!(
+            m.starts_with("MemTotal:         131072 kB\nMemFree:               0 kB\n"),
+            "{m}"
+        );
+        // What the kernel publishes.
+        let mut hdr = Header {
+            cpus_online: 2,
+            total_bytes: 100 << 20,
+            free_bytes: 1 << 40,
+            ..Header::default()
+        };
+        ram.write_obj(SHARED_PHYS + HEADER_OFF, &hdr).unwrap();
+        assert_eq!(read(SYS_OPENAT, at(0x40_0000, rdonly)), Ok("0-1\n".into()));
+        let m = read(SYS_OPEN, [0x40_0200, 0, 0, 0, 0, 0]).unwrap();
+        assert!(
+            m.starts_with("MemTotal:         102400 kB\nMemFree:          102400 kB\n"),
+            "{m}"
+        );
+        hdr.cpus_online = 1000;
+        ram.write_obj(SHARED_PHYS + HEADER_OFF, &hdr).unwrap();
+        assert_eq!(read(SYS_OPENAT, at(0x40_0000, rdonly)), Ok("0-2\n".into()));
+        // The mirror's regions.
+        let maps = read(SYS_OPENAT, at(0x40_0100, rdonly)).unwrap();
+        assert_eq!(maps, "00400000-00401000 rw-p 00000000 00:00 0 \n");
+        // Writes are refused; relative paths and O_PATH go to Linux.
+        assert_eq!(read(SYS_OPENAT, at(0x40_0000, libc::O_RDWR)), Err(-13));
+        assert_eq!(read(SYS_CREAT, [0x40_0200, 0o644, 0, 0, 0, 0]), Err(-13));
+        assert!(check(u64::from(SYS_OPENAT), &at(0x40_0300, 0), &user, &app).is_ok());
+        let c = check(
+            u64::from(SYS_OPENAT),
+            &at(0x40_0000, libc::O_PATH),
+            &user,
+            &app,
+        );
+        assert!(matches!(c, Ok(Checked(Op::Linux { .. }))));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod leader;
 pub mod mirror;
 mod pool;
 mod user_mem;
+mod views;
 mod window;
 
 use std::fs::File;
@@ -159,12 +160,11 @@ struct MirrorView {
 /// What the poller and the workers share.
 struct Shared {
     ram: GuestMem,
-    exe: Vec<u8>,
+    app: exec::App,
     trace: bool,
     window: &'static Window,
     /// Readers validate pointers against it; a writer brings it up to date.
     mirror: RwLock<MirrorView>,
-    pid: u32,
     /// Who polls the doorbell (see `leader`).
     role: leader::Role,
 }
@@ -209,8 +209,13 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
         GuestMem::map_shared(f.as_fd(), args.mem_size).context("cannot map guest RAM")?
         // `f` is closed here: the application's first open returns 3.
     };
-    let exe = args.exe.as_os_str().as_bytes().to_vec();
-    let _proxy = Shared::new(ram, exe, args.trace, window).start();
+    let app = exec::App {
+        exe: args.exe.as_os_str().as_bytes().to_vec(),
+        exe_id: views::FileId::of(&args.exe).unwrap_or_default(),
+        pid: std::process::id(),
+        cpus,
+    };
+    let _proxy = Shared::new(ram, app, args.trace, window).start();
     loop {
         std::thread::park();
     }
@@ -253,10 +258,10 @@ struct Running {
 }
 
 impl Shared {
-    fn new(ram: GuestMem, exe: Vec<u8>, trace: bool, window: &'static Window) -> Self {
+    fn new(ram: GuestMem, app: exec::App, trace: bool, window: &'static Window) -> Self {
         Shared {
             ram,
-            exe,
+            app,
             trace,
             window,
             mirror: RwLock::new(MirrorView {
@@ -264,7 +269,6 @@ impl Shared {
                 state: MirrorState::Unknown,
                 complained: false,
             }),
-            pid: std::process::id(),
             role: leader::Role::default(),
         }
     }
@@ -375,7 +379,7 @@ impl Shared {
                         mirror,
                         ram: &self.ram,
                     };
-                    exec::check(nr, &args, &user, &self.exe, self.pid).map_err(Response::ret)
+                    exec::check(nr, &args, &user, &self.app).map_err(Response::ret)
                 });
                 match checked {
                     Ok(c) => Response::ret(c.run()),
@@ -565,7 +569,13 @@ mod tests {
 
         let ram = GuestMem::anonymous(wire::MIN_MEM as usize);
         // An all-zero region table: generation 0, empty (nothing is mapped).
-        let proxy = Shared::new(ram, b"/x".to_vec(), false, test_window()).start();
+        let app = exec::App {
+            exe: b"/x".to_vec(),
+            exe_id: views::FileId::default(),
+            pid: std::process::id(),
+            cpus: 1,
+        };
+        let proxy = Shared::new(ram, app, false, test_window()).start();
         let ram = &proxy.shared.ram;
         let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
         let (a, b) = (a.as_raw_fd() as u64, b.as_raw_fd() as u64);
