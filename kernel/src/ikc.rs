@@ -76,7 +76,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         // Now and then, look for signals (from Linux, or from other threads).
         polls = polls.wrapping_add(1);
         if !interrupted && polls.is_multiple_of(1024) {
-            crate::sched::take_host_signals();
+            crate::sched::poll_while_spinning();
             if me.is_some() && crate::signal::interrupted() {
                 interrupt(slot_index);
                 interrupted = true;

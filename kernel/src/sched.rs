@@ -764,6 +764,15 @@ fn check_alarm(now: u64) {
     }
 }
 
+/// Work a core must not miss while it spins in the kernel with interrupts
+/// off (waiting for the proxy): host signals and the process's alarm.
+pub fn poll_while_spinning() {
+    take_host_signals();
+    if this_cpu() == 0 {
+        check_alarm(rdtsc());
+    }
+}
+
 /// Take signals Linux sent to the application (the host sets them and
 /// raises an NMI); the NMI handler only pokes this core with an IPI.
 pub fn take_host_signals() {

@@ -36,6 +36,16 @@ fn itimer_interrupts_nanosleep_with_remaining_time() {
 }
 
 #[test]
+fn alarm_interrupts_a_read_blocked_in_the_proxy() {
+    same_as_native("readeintr");
+}
+
+#[test]
+fn sa_restart_restarts_the_interrupted_offloaded_read() {
+    same_as_native("readrestart");
+}
+
+#[test]
 fn handler_does_not_clobber_interrupted_fpu_state() {
     same_as_native("fpu");
 }

@@ -5,6 +5,7 @@
  *   alarm     alarm(1) interrupts pause() (EINTR) and runs the SIGALRM handler
  *   sleep     a SIGALRM from setitimer interrupts nanosleep with EINTR and rem
  *   readeintr alarm interrupts a read() blocked on a pipe (EINTR, no SA_RESTART)
+ *   readrestart  with SA_RESTART the read restarts and gets what the handler wrote
  *   fpu       the handler clobbers xmm registers; the interrupted code keeps its own
  *   pipe      SIGPIPE ignored: write to a closed pipe gives EPIPE
  *   default   raise(SIGTERM) with the default action kills the process */
@@ -131,6 +132,29 @@ static int t_readeintr(void)
     return n == -1 && errno == EINTR && hits == 1 ? 0 : 1;
 }
 
+static int restart_pipe[2];
+static void on_restart(int sig, siginfo_t *si, void *uc)
+{
+    (void)si;
+    (void)uc;
+    hits++;
+    last_sig = sig;
+    if (write(restart_pipe[1], "r", 1) != 1)
+        _exit(9);
+}
+
+static int t_readrestart(void)
+{
+    if (pipe(restart_pipe))
+        return 1;
+    install(SIGALRM, on_restart, SA_RESTART);
+    alarm(1);
+    char c = 0;
+    ssize_t n = read(restart_pipe[0], &c, 1);
+    printf("restarted read returned %zd '%c' hits=%d\n", n, c, hits);
+    return n == 1 && c == 'r' && hits == 1 ? 0 : 1;
+}
+
 static void on_fpu(int sig)
 {
     (void)sig;
@@ -176,6 +200,7 @@ int main(int argc, char **argv)
     if (!strcmp(t, "alarm")) return t_alarm();
     if (!strcmp(t, "sleep")) return t_sleep();
     if (!strcmp(t, "readeintr")) return t_readeintr();
+    if (!strcmp(t, "readrestart")) return t_readrestart();
     if (!strcmp(t, "fpu")) return t_fpu();
     if (!strcmp(t, "pipe")) return t_pipe();
     if (!strcmp(t, "default")) {

@@ -17,6 +17,7 @@ mod exec;
 mod leader;
 pub mod mirror;
 mod pool;
+mod signals;
 mod user_mem;
 mod views;
 mod window;
@@ -25,7 +26,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -167,6 +168,8 @@ struct Shared {
     mirror: RwLock<MirrorView>,
     /// Who polls the doorbell (see `leader`).
     role: leader::Role,
+    /// The pthread serving each slot right now (0 when none), for interrupts.
+    running: Box<[AtomicU64]>,
 }
 
 /// A request taken from slot `slot`.
@@ -189,8 +192,7 @@ enum Task {
 pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
     // Terminal signals are margay's business; a write to a closed pipe must return
     // EPIPE to the application instead of killing the proxy.
-    crate::sys::ignore_signals(&[libc::SIGPIPE, libc::SIGINT, libc::SIGQUIT])
-        .context("cannot set signal dispositions")?;
+    crate::sys::ignore_signals(&[libc::SIGPIPE]).context("cannot set signal dispositions")?;
     // Best effort: only makes idle wake-ups more punctual (inherited by workers).
     let _ = crate::sys::set_timer_slack_ns(1_000);
     let cpus = args.cpus;
@@ -215,6 +217,8 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
         pid: std::process::id(),
         cpus,
     };
+    // Signals Linux sends the application arrive here: post them to the LWK.
+    signals::install(&ram).context("cannot install signal handlers")?;
     let _proxy = Shared::new(ram, app, args.trace, window).start();
     loop {
         std::thread::park();
@@ -270,6 +274,7 @@ impl Shared {
                 complained: false,
             }),
             role: leader::Role::default(),
+            running: (0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -297,8 +302,30 @@ impl Shared {
     }
 
     fn serve(&self, job: Job) {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() } as u64;
+        let running = self.running.get(job.slot);
+        if let Some(r) = running {
+            r.store(me, Ordering::Release);
+        }
         let resp = self.handle(job.req);
+        if let Some(r) = running {
+            r.store(0, Ordering::Release);
+        }
         doorbell::complete(&self.ram, job.slot, &resp);
+    }
+
+    /// Interrupt the syscalls the kernel asked to interrupt (a signal is
+    /// waiting for their LWK thread). Repeated on every pass while the bit
+    /// stays set, so a signal that lands just before the call blocks is not
+    /// lost; the kernel clears the bit once the slot is answered.
+    fn interrupt_pass(&self, slots: &mut Vec<usize>) {
+        signals::requested(&self.ram, slots);
+        for &slot in slots.iter() {
+            if let Some(r) = self.running.get(slot) {
+                signals::interrupt_thread(r.load(Ordering::Acquire));
+            }
+        }
     }
 
     /// Poll the doorbell as the leader of `epoch`, serving the last request of
@@ -332,7 +359,9 @@ impl Shared {
     /// in the same call for a whole nap.
     fn standby(&self, pool: &Pool<Task>) {
         let mut watch = leader::Watch::default();
+        let mut slots = Vec::new();
         loop {
+            self.interrupt_pass(&mut slots);
             let (epoch, nap) = watch.check(&self.role);
             if let Some(epoch) = epoch {
                 pool.submit(Task::Standby);
