@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// How QEMU runs the partition.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
+    /// Host cores for the vCPU threads, one per LWK core (a Linux cpulist: 3,
+    /// 2-5, 0,2,4-6); default: the last --cpus cores margay may run on.
+    #[arg(long, value_name = "LIST", value_parser = crate::pinning::parse_host_cpus)]
+    pub host_cpus: Option<crate::pinning::CpuList>,
     /// Print per-syscall statistics (local / offloaded) to stderr at exit.
     #[arg(long)]
     pub stats: bool,
@@ -236,5 +240,13 @@ mod tests {
         assert!(Cli::try_parse_from(["margay", "run"]).is_err());
         assert!(Cli::try_parse_from(["margay", "run", "--cpus", "0", "--", "x"]).is_err());
         assert!(Cli::try_parse_from(["margay", "run", "--mem", "7", "--", "x"]).is_err());
+        assert_eq!(r.host_cpus, None);
+        let cli =
+            Cli::try_parse_from(["margay", "run", "--host-cpus", "0,2-3", "--", "x"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(r.host_cpus, Some(crate::pinning::CpuList(vec![0, 2, 3])));
+        assert!(Cli::try_parse_from(["margay", "run", "--host-cpus", "3-1", "--", "x"]).is_err());
     }
 }

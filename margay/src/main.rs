@@ -5,7 +5,7 @@
 //!
 //! Module map: `cli` (arguments), `program` (PATH search, ELF check), `partition`
 //! (memfds, boot header/data), `guest_mem` (all guest RAM access), `qemu` (QEMU
-//! command line and output), `children` (child supervision, signals), `proxy`
+//! command line and output), `pinning` and `qmp` (vCPU threads to host cores), `children` (child supervision, signals), `proxy`
 //! (the per-process proxy), `bench` (Margay vs Linux benchmarks), `trace` (`--trace` lines), `report` (outcome, kmsg,
 //! stats), `sys` (libc wrappers).
 
@@ -14,16 +14,20 @@ mod children;
 mod cli;
 mod guest_mem;
 mod partition;
+mod pinning;
 mod program;
 mod proxy;
 mod qemu;
+mod qmp;
 mod report;
 mod sys;
 mod trace;
 
 use std::ffi::OsString;
 use std::io::Write as _;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::process::{Command, ExitCode};
 
 use anyhow::{anyhow, Context as _};
@@ -126,6 +130,19 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
         });
     }
     let accel = qemu::choose_accel(args.accel).or_exit(1)?;
+    let (allowed, online) = pinning::host_cores()
+        .context("cannot read the host cores margay may run on")
+        .or_exit(1)?;
+    let plan = pinning::plan(
+        args.host_cpus.as_ref().map(|l| l.0.as_slice()),
+        args.cpus,
+        &allowed,
+        online.as_deref(),
+    )
+    .map_err(|e| Fatal {
+        status: 2,
+        error: anyhow!(e),
+    })?;
 
     let argv: Vec<OsString> = std::iter::once(program.typed.clone())
         .chain(argv_rest.iter().cloned())
@@ -199,7 +216,41 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
         ram_path: &ram.path(),
         kernel_path: &kernel_path,
     };
-    let mut vm = qemu::spawn(&qcfg, debug).or_exit(1)?;
+    // To pin the vCPU threads, QEMU starts the guest stopped and answers QMP on
+    // a socketpair (nothing in the file system).
+    let (monitor, qemu_end) = match plan {
+        pinning::Plan::Pin { .. } => {
+            let (ours, theirs) = UnixStream::pair()
+                .context("cannot create QEMU's monitor socket")
+                .or_exit(1)?;
+            (Some(ours), Some(OwnedFd::from(theirs)))
+        }
+        pinning::Plan::Skip(_) => (None, None),
+    };
+    let mut vm = qemu::spawn(&qcfg, debug, qemu_end).or_exit(1)?;
+    let placement = match (&plan, monitor) {
+        (pinning::Plan::Pin { cores, explicit }, Some(m)) => {
+            match pinning::apply(m, vm.process.id(), cores, *explicit) {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = vm.process.kill();
+                    let qemu_stderr = vm.stderr.take().map(qemu::Tail::finish).unwrap_or_default();
+                    if !qemu_stderr.is_empty() {
+                        eprintln!(
+                            "QEMU said:\n{}",
+                            report::last_lines(&qemu_stderr, 20).trim_end()
+                        );
+                    }
+                    return Err(Fatal {
+                        status: 1,
+                        error: e.context("cannot pin and start the partition's vCPUs"),
+                    });
+                }
+            }
+        }
+        (pinning::Plan::Skip(why), _) => pinning::Outcome::NotPinned(why.clone()),
+        (pinning::Plan::Pin { .. }, None) => pinning::Outcome::NotPinned("no monitor".into()),
+    };
 
     // Wait for QEMU; the proxy must not die first.
     loop {
@@ -252,6 +303,7 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
         report::outcome,
     );
     if args.stats {
+        let _ = err.write_all(pinning::render(args.cpus, accel, &placement).as_bytes());
         match (header.as_ref(), report::read_stats(mem)) {
             (Some(h), Some((st, entries))) => {
                 let cpus = report::read_cpu_stats(mem, st.ncpus);

@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write as _};
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -110,8 +111,6 @@ impl Machine {
 
     /// Accelerator, CPU model and (under TCG) instruction counting.
     pub fn accel_args(&self) -> Vec<OsString> {
-        // Under KVM the vCPU threads should be pinned 1:1 to reserved host cores (QMP
-        // query-cpus-fast gives their thread ids); not done yet.
         let mut v: Vec<OsString> = match self.accel {
             Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
             Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
@@ -168,6 +167,20 @@ pub fn args(c: &Config<'_>) -> Vec<OsString> {
     v
 }
 
+/// Start the guest stopped (`-S`) with a QMP monitor on the inherited socket `fd`,
+/// so that its vCPU threads can be pinned before the first guest instruction.
+pub fn qmp_args(fd: RawFd) -> Vec<OsString> {
+    [
+        "-S".to_string(),
+        "-chardev".into(),
+        format!("socket,id=qmp,fd={fd}"),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+    ]
+    .map(OsString::from)
+    .into()
+}
+
 /// The last `limit` bytes of a stream, read by a thread (optionally echoed to our
 /// stderr as they arrive).
 pub struct Tail(JoinHandle<Vec<u8>>);
@@ -219,11 +232,22 @@ pub struct Qemu {
     pub stderr: Option<Tail>,
 }
 
-pub fn spawn(c: &Config<'_>, echo_console: bool) -> Result<Qemu, QemuError> {
+/// Start QEMU. With `monitor` (one end of a socketpair), QEMU starts the guest
+/// stopped and serves QMP on it (see `qmp_args`); the socket is closed here once
+/// QEMU has its copy.
+pub fn spawn(
+    c: &Config<'_>,
+    echo_console: bool,
+    monitor: Option<OwnedFd>,
+) -> Result<Qemu, QemuError> {
     let qemu = std::env::var_os("MARGAY_QEMU").map_or_else(|| PathBuf::from(QEMU), PathBuf::from);
     let mut cmd = Command::new(&qemu);
-    cmd.args(args(c))
-        .stdin(Stdio::null())
+    cmd.args(args(c));
+    if let Some(fd) = &monitor {
+        cmd.args(qmp_args(fd.as_raw_fd()));
+        crate::sys::inherit_fd(&mut cmd, fd.as_raw_fd());
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group: a terminal's Ctrl-C reaches margay, not QEMU.
@@ -234,6 +258,7 @@ pub fn spawn(c: &Config<'_>, echo_console: bool) -> Result<Qemu, QemuError> {
         err,
     };
     let mut process = Supervised::spawn(&mut cmd).map_err(spawn_err)?;
+    drop(monitor);
     let child = process.child_mut();
     let (out, err) = (child.stdout.take(), child.stderr.take());
     let console = out
@@ -316,6 +341,16 @@ mod tests {
             ..c
         });
         assert!(!kvm.contains(&OsString::from("-icount")));
+        assert_eq!(
+            qmp_args(7),
+            [
+                "-S",
+                "-chardev",
+                "socket,id=qmp,fd=7",
+                "-mon",
+                "chardev=qmp,mode=control"
+            ]
+        );
     }
 
     #[test]
