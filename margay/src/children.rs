@@ -69,18 +69,49 @@ impl Drop for Supervised {
     }
 }
 
+/// Where a terminal signal goes while the application runs: the host address
+/// of the guest's HOST_SIGNALS word (0 until the partition exists).
+static FORWARD_TO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// From now on, terminal signals are posted to the LWK application
+/// (through the HOST_SIGNALS word at host address `addr`, 8-byte aligned,
+/// mapped for the rest of margay's life) instead of ending the run.
+pub fn forward_terminal_signals_to(addr: usize) {
+    FORWARD_TO.store(addr, std::sync::atomic::Ordering::Release);
+}
+
 /// Block the terminal signals in this (the main) thread, before any other thread
-/// exists, and start the thread that turns them into a clean exit with 128+signal.
+/// exists, and start the thread that handles them: once the application runs,
+/// each one is forwarded to it (it may catch it). One that arrives before the
+/// application runs, or while an earlier one has sat unclaimed by the kernel
+/// for two seconds (a wedged partition), ends everything with 128+signal.
 pub fn handle_terminal_signals() -> io::Result<()> {
     crate::sys::block_terminal_signals()?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(|| {
+            let mut last_forward: Option<std::time::Instant> = None;
             let sig = loop {
-                match crate::sys::wait_terminal_signal() {
-                    Ok(s) => break s,
+                let s = match crate::sys::wait_terminal_signal() {
+                    Ok(s) => s,
                     Err(_) => continue,
+                };
+                let addr = FORWARD_TO.load(std::sync::atomic::Ordering::Acquire);
+                if addr == 0 {
+                    break s;
                 }
+                // SAFETY: `addr` is the aligned HOST_SIGNALS word inside the
+                // guest RAM mapping, which margay keeps mapped until it exits.
+                let word = unsafe { &*(addr as *const std::sync::atomic::AtomicU64) };
+                let unclaimed = word.load(std::sync::atomic::Ordering::Acquire) != 0;
+                if unclaimed
+                    && last_forward
+                        .is_some_and(|t| t.elapsed() >= std::time::Duration::from_secs(2))
+                {
+                    break s;
+                }
+                word.fetch_or(1 << (s - 1), std::sync::atomic::Ordering::AcqRel);
+                last_forward = Some(std::time::Instant::now());
             };
             // Holding the lock: no child can be reaped or registered meanwhile.
             let live = live();

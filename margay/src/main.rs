@@ -100,6 +100,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Raise an NMI in the guest while signals from Linux wait in the
+/// HOST_SIGNALS word (the kernel takes them and clears it); stop when told.
+fn relay_host_signals(
+    mem: &guest_mem::GuestMem,
+    qmp: &mut qmp::Qmp,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    let off = wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF;
+    let mut last_nmi: Option<std::time::Instant> = None;
+    while !stop.load(Ordering::Acquire) {
+        let waiting = mem.load_u64(off, Ordering::Acquire).unwrap_or(0) != 0;
+        let due = last_nmi.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(20));
+        if waiting && due {
+            if qmp.execute("inject-nmi").is_err() {
+                return; // QEMU is going away
+            }
+            last_nmi = Some(std::time::Instant::now());
+        } else if !waiting {
+            last_nmi = None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
     // Before any thread exists, so that every thread inherits the blocked mask.
     children::handle_terminal_signals()
@@ -216,64 +241,83 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
         ram_path: &ram.path(),
         kernel_path: &kernel_path,
     };
-    // To pin the vCPU threads, QEMU starts the guest stopped and answers QMP on
-    // a socketpair (nothing in the file system).
-    let (monitor, qemu_end) = match plan {
-        pinning::Plan::Pin { .. } => {
-            let (ours, theirs) = UnixStream::pair()
-                .context("cannot create QEMU's monitor socket")
-                .or_exit(1)?;
-            (Some(ours), Some(OwnedFd::from(theirs)))
-        }
-        pinning::Plan::Skip(_) => (None, None),
-    };
-    let mut vm = qemu::spawn(&qcfg, debug, qemu_end).or_exit(1)?;
-    let placement = match (&plan, monitor) {
-        (pinning::Plan::Pin { cores, explicit }, Some(m)) => {
-            match pinning::apply(m, vm.process.id(), cores, *explicit) {
-                Ok(o) => o,
-                Err(e) => {
-                    let _ = vm.process.kill();
-                    let qemu_stderr = vm.stderr.take().map(qemu::Tail::finish).unwrap_or_default();
-                    if !qemu_stderr.is_empty() {
-                        eprintln!(
-                            "QEMU said:\n{}",
-                            report::last_lines(&qemu_stderr, 20).trim_end()
-                        );
-                    }
-                    return Err(Fatal {
-                        status: 1,
-                        error: e.context("cannot pin and start the partition's vCPUs"),
-                    });
+    // QEMU starts the guest stopped and answers QMP on a socketpair (nothing
+    // in the file system): margay pins the vCPU threads, lets the guest run,
+    // and later raises NMIs to deliver signals Linux sends the application.
+    let (monitor, qemu_end) = UnixStream::pair()
+        .context("cannot create QEMU's monitor socket")
+        .or_exit(1)?;
+    let mut vm = qemu::spawn(&qcfg, debug, Some(OwnedFd::from(qemu_end))).or_exit(1)?;
+    let started = qmp::Qmp::handshake(monitor, pinning::QMP_TIMEOUT)
+        .context("QEMU's monitor (QMP)")
+        .and_then(|mut q| {
+            let placement = match &plan {
+                pinning::Plan::Pin { cores, explicit } => {
+                    pinning::apply(&mut q, vm.process.id(), cores, *explicit)?
                 }
-            }
-        }
-        (pinning::Plan::Skip(why), _) => pinning::Outcome::NotPinned(why.clone()),
-        (pinning::Plan::Pin { .. }, None) => pinning::Outcome::NotPinned("no monitor".into()),
-    };
-
-    // Wait for QEMU; the proxy must not die first.
-    loop {
-        let pid = sys::wait_any_child_exit()
-            .context("waiting for QEMU")
-            .or_exit(EXIT_INTERNAL)?;
-        if pid == vm.process.id() {
-            break;
-        }
-        if pid == proxy.id() {
-            let st = proxy.wait().ok();
+                pinning::Plan::Skip(why) => pinning::Outcome::NotPinned(why.clone()),
+            };
+            q.cont().context("QEMU's monitor (QMP)")?;
+            Ok((q, placement))
+        });
+    let (mut qmp_conn, placement) = match started {
+        Ok(v) => v,
+        Err(e) => {
             let _ = vm.process.kill();
+            let qemu_stderr = vm.stderr.take().map(qemu::Tail::finish).unwrap_or_default();
+            if !qemu_stderr.is_empty() {
+                eprintln!(
+                    "QEMU said:\n{}",
+                    report::last_lines(&qemu_stderr, 20).trim_end()
+                );
+            }
             return Err(Fatal {
-                status: EXIT_INTERNAL,
-                error: anyhow!(
-                    "the proxy process died ({}) while the program was running; its error, if any, is above",
-                    st.map_or("unknown status".into(), |s| s.to_string())
-                ),
+                status: 1,
+                error: e.context("cannot pin and start the partition's vCPUs"),
             });
         }
-        // Some other child (none expected): reap it and go on.
-        sys::reap(pid, true);
+    };
+    // Signals for the application: from the terminal (to margay, forwarded
+    // here) and from anyone who signals its pid (the proxy posts them).
+    let host_signals = wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF;
+    if let Ok(addr) = ram.mem().host_addr(host_signals, 8) {
+        children::forward_terminal_signals_to(addr);
     }
+    let stop_relay = std::sync::atomic::AtomicBool::new(false);
+
+    // While the guest runs, a relay raises an NMI whenever signals are
+    // waiting in HOST_SIGNALS, so a core busy in user mode notices at once.
+    let waited: Result<(), Fatal> = std::thread::scope(|scope| {
+        scope.spawn(|| relay_host_signals(ram.mem(), &mut qmp_conn, &stop_relay));
+        let r = (|| -> Result<(), Fatal> {
+            // Wait for QEMU; the proxy must not die first.
+            loop {
+                let pid = sys::wait_any_child_exit()
+                    .context("waiting for QEMU")
+                    .or_exit(EXIT_INTERNAL)?;
+                if pid == vm.process.id() {
+                    break;
+                }
+                if pid == proxy.id() {
+                    let st = proxy.wait().ok();
+                    let _ = vm.process.kill();
+                    return Err(Fatal {
+                    status: EXIT_INTERNAL,
+                    error: anyhow!(
+                        "the proxy process died ({}) while the program was running; its error, if any, is above",
+                        st.map_or("unknown status".into(), |s| s.to_string())
+                    ),
+                });
+                }
+                // Some other child (none expected): reap it and go on.
+                sys::reap(pid, true);
+            }
+            Ok(())
+        })();
+        stop_relay.store(true, std::sync::atomic::Ordering::Release);
+        r
+    });
+    waited?;
     let qemu_status = vm
         .process
         .wait()

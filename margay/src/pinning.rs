@@ -4,7 +4,6 @@
 //! Everything but `apply` and `host_cores` is pure.
 
 use std::fmt::Write as _;
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -186,18 +185,15 @@ pub fn render(cpus: u32, accel: Accel, o: &Outcome) -> String {
 /// (the caller kills QEMU); a failed pin of a default (not `--host-cpus`) choice
 /// only leaves the threads unpinned, with a warning.
 pub fn apply(
-    monitor: UnixStream,
+    qmp: &mut Qmp,
     qemu_pid: u32,
     cores: &[usize],
     explicit: bool,
 ) -> anyhow::Result<Outcome> {
-    let mut qmp = Qmp::handshake(monitor, QMP_TIMEOUT).context("QEMU's monitor (QMP)")?;
     let threads = qmp
         .vcpu_threads(cores.len())
         .context("QEMU's monitor (QMP)")?;
-    let outcome = pin(qemu_pid, cores, &threads, explicit)?;
-    qmp.cont().context("QEMU's monitor (QMP)")?;
-    Ok(outcome)
+    pin(qemu_pid, cores, &threads, explicit)
 }
 
 fn pin(qemu_pid: u32, cores: &[usize], threads: &[u32], explicit: bool) -> anyhow::Result<Outcome> {

@@ -17,6 +17,7 @@ const SVR: u64 = 0xf0;
 const ICR_LOW: u64 = 0x300;
 const ICR_HIGH: u64 = 0x310;
 const LVT_TIMER: u64 = 0x320;
+const LVT_LINT1: u64 = 0x360;
 const TIMER_INIT: u64 = 0x380;
 const TIMER_CUR: u64 = 0x390;
 const TIMER_DIV: u64 = 0x3e0;
@@ -44,6 +45,10 @@ pub fn map_uncached() {
 pub fn init_local() {
     write(SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
     write(TIMER_DIV, 0x3); // divide by 16
+    // QEMU delivers a monitor NMI (`inject-nmi`) through LINT1: make it an
+    // unmasked NMI, as the firmware would on a PC. The host uses it to get a
+    // core's attention for a signal.
+    write(LVT_LINT1, 0x400);
     write(LVT_TIMER, 1 << 16);
     write(TIMER_INIT, 0);
 }
