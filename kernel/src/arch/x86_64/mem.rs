@@ -24,6 +24,10 @@ core::arch::global_asm!(
 memcpy:
     mov %rdi, %rax
     mov %rdx, %rcx
+    shr $3, %rcx
+    rep movsq
+    mov %rdx, %rcx
+    and $7, %rcx
     rep movsb
     ret
     .global memmove
@@ -42,9 +46,17 @@ memmove:
     ret
     .global memset
 memset:
+    /* 8 bytes per iteration for the bulk (far fewer iterations under TCG,
+       which emulates `rep stos` one element at a time), bytes for the rest. */
     mov %rdi, %r9
-    mov %esi, %eax
+    movzbl %sil, %eax
+    mov $0x0101010101010101, %r8
+    imul %r8, %rax
     mov %rdx, %rcx
+    shr $3, %rcx
+    rep stosq
+    mov %rdx, %rcx
+    and $7, %rcx
     rep stosb
     mov %r9, %rax
     ret
