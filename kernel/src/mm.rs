@@ -44,6 +44,7 @@ pub fn init(map: &PmemMap) -> Result<u64, &'static str> {
     let free = buddy.free_pages();
     *PMEM.lock() = Some(buddy);
     crate::shared::set_total_bytes(free * PAGE);
+    TOTAL_BYTES.store(free * PAGE, core::sync::atomic::Ordering::Relaxed);
     crate::shared::publish_free_bytes(free * PAGE);
     Ok(free)
 }
@@ -101,6 +102,15 @@ pub fn alloc_user(len: u64) -> Option<u64> {
 pub fn free_user(phys: u64, len: u64) {
     free_kernel_pages(phys, len / PAGE);
     publish_free();
+}
+
+/// Usable partition memory (free when the page allocator started).
+static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Bytes the page allocator can still hand out, and the usable total.
+pub fn memory_summary() -> (u64, u64) {
+    let free = with(|b| b.free_pages() * PAGE).unwrap_or(0);
+    (free, TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed))
 }
 
 fn publish_free() {

@@ -74,7 +74,9 @@ pub fn policy(nr: u64) -> Policy {
         // Task and thread bookkeeping.
         "arch_prctl" | "set_tid_address" | "set_robust_list" | "get_robust_list" | "exit"
         | "exit_group" | "getpid" | "gettid" | "sched_yield" | "sched_getaffinity"
-        | "sched_setaffinity" | "getcpu" | "futex" | "prctl" | "clone" | "clone3" => Policy::Local,
+        | "sched_setaffinity" | "getcpu" | "futex" | "prctl" | "clone" | "clone3" | "sysinfo" => {
+            Policy::Local
+        }
         // Time from the calibrated TSC.
         "clock_gettime" | "clock_getres" | "gettimeofday" | "time" | "nanosleep"
         | "clock_nanosleep" => Policy::Local,

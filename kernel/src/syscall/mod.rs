@@ -253,6 +253,7 @@ fn local(nr: u64, frame: &SyscallFrame) -> SysResult {
         SYS_GETCPU => task::getcpu(a[0], a[1]),
         SYS_FUTEX => task::futex(a),
         SYS_PRCTL => task::prctl(a[0], a[1]),
+        SYS_SYSINFO => task::sysinfo(a[0]),
         SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
         SYS_CLOCK_GETRES => time::clock_getres(a[0], a[1]),
         SYS_GETTIMEOFDAY => time::gettimeofday(a[0], a[1]),

@@ -367,3 +367,19 @@ pub fn prctl(option: u64, arg: u64) -> SysResult {
         }
     })
 }
+
+/// sysinfo describes the LWK partition: its memory and its threads.
+pub fn sysinfo(info: u64) -> SysResult {
+    let (free, total) = crate::mm::memory_summary();
+    let uptime = crate::time::monotonic_ns() / 1_000_000_000;
+    let mut b = [0u8; 112];
+    let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, 0, uptime);
+    put(&mut b, 32, total); // totalram
+    put(&mut b, 40, free); // freeram
+    let procs = u16::try_from(sched::thread_count()).unwrap_or(u16::MAX);
+    b[80..82].copy_from_slice(&procs.to_le_bytes());
+    b[104..108].copy_from_slice(&1u32.to_le_bytes()); // mem_unit
+    process::with(|p| uaccess::copy_to_user(&p.aspace, info, &b))?;
+    Ok(0)
+}

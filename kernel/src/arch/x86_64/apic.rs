@@ -45,9 +45,9 @@ pub fn map_uncached() {
 pub fn init_local() {
     write(SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
     write(TIMER_DIV, 0x3); // divide by 16
-    // QEMU delivers a monitor NMI (`inject-nmi`) through LINT1: make it an
-    // unmasked NMI, as the firmware would on a PC. The host uses it to get a
-    // core's attention for a signal.
+                           // QEMU delivers a monitor NMI (`inject-nmi`) through LINT1: make it an
+                           // unmasked NMI, as the firmware would on a PC. The host uses it to get a
+                           // core's attention for a signal.
     write(LVT_LINT1, 0x400);
     write(LVT_TIMER, 1 << 16);
     write(TIMER_INIT, 0);
