@@ -44,10 +44,11 @@ pub fn map_uncached() {
 /// Enable this core's LAPIC with the timer masked.
 pub fn init_local() {
     write(SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
-    write(TIMER_DIV, 0x3); // divide by 16
-                           // QEMU delivers a monitor NMI (`inject-nmi`) through LINT1: make it an
-                           // unmasked NMI, as the firmware would on a PC. The host uses it to get a
-                           // core's attention for a signal.
+    // Timer clock: the bus clock divided by 16.
+    write(TIMER_DIV, 0x3);
+    // QEMU delivers a monitor NMI (`inject-nmi`) through LINT1: make it an
+    // unmasked NMI, as the firmware would on a PC. The host uses it to get a
+    // core's attention for a signal.
     write(LVT_LINT1, 0x400);
     write(LVT_TIMER, 1 << 16);
     write(TIMER_INIT, 0);
