@@ -110,7 +110,10 @@ static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU6
 /// Bytes the page allocator can still hand out, and the usable total.
 pub fn memory_summary() -> (u64, u64) {
     let free = with(|b| b.free_pages() * PAGE).unwrap_or(0);
-    (free, TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed))
+    (
+        free,
+        TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed),
+    )
 }
 
 fn publish_free() {
