@@ -8,9 +8,11 @@
  *   detached  detached threads finish and signal through a semaphore-like counter
  *   piperead  one thread blocks in read() on a pipe while others compute
  *   affinity  a thread pins itself to each core in turn; getcpu agrees
+ *   robust    a thread dies holding a robust mutex: the next lock gets EOWNERDEAD
  *   slice     two threads spin until each sees the other progress (needs preemption on one core)
  * Output is deterministic (no timings, no tids). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -280,6 +282,34 @@ static int test_slice(void)
     return 0;
 }
 
+/* ---- robust: a thread dies holding a robust mutex; the next locker gets
+ * EOWNERDEAD (the kernel walks the dead thread's robust list) ---- */
+static pthread_mutex_t robust_m;
+static void *robust_owner(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&robust_m);
+    return NULL; /* exits holding it */
+}
+
+static int test_robust(void)
+{
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust_m, &at);
+    pthread_t t;
+    pthread_create(&t, NULL, robust_owner, NULL);
+    pthread_join(t, NULL);
+    int r = pthread_mutex_lock(&robust_m);
+    printf("robust lock after owner died: %s\n", r == EOWNERDEAD ? "EOWNERDEAD" : "other");
+    if (r != EOWNERDEAD)
+        return 1;
+    pthread_mutex_consistent(&robust_m);
+    pthread_mutex_unlock(&robust_m);
+    return 0;
+}
+
 /* ---- affinity ---- */
 static int test_affinity(void)
 {
@@ -323,6 +353,7 @@ int main(int argc, char **argv)
     if (!strcmp(t, "piperead")) return test_piperead();
     if (!strcmp(t, "affinity")) return test_affinity();
     if (!strcmp(t, "slice")) return test_slice();
+    if (!strcmp(t, "robust")) return test_robust();
     fprintf(stderr, "unknown test %s\n", t);
     return 2;
 }

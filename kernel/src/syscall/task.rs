@@ -33,6 +33,7 @@ pub fn exit_thread(nr: u64, status: u64) -> SysResult {
         super::trace(nr, [status, 0, 0, 0, 0, 0], 0, wire::TRACE_LOCAL);
     }
     if let Some(me) = sched::current() {
+        release_robust_futexes(me.tid, me.robust_list.load(Ordering::Acquire));
         let ctid = me.clear_child_tid.load(Ordering::Acquire);
         if ctid != 0 {
             let _ = process::with(|p| uaccess::write_u32(&p.aspace, ctid, 0));
@@ -40,6 +41,59 @@ pub fn exit_thread(nr: u64, status: u64) -> SysResult {
         }
     }
     sched::exit_current()
+}
+
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// A dying thread's robust futexes: mark each one it still owns
+/// FUTEX_OWNER_DIED and wake a waiter, as Linux does (`struct
+/// robust_list_head`: next, futex_offset, list_op_pending).
+fn release_robust_futexes(tid: u32, head: u64) {
+    if head == 0 {
+        return;
+    }
+    let read = |a: u64| process::with(|p| uaccess::read_u64(&p.aspace, a)).ok();
+    let (Some(mut entry), Some(offset), Some(pending)) =
+        (read(head), read(head + 8), read(head + 16))
+    else {
+        return;
+    };
+    let release = |entry: u64| {
+        let word_at = entry.wrapping_add(offset);
+        let done = process::with(|p| {
+            let mut b = [0u8; 4];
+            uaccess::copy_from_user(&p.aspace, word_at, &mut b).ok()?;
+            let w = u32::from_le_bytes(b);
+            if w & FUTEX_TID_MASK != tid {
+                return None;
+            }
+            let new = (w & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+            uaccess::write_u32(&p.aspace, word_at, new).ok()?;
+            Some(w & FUTEX_WAITERS != 0)
+        });
+        if done == Some(true) {
+            futex::wake_one_quiet(word_at);
+        }
+    };
+    // Linux bounds the walk (ROBUST_LIST_LIMIT) against corrupted lists.
+    for _ in 0..2048 {
+        if entry == head || entry == 0 {
+            break;
+        }
+        let next = read(entry);
+        if entry != pending {
+            release(entry);
+        }
+        match next {
+            Some(n) => entry = n,
+            None => break,
+        }
+    }
+    if pending != 0 {
+        release(pending);
+    }
 }
 
 pub fn getpid() -> SysResult {
