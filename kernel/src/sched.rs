@@ -689,18 +689,19 @@ pub fn kick_task_for_signal(t: &TaskRef) {
     if t.in_offload.load(Ordering::Acquire) {
         crate::ikc::interrupt(t.slot);
     }
-    match t.state.load(Ordering::Acquire) {
-        BLOCKED => wake(t),
-        RUNNING => {
-            let cpu = t.cpu();
-            if cpu != this_cpu() {
-                apic::send_ipi(
-                    CPUS[cpu].apic_id.load(Ordering::Relaxed),
-                    apic::RESCHED_VECTOR,
-                );
-            }
+    // `wake` also covers a task that is just about to block (it sets
+    // wake_pending, which `schedule(Block)` checks after publishing BLOCKED),
+    // so a signal posted while the task enters pause() is never lost.
+    let running = t.state.load(Ordering::Acquire) == RUNNING;
+    wake(t);
+    if running {
+        let cpu = t.cpu();
+        if cpu != this_cpu() {
+            apic::send_ipi(
+                CPUS[cpu].apic_id.load(Ordering::Relaxed),
+                apic::RESCHED_VECTOR,
+            );
         }
-        _ => {}
     }
 }
 

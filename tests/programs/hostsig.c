@@ -4,16 +4,30 @@
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
-static volatile int got;
-static void h(int s){ got = s; }
-int main(void){
-  signal(SIGINT, h); signal(SIGTERM, h);
-  printf("ready %d\n", getpid()); fflush(stdout);
-  volatile unsigned long x = 0;
-  while (!got) x++;              /* busy: no syscalls, needs the NMI path */
-  printf("caught %d\n", got); fflush(stdout);
-  got = 0;
-  while (!got) pause();          /* blocked in the kernel */
-  printf("caught %d\n", got);
-  return 7;
+
+static volatile sig_atomic_t hits;
+static volatile sig_atomic_t sigs[2];
+
+static void h(int s)
+{
+    if (hits < 2)
+        sigs[hits] = s;
+    hits++;
+}
+
+int main(void)
+{
+    signal(SIGINT, h);
+    signal(SIGTERM, h);
+    printf("ready %d\n", getpid());
+    fflush(stdout);
+    volatile unsigned long x = 0;
+    while (hits < 1) /* busy: no syscalls, needs the NMI path */
+        x++;
+    printf("caught %d\n", sigs[0]);
+    fflush(stdout);
+    while (hits < 2) /* blocked in the kernel */
+        pause();
+    printf("caught %d\n", sigs[1]);
+    return 7;
 }
