@@ -14,6 +14,8 @@
 
 mod doorbell;
 mod exec;
+#[cfg(test)]
+mod fuzz;
 mod leader;
 pub mod mirror;
 mod pool;
@@ -571,7 +573,7 @@ mod tests {
     }
 
     /// The user window, reserved once for this test binary (it stays reserved).
-    fn test_window() -> &'static Window {
+    pub(super) fn test_window() -> &'static Window {
         static W: std::sync::OnceLock<Window> = std::sync::OnceLock::new();
         W.get_or_init(|| Window::reserve().expect("user window already in use"))
     }
