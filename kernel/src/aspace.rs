@@ -58,6 +58,13 @@ impl AddressSpace {
         while done < len {
             let remaining = len - done;
             let mut chunk = remaining;
+            // Map up to the next 2 MiB boundary on its own, so that the rest
+            // starts 2 MiB aligned in both va and phys (alloc_user aligns) and
+            // gets large pages.
+            let head = (va + done).wrapping_neg() & ((2 << 20) - 1);
+            if head != 0 && remaining >= head + (2 << 20) {
+                chunk = head;
+            }
             let phys = loop {
                 if let Some(p) = mm::alloc_user(chunk) {
                     break Some(p);
