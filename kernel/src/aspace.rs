@@ -196,4 +196,15 @@ impl AddressSpace {
         );
         phys_atomic_u64(base + REGION_GEN_OFF).store(self.gen, Ordering::Release);
     }
+
+    /// Release the memory and page tables of an address space no core uses
+    /// any more.
+    pub fn destroy(mut self) {
+        let regions: alloc::vec::Vec<Region> = self.regions.iter().copied().collect();
+        for r in regions {
+            mm::free_user(r.phys, r.len);
+        }
+        self.regions = RegionMap::new();
+        self.pt.destroy();
+    }
 }

@@ -306,3 +306,25 @@ pub fn pin_thread(tid: u32, cpu: usize) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Close every descriptor marked close-on-exec, as execve does.
+pub fn close_cloexec_fds() {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        // SAFETY: F_GETFD only reads the descriptor flags (EBADF for the
+        // directory's own, now closed, descriptor); close affects only
+        // descriptors marked close-on-exec, which execve would close too.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                libc::close(fd);
+            }
+        }
+    }
+}

@@ -643,3 +643,27 @@ fn fpu_state_survives_local_and_offloaded_syscalls() {
     let (_, m) = compare_with_native(&Invocation::new(program("fpu")));
     assert!(!stdout_str(&m).contains("CLOBBERED"), "{}", stdout_str(&m));
 }
+
+#[test]
+fn execve_replaces_the_image_in_place() {
+    // Self-exec chain with a close-on-exec descriptor, ENOENT for a missing
+    // program, and a final exec of busybox: same output as natively.
+    compare_with_native(&Invocation::new(program("execchain")));
+}
+
+#[test]
+fn execve_of_a_dynamic_program_and_from_a_shell() {
+    let out = Invocation::new("/bin/busybox")
+        .args([
+            "env",
+            "/usr/bin/python3",
+            "-c",
+            "print('dyn after exec', 6*7)",
+        ])
+        .run_margay();
+    assert_status(&out, 0, "busybox env python3");
+    assert_eq!(stdout_str(&out), "dyn after exec 42\n");
+    let sh =
+        Invocation::new("/bin/busybox").args(["sh", "-c", "echo $0; exec /bin/busybox echo execd"]);
+    compare_with_native(&sh);
+}

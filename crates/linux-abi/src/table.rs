@@ -87,8 +87,9 @@ pub fn policy(nr: u64) -> Policy {
         "rseq" => {
             Policy::Unsupported("restartable sequences are not implemented (glibc falls back)")
         }
-        "fork" | "vfork" | "execve" | "execveat" => {
-            Policy::Unsupported("new processes and exec are not implemented yet")
+        "execve" => Policy::Local,
+        "fork" | "vfork" | "execveat" => {
+            Policy::Unsupported("new processes are not implemented yet")
         }
         "rt_sigqueueinfo" | "rt_tgsigqueueinfo" | "timer_create" | "timer_settime"
         | "timer_gettime" | "timer_getoverrun" | "timer_delete" | "signalfd" | "signalfd4" => {

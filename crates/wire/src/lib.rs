@@ -208,6 +208,10 @@ pub enum RequestKind {
     /// Print a `--trace` line for a completed syscall `nr(args)`; `aux[0]` = result,
     /// `aux[1]` = `TRACE_*` flags.
     Trace = 3,
+    /// The process executed a new program (execve): close the descriptors
+    /// marked close-on-exec and make `/proc/self/exe` name the program whose
+    /// NUL-terminated path is at user address `args[0]`.
+    Exec = 4,
 }
 
 impl TryFrom<u32> for RequestKind {
@@ -217,6 +221,7 @@ impl TryFrom<u32> for RequestKind {
             1 => RequestKind::Syscall,
             2 => RequestKind::Clock,
             3 => RequestKind::Trace,
+            4 => RequestKind::Exec,
             other => return Err(other),
         })
     }

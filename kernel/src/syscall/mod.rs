@@ -2,6 +2,7 @@
 //! here, offloaded ones go to the proxy, unsupported ones get ENOSYS and one
 //! kmsg line. Also the `--stats` counters and `--trace` records.
 
+mod exec;
 mod mem;
 mod signal;
 mod task;
@@ -254,6 +255,7 @@ fn local(nr: u64, frame: &SyscallFrame) -> SysResult {
         SYS_FUTEX => task::futex(a),
         SYS_PRCTL => task::prctl(a[0], a[1]),
         SYS_SYSINFO => task::sysinfo(a[0]),
+        SYS_EXECVE => exec::execve(a[0], a[1], a[2]),
         SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
         SYS_CLOCK_GETRES => time::clock_getres(a[0], a[1]),
         SYS_GETTIMEOFDAY => time::gettimeofday(a[0], a[1]),

@@ -27,7 +27,7 @@ mod window;
 use std::fs::File;
 use std::io::Write as _;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -70,6 +70,10 @@ pub enum Request {
         args: [u64; 6],
         result: u64,
         flags: u64,
+    },
+    /// The application executed a new program, whose path is at `path`.
+    Exec {
+        path: u64,
     },
 }
 
@@ -114,6 +118,7 @@ pub fn decode(slot: &Slot) -> Result<Request, u32> {
             result: slot.aux[0],
             flags: slot.aux[1],
         },
+        RequestKind::Exec => Request::Exec { path: slot.args[0] },
     })
 }
 
@@ -163,7 +168,8 @@ struct MirrorView {
 /// What the poller and the workers share.
 struct Shared {
     ram: GuestMem,
-    app: exec::App,
+    /// The application as Linux would describe it; execve changes it.
+    app: RwLock<exec::App>,
     trace: bool,
     window: &'static Window,
     /// Readers validate pointers against it; a writer brings it up to date.
@@ -267,7 +273,7 @@ impl Shared {
     fn new(ram: GuestMem, app: exec::App, trace: bool, window: &'static Window) -> Self {
         Shared {
             ram,
-            app,
+            app: RwLock::new(app),
             trace,
             window,
             mirror: RwLock::new(MirrorView {
@@ -410,7 +416,8 @@ impl Shared {
                         mirror,
                         ram: &self.ram,
                     };
-                    exec::check(nr, &args, &user, &self.app).map_err(Response::ret)
+                    let app = self.app.read().unwrap_or_else(|e| e.into_inner());
+                    exec::check(nr, &args, &user, &app).map_err(Response::ret)
                 });
                 match checked {
                     Ok(c) => Response::ret(c.run()),
@@ -437,6 +444,31 @@ impl Shared {
                     // Printed before Done, so the line precedes the call's effects.
                     let _ = std::io::stderr().write_all(line.as_bytes());
                 }
+                Response::ret(0)
+            }
+            Request::Exec { path } => {
+                let path = self.with_mirror(|current, mirror| {
+                    current.ok()?;
+                    let user = UserMem {
+                        mirror,
+                        ram: &self.ram,
+                    };
+                    user.read_cstr(path, 4095).ok()
+                });
+                let Some(path) = path else {
+                    return Response::err(Errno::EFAULT);
+                };
+                let exe = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&path))
+                    .map(|p| p.into_os_string().into_vec())
+                    .unwrap_or(path);
+                {
+                    let mut app = self.app.write().unwrap_or_else(|e| e.into_inner());
+                    app.exe_id =
+                        views::FileId::of(std::path::Path::new(std::ffi::OsStr::from_bytes(&exe)))
+                            .unwrap_or_default();
+                    app.exe = exe;
+                }
+                crate::sys::close_cloexec_fds();
                 Response::ret(0)
             }
         }

@@ -143,4 +143,26 @@ impl PageTables {
         let flags = leaf_flags(prot);
         self.for_leaves(va, len, &|e| *e = (*e & (ADDR | PS)) | flags)
     }
+
+    /// Free every page-table page of the user half (the upper half is shared
+    /// with the boot tables and stays).
+    pub fn destroy(self) {
+        fn free_level(t: u64, level: u32) {
+            if level > 1 {
+                for &e in table(t).iter() {
+                    if e & P != 0 && e & PS == 0 {
+                        free_level(e & ADDR, level - 1);
+                    }
+                }
+            }
+            crate::mm::free_kernel_pages(t, 1);
+        }
+        for i in 0..256 {
+            let e = table(self.pml4)[i];
+            if e & P != 0 {
+                free_level(e & ADDR, 3);
+            }
+        }
+        crate::mm::free_kernel_pages(self.pml4, 1);
+    }
 }

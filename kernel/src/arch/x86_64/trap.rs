@@ -569,6 +569,16 @@ pub fn fpu_restore(area: &FpuArea) {
 pub struct FpuArea(pub [u8; 512]);
 
 impl FpuArea {
+    /// The state after execve: x87 control word 0x37f, MXCSR 0x1f80, all
+    /// registers zero.
+    pub fn initial() -> Self {
+        let mut a = FpuArea([0; 512]);
+        a.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        a.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        a.0[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
+        a
+    }
+
     /// The state of a fresh thread: a copy of the current CPU state.
     pub fn current() -> Self {
         let mut a = FpuArea([0; 512]);

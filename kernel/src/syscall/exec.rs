@@ -1,0 +1,137 @@
+//! execve: replace the process's image in place. The new program is loaded
+//! into a fresh address space while the old one still exists (so a program
+//! that cannot be loaded leaves the caller intact), then the proxy closes
+//! close-on-exec descriptors and learns the new /proc/self/exe, and the
+//! thread leaves the kernel at the new entry point.
+
+use crate::arch::trap::{self, FpuArea, UserRegs};
+use crate::process::{self, SigAction, SIG_IGN};
+use crate::shared::BootData;
+use crate::uaccess;
+use alloc::vec::Vec;
+use linux_abi::{Errno, SysResult};
+
+/// Linux's limits: MAX_ARG_STRINGS-ish count and the total size of strings.
+const MAX_STRINGS: usize = 65536;
+const MAX_TOTAL: usize = 2 << 20;
+
+/// Read a NULL-terminated array of string pointers.
+fn read_strings(array: u64, total: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out = Vec::new();
+    if array == 0 {
+        return Ok(out);
+    }
+    for i in 0..MAX_STRINGS as u64 {
+        let ptr = process::with(|p| uaccess::read_u64(&p.aspace, array + i * 8))?;
+        if ptr == 0 {
+            return Ok(out);
+        }
+        let s = process::with(|p| uaccess::read_cstring(&p.aspace, ptr, MAX_TOTAL))?;
+        *total += s.len() + 1;
+        if *total > MAX_TOTAL {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+    }
+    Err(Errno::E2BIG)
+}
+
+pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
+    if crate::sched::thread_count() > 1 {
+        crate::kprintln!("execve from a multi-threaded process is not supported yet");
+        return Err(Errno::ENOSYS);
+    }
+    let path = process::with(|p| uaccess::read_cstring(&p.aspace, path_ptr, 4095))?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let mut total = path.len() + 1;
+    let argv = read_strings(argv, &mut total)?;
+    let envp = read_strings(envp, &mut total)?;
+    // The program must exist and be executable: checked by Linux, on the
+    // caller's own pointer (still mirrored), before anything is replaced.
+    const AT_FDCWD: u64 = -100i64 as u64;
+    const X_OK: u64 = 1;
+    let r = super::offload(
+        u64::from(linux_abi::syscalls_gen::SYS_FACCESSAT),
+        [AT_FDCWD, path_ptr, X_OK, 0, 0, 0],
+    );
+    if (r as i64) < 0 {
+        return Err(errno_of(r as i64));
+    }
+    let params = crate::shared::boot_params().map_err(|_| Errno::EINVAL)?;
+    let bd = BootData {
+        path: path.clone(),
+        argv,
+        envp,
+    };
+    let loaded = match crate::loader::load(&bd, &params) {
+        Ok(l) => l,
+        Err(msg) => {
+            // The old image stays: give the proxy its mirror back.
+            process::with(|p| p.aspace.publish());
+            crate::kprintln!(
+                "execve {}: {msg}",
+                core::str::from_utf8(&path).unwrap_or("?")
+            );
+            return Err(Errno::ENOEXEC);
+        }
+    };
+    // Past this point the old image is gone. Tell the proxy (the path is
+    // written at the bottom of the new stack, which the proxy now mirrors).
+    let scratch = wire::STACK_TOP - wire::STACK_SIZE;
+    let mut p0 = path.clone();
+    p0.push(0);
+    let _ = uaccess::fill_user(&loaded.process.aspace, scratch, &p0);
+    crate::ikc::call(wire::RequestKind::Exec, 0, [scratch, 0, 0, 0, 0, 0], [0; 4]);
+    let _ = uaccess::zero_user(&loaded.process.aspace, scratch, p0.len() as u64);
+
+    let (entry, sp) = (loaded.entry, loaded.sp);
+    let new = loaded.process;
+    let old = process::with(|p| {
+        // Handlers are reset; ignored signals stay ignored (Linux).
+        let mut actions = [SigAction::default(); 65];
+        for (i, a) in p.sigactions.iter().enumerate() {
+            if a.handler == SIG_IGN {
+                actions[i].handler = SIG_IGN;
+            }
+        }
+        let fresh = process::Process {
+            pid: p.pid,
+            sigactions: actions,
+            ..new
+        };
+        core::mem::replace(p, fresh).aspace
+    });
+    let root = process::with(|p| {
+        p.aspace.activate();
+        p.aspace.root()
+    });
+    crate::sched::set_user_page_tables(root);
+    old.destroy();
+    if let Some(t) = crate::sched::current() {
+        use core::sync::atomic::Ordering;
+        t.clear_child_tid.store(0, Ordering::Release);
+        t.robust_list.store(0, Ordering::Release);
+    }
+    crate::arch::load_user_segment_bases(0, 0);
+    crate::sched::leave_kernel();
+    let regs = UserRegs {
+        rip: entry,
+        rsp: sp,
+        rflags: 0x202,
+        ..UserRegs::default()
+    };
+    trap::resume(&regs, &FpuArea::initial())
+}
+
+fn errno_of(r: i64) -> Errno {
+    match -r {
+        2 => Errno::ENOENT,
+        13 => Errno::EACCES,
+        20 => Errno::ENOTDIR,
+        36 => Errno::ENAMETOOLONG,
+        40 => Errno::EACCES,
+        _ => Errno::ENOENT,
+    }
+}
