@@ -175,7 +175,7 @@ fn set_bits(words: &[u64]) -> Vec<usize> {
 }
 
 #[test]
-fn decode_accepts_exactly_the_three_kinds() {
+fn decode_accepts_exactly_the_known_kinds() {
     cases(0xdec0_de01, 100_000, |rng| {
         let s = random_slot(rng);
         match (decode(&s), RequestKind::try_from(s.kind)) {
@@ -195,6 +195,7 @@ fn decode_accepts_exactly_the_three_kinds() {
                 (nr, args, result, flags),
                 (s.nr, s.args, s.aux[0], s.aux[1])
             ),
+            (Ok(Request::Exec { path }), Ok(RequestKind::Exec)) => assert_eq!(path, s.args[0]),
             (Err(kind), Err(_)) => assert_eq!(kind, s.kind),
             (got, kind) => panic!("kind {:#x} ({kind:?}) decoded as {got:?}", s.kind),
         }

@@ -598,7 +598,9 @@ mod tests {
         );
         s.kind = RequestKind::Clock as u32;
         assert_eq!(decode(&s), Ok(Request::Clock));
-        for kind in [0, 4, 0xdead_beef, u32::MAX] {
+        s.kind = RequestKind::Exec as u32;
+        assert_eq!(decode(&s), Ok(Request::Exec { path: 1 }));
+        for kind in [0, 5, 0xdead_beef, u32::MAX] {
             s.kind = kind;
             assert_eq!(decode(&s), Err(kind));
         }
