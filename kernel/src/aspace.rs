@@ -14,14 +14,29 @@ pub struct AddressSpace {
     regions: RegionMap,
     pt: PageTables,
     gen: u64,
+    /// Guest-physical address of the region table the proxy mirrors.
+    table: u64,
 }
 
 impl AddressSpace {
+    /// The region table this address space publishes to.
+    pub fn table(&self) -> u64 {
+        self.table
+    }
+
+    /// An address space publishing to the region table at `table`.
+    pub fn with_table(table: u64) -> Result<Self, Errno> {
+        let mut a = Self::new()?;
+        a.table = table;
+        Ok(a)
+    }
+
     pub fn new() -> Result<Self, Errno> {
         Ok(Self {
             regions: RegionMap::new(),
             pt: PageTables::new().map_err(|_| Errno::ENOMEM)?,
             gen: 0,
+            table: SHARED_PHYS + REGIONS_OFF,
         })
     }
 
@@ -157,7 +172,7 @@ impl AddressSpace {
 
     /// Write the region table for the proxy's mirror and bump its generation.
     pub fn publish(&mut self) {
-        let base = SHARED_PHYS + REGIONS_OFF;
+        let base = self.table;
         let mut count = 0u32;
         for r in self.regions.iter() {
             if count as usize == MAX_REGIONS {

@@ -53,7 +53,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         ret: 0,
         aux,
         tid: u64::from(crate::sched::current_tid()),
-        _pad: 0,
+        table: crate::sched::current_table(),
     };
     write_phys_obj(base, slot);
     let t0 = rdtsc();
@@ -95,6 +95,30 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         aux: done.aux,
         cycles: t1.wrapping_sub(t0),
     }
+}
+
+/// Post a request that gets no answer (the process's `Exit`): the slot is
+/// left to the proxy, which ends.
+pub fn post_only(kind: RequestKind, args: [u64; 6]) {
+    let slot_index = crate::sched::current_slot();
+    let base = slot_phys(slot_index);
+    let prev: Slot = read_phys_obj(base);
+    write_phys_obj(
+        base,
+        Slot {
+            state: SlotState::Free as u32,
+            kind: kind as u32,
+            seq: prev.seq.wrapping_add(1),
+            nr: 0,
+            args,
+            ret: 0,
+            aux: [0; 4],
+            tid: u64::from(crate::sched::current_tid()),
+            table: crate::sched::current_table(),
+        },
+    );
+    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Posted as u32, Ordering::Release);
+    ring(slot_index);
 }
 
 /// Offload syscall `nr(args)` to the proxy.

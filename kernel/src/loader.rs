@@ -69,8 +69,11 @@ fn pread_all(fd: u64, va: u64, len: u64, offset: u64) -> Result<(), String> {
     Ok(())
 }
 
-pub fn load(bd: &BootData, params: &BootParams) -> Result<Loaded, String> {
-    let mut asp = AddressSpace::new().map_err(|_| String::from("out of memory for page tables"))?;
+/// Load the program of `bd` into a new address space that publishes its
+/// regions to the region table at `table`.
+pub fn load(bd: &BootData, params: &BootParams, table: u64) -> Result<Loaded, String> {
+    let mut asp = AddressSpace::with_table(table)
+        .map_err(|_| String::from("out of memory for page tables"))?;
     let stack_lo = STACK_TOP - STACK_SIZE;
     asp.map_anon(
         stack_lo,

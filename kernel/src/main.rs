@@ -102,7 +102,7 @@ pub fn kernel_main(start_info: u64) -> ! {
         Ok(b) => b,
         Err(e) => panic!("{e}"),
     };
-    let loaded = match loader::load(&bd, &params) {
+    let loaded = match loader::load(&bd, &params, wire::SHARED_PHYS + wire::REGIONS_OFF) {
         Ok(l) => l,
         Err(msg) => {
             kprintln!(
@@ -124,7 +124,7 @@ pub fn kernel_main(start_info: u64) -> ! {
     loaded.process.aspace.activate();
     sched::set_user_page_tables(loaded.process.aspace.root());
     let pid = loaded.process.pid;
-    *process::CURRENT.lock() = Some(loaded.process);
+    process::register(loaded.process);
     sched::adopt_main(pid);
     syscall::set_boot_cycles(arch::cpu::rdtsc() - t_boot);
     shared::set_user_entry_ns(time::realtime_ns());

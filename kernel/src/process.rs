@@ -4,6 +4,9 @@
 use crate::arch::mem::SpinLock;
 use crate::aspace::AddressSpace;
 use crate::shared;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// One `struct kernel_sigaction` (handler, flags, restorer, mask).
 #[derive(Clone, Copy, Default)]
@@ -33,15 +36,56 @@ pub struct Process {
     pub start_ns: u64,
 }
 
-pub static CURRENT: SpinLock<Option<Process>> = SpinLock::new(None);
+/// A process as the registry holds it: its signals pending for the whole
+/// process live outside the lock (they are posted from interrupt paths).
+pub struct Entry {
+    pub pending: AtomicU64,
+    pub inner: SpinLock<Process>,
+}
+
+/// Every LWK process, by pid (each pid is its proxy's).
+static PROCS: SpinLock<BTreeMap<u32, Arc<Entry>>> = SpinLock::new(BTreeMap::new());
+/// The process margay started (its exit ends the partition).
+static INITIAL: AtomicU32 = AtomicU32::new(0);
+
+/// Register a process; the first one registered is the initial process.
+pub fn register(p: Process) -> Arc<Entry> {
+    let pid = p.pid;
+    let e = Arc::new(Entry {
+        pending: AtomicU64::new(0),
+        inner: SpinLock::new(p),
+    });
+    let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);
+    PROCS.lock().insert(pid, e.clone());
+    e
+}
+
+pub fn unregister(pid: u32) -> Option<Arc<Entry>> {
+    PROCS.lock().remove(&pid)
+}
+
+pub fn initial_pid() -> u32 {
+    INITIAL.load(Ordering::Acquire)
+}
+
+/// The process of the running task (the initial process before any task runs).
+pub fn current_entry() -> Arc<Entry> {
+    let pid = crate::sched::current_pid().unwrap_or_else(initial_pid);
+    match PROCS.lock().get(&pid) {
+        Some(e) => e.clone(),
+        None => panic!("no process {pid}"),
+    }
+}
+
+pub fn entry(pid: u32) -> Option<Arc<Entry>> {
+    PROCS.lock().get(&pid).cloned()
+}
 
 /// Run `f` on the current process.
 pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
-    let mut g = CURRENT.lock();
-    match g.as_mut() {
-        Some(p) => f(p),
-        None => panic!("no current process"),
-    }
+    let e = current_entry();
+    let mut g = e.inner.lock();
+    f(&mut g)
 }
 
 fn finish(code: u32) -> ! {
@@ -49,8 +93,31 @@ fn finish(code: u32) -> ! {
     crate::arch::cpu::qemu_exit(code)
 }
 
-/// exit_group: report the status and stop the partition.
+/// A forked process ends: its proxy exits the same way (so Linux tells the
+/// parent), its memory goes back, and its last thread leaves the CPU.
+fn end_child(status: u64, signal: u32) -> ! {
+    let pid = crate::sched::current_pid().unwrap_or(0);
+    crate::ikc::post_only(
+        wire::RequestKind::Exit,
+        [status & 0xff, u64::from(signal), 0, 0, 0, 0],
+    );
+    if let Some(e) = unregister(pid) {
+        crate::arch::activate_page_tables(crate::arch::boot::boot_pml4_phys());
+        if let Ok(inner) = Arc::try_unwrap(e).map(|e| e.inner.into_inner()) {
+            let table = inner.aspace.table();
+            inner.aspace.destroy();
+            crate::mm::free_kernel_pages(table, wire::REGION_TABLE_BYTES.div_ceil(4096));
+        }
+    }
+    crate::sched::exit_current()
+}
+
+/// exit_group: report the status and stop the partition (the initial
+/// process), or end a forked process.
 pub fn exit(status: u64) -> ! {
+    if crate::sched::current_pid().is_some_and(|p| p != initial_pid()) {
+        end_child(status, 0);
+    }
     shared::report_exit((status & 0xff) as u32);
     finish(wire::DEBUG_EXIT_DONE)
 }
@@ -58,6 +125,9 @@ pub fn exit(status: u64) -> ! {
 /// The process dies of `signal`.
 pub fn kill(signal: u32, fault_addr: u64, regs: Option<[u64; 24]>) -> ! {
     crate::kprintln!("process killed by signal {signal} (fault address {fault_addr:#x})");
+    if crate::sched::current_pid().is_some_and(|p| p != initial_pid()) {
+        end_child(0, signal);
+    }
     shared::report_killed(signal, fault_addr, regs);
     finish(wire::DEBUG_EXIT_DONE)
 }

@@ -37,6 +37,11 @@ pub type TaskRef = Arc<Task>;
 /// One thread of the LWK process.
 pub struct Task {
     pub tid: u32,
+    /// The process this thread belongs to (its pid).
+    pub pid: u32,
+    /// That process's page-table root and region table (both change on exec).
+    pub cr3: AtomicU64,
+    pub table: AtomicU64,
     /// Channel slot this task offloads through.
     pub slot: usize,
     kstack: Box<[u8]>,
@@ -78,9 +83,12 @@ unsafe impl Sync for Task {}
 unsafe impl Send for Task {}
 
 impl Task {
-    fn new(tid: u32, slot: usize, affinity: u64) -> Task {
+    fn new(tid: u32, pid: u32, slot: usize, affinity: u64) -> Task {
         Task {
             tid,
+            pid,
+            cr3: AtomicU64::new(0),
+            table: AtomicU64::new(wire::SHARED_PHYS + wire::REGIONS_OFF),
             slot,
             kstack: alloc::vec![0u8; KSTACK_SIZE].into_boxed_slice(),
             saved_rsp: UnsafeCell::new(0),
@@ -170,9 +178,13 @@ static TLB_GEN: AtomicU64 = AtomicU64::new(0);
 /// Page-table root of the process every task belongs to.
 static USER_CR3: AtomicU64 = AtomicU64::new(0);
 
-/// Record the process's page tables; every core loads them to run its tasks.
+/// Record the page tables of the (initial) process, or of the current task's
+/// process after exec; a core loads its task's tables when it switches to it.
 pub fn set_user_page_tables(root: u64) {
     USER_CR3.store(root, Ordering::Release);
+    if let Some(t) = current() {
+        t.cr3.store(root, Ordering::Release);
+    }
 }
 
 fn ns_to_cycles(ns: u64) -> u64 {
@@ -239,6 +251,26 @@ pub fn current_slot() -> usize {
     unsafe { (*p).slot }
 }
 
+/// The pid of the running task's process (None in the idle loop / at boot).
+pub fn current_pid() -> Option<u32> {
+    let p = CPUS[this_cpu()].current.load(Ordering::Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: as in `current`.
+    Some(unsafe { (*p).pid })
+}
+
+/// The running task's region table (the initial process's at boot).
+pub fn current_table() -> u64 {
+    let p = CPUS[this_cpu()].current.load(Ordering::Acquire);
+    if p.is_null() {
+        return wire::SHARED_PHYS + wire::REGIONS_OFF;
+    }
+    // SAFETY: as in `current`.
+    unsafe { (*p).table.load(Ordering::Acquire) }
+}
+
 pub fn current_tid() -> u32 {
     let p = CPUS[this_cpu()].current.load(Ordering::Acquire);
     if p.is_null() {
@@ -252,8 +284,10 @@ pub fn find(tid: u32) -> Option<TaskRef> {
     TASKS.lock().get(&tid).cloned()
 }
 
+/// Threads of the current process.
 pub fn thread_count() -> usize {
-    TASKS.lock().len()
+    let pid = current_pid();
+    TASKS.lock().values().filter(|t| Some(t.pid) == pid).count()
 }
 
 /// Set up the boot CPU's scheduler state.
@@ -314,7 +348,9 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
 pub fn adopt_main(tid: u32) -> TaskRef {
     NEXT_TID.store(tid + 1, Ordering::Relaxed);
     let slot = alloc_slot().unwrap_or(0);
-    let t = Arc::new(Task::new(tid, slot, online_mask()));
+    let t = Arc::new(Task::new(tid, tid, slot, online_mask()));
+    t.cr3
+        .store(USER_CR3.load(Ordering::Acquire), Ordering::Release);
     t.state.store(RUNNING, Ordering::Release);
     t.on_cpu.store(true, Ordering::Release);
     TASKS.lock().insert(tid, t.clone());
@@ -353,19 +389,36 @@ pub fn spawn_thread_prepared(
     frame: &SyscallFrame,
     fs_base: Option<u64>,
     affinity: u64,
+    fork_of: Option<NewProcess>,
     setup: impl FnOnce(&Task),
 ) -> Option<TaskRef> {
     let slot = alloc_slot()?;
-    let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
-    let t = Task::new(tid, slot, affinity);
     let me = current();
-    t.fs_base.store(
-        fs_base.unwrap_or_else(|| me.as_ref().map_or(0, |m| m.fs_base.load(Ordering::Relaxed))),
-        Ordering::Relaxed,
-    );
+    // A thread of the creator's process; `fork` passes the new process.
+    let (tid, pid, cr3, table) = match fork_of {
+        Some(f) => (f.pid, f.pid, f.cr3, f.table),
+        None => {
+            let m = me.as_ref()?;
+            (
+                NEXT_TID.fetch_add(1, Ordering::Relaxed),
+                m.pid,
+                m.cr3.load(Ordering::Acquire),
+                m.table.load(Ordering::Acquire),
+            )
+        }
+    };
+    let t = Task::new(tid, pid, slot, affinity);
+    t.cr3.store(cr3, Ordering::Release);
+    t.table.store(table, Ordering::Release);
+    // The creator runs on this CPU: its live segment bases are in the MSRs
+    // (its Task copy is only refreshed when it is switched out).
+    let (live_fs, live_gs) = crate::arch::user_segment_bases();
+    t.fs_base
+        .store(fs_base.unwrap_or(live_fs), Ordering::Relaxed);
+    t.gs_base.store(live_gs, Ordering::Relaxed);
     if let Some(m) = &me {
-        t.gs_base
-            .store(m.gs_base.load(Ordering::Relaxed), Ordering::Relaxed);
+        t.sigmask
+            .store(m.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
     }
     let xmm: [u8; XMM_AREA as usize] = trap::saved_xmm(frame);
     let rsp = trap::build_new_task_stack(t.kstack_top(), frame, &xmm);
@@ -373,6 +426,15 @@ pub fn spawn_thread_prepared(
     unsafe { *t.saved_rsp.get() = rsp };
     setup(&t);
     Some(Arc::new(t))
+}
+
+/// The first thread of a forked process: its pid (= tid), page tables and
+/// region table.
+#[derive(Clone, Copy)]
+pub struct NewProcess {
+    pub pid: u32,
+    pub cr3: u64,
+    pub table: u64,
 }
 
 /// Make a prepared thread known and queue it on the least loaded allowed CPU.
@@ -572,7 +634,7 @@ pub fn finish_switch() {
     if !cur.is_null() {
         // SAFETY: the run queue's `current` keeps the task alive while it runs here.
         let t = unsafe { &*cur };
-        crate::arch::activate_page_tables(USER_CR3.load(Ordering::Acquire));
+        crate::arch::activate_page_tables(t.cr3.load(Ordering::Acquire));
         set_kernel_stack(t.kstack_top());
         crate::arch::load_user_segment_bases(
             t.fs_base.load(Ordering::Relaxed),
@@ -668,14 +730,18 @@ pub fn wait_offload(slot: usize, done: impl Fn() -> bool) {
 
 /// A signal was posted for the process: get a thread that does not block it
 /// to notice (wake it, interrupt its offload, or poke its core).
-pub fn kick_for_signal(accepts: impl Fn(&Task) -> bool) {
+pub fn kick_for_signal(pid: u32, accepts: impl Fn(&Task) -> bool) {
     let cur = current();
     if let Some(c) = &cur {
-        if accepts(c) {
+        if c.pid == pid && accepts(c) {
             return; // delivered when this syscall returns
         }
     }
-    let target = TASKS.lock().values().find(|t| accepts(t)).cloned();
+    let target = TASKS
+        .lock()
+        .values()
+        .find(|t| t.pid == pid && accepts(t))
+        .cloned();
     if let Some(t) = target {
         kick_task_for_signal(&t);
     }
@@ -777,11 +843,22 @@ pub fn poll_while_spinning() {
 /// Take signals Linux sent to the application (the host sets them and
 /// raises an NMI); the NMI handler only pokes this core with an IPI.
 pub fn take_host_signals() {
+    // Until the initial process exists, leave them for later.
+    let pid = crate::process::initial_pid();
+    if pid == 0 {
+        return;
+    }
     let word = crate::arch::mem::phys_atomic_u64(wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF);
     let sigs = word.swap(0, Ordering::AcqRel);
+    // One word for now: signals from Linux go to the initial process.
     for sig in 1..=64u32 {
         if sigs & (1 << (sig - 1)) != 0 {
-            crate::signal::post_process(sig, crate::signal::SI_USER, 0);
+            crate::signal::post_to(
+                crate::process::initial_pid(),
+                sig,
+                crate::signal::SI_USER,
+                0,
+            );
         }
     }
 }

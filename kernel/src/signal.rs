@@ -23,8 +23,6 @@ pub const SI_TKILL: i32 = -6;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
 
-/// Process-directed pending signals (bit n-1 for signal n).
-static PROCESS_PENDING: AtomicU64 = AtomicU64::new(0);
 /// siginfo details of pending signals: (code, address or sender pid).
 static INFO: [AtomicU64; 65] = [const { AtomicU64::new(0) }; 65];
 
@@ -55,16 +53,34 @@ fn record(sig: u32, code: i32, value: u64) {
     INFO[sig as usize].store((value << 8) | u64::from(code as u8), Ordering::Release);
 }
 
-/// Make `sig` pending for the process; wake a thread that can take it.
+/// Make `sig` pending for the current process; wake a thread that can take it.
 pub fn post_process(sig: u32, code: i32, value: u64) {
+    let pid = sched::current_pid().unwrap_or_else(process::initial_pid);
+    post_to(pid, sig, code, value);
+}
+
+/// Make `sig` pending for process `pid`.
+pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
     if !(1..=64).contains(&sig) {
         return;
     }
+    let Some(e) = process::entry(pid) else { return };
     record(sig, code, value);
-    PROCESS_PENDING.fetch_or(bit(sig), Ordering::AcqRel);
-    sched::kick_for_signal(|t| t.sigmask.load(Ordering::Acquire) & bit(sig) == 0);
+    e.pending.fetch_or(bit(sig), Ordering::AcqRel);
+    sched::kick_for_signal(pid, |t| t.sigmask.load(Ordering::Acquire) & bit(sig) == 0);
 }
 
+/// Signals pending for the whole process of `t`.
+fn process_pending(t: &TaskRef) -> u64 {
+    process::entry(t.pid).map_or(0, |e| e.pending.load(Ordering::Acquire))
+}
+
+/// Take `b` off the pending set of `t`'s process.
+fn clear_process_pending(t: &TaskRef, b: u64) {
+    if let Some(e) = process::entry(t.pid) {
+        e.pending.fetch_and(!b, Ordering::AcqRel);
+    }
+}
 /// Make `sig` pending for one thread.
 pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
     if !(1..=64).contains(&sig) {
@@ -77,7 +93,7 @@ pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
 
 /// Signals the current thread could take now.
 pub fn deliverable(t: &TaskRef) -> u64 {
-    let pending = t.pending.load(Ordering::Acquire) | PROCESS_PENDING.load(Ordering::Acquire);
+    let pending = t.pending.load(Ordering::Acquire) | process_pending(t);
     pending & !(t.sigmask.load(Ordering::Acquire) & !UNBLOCKABLE)
 }
 
@@ -109,7 +125,7 @@ fn take(t: &TaskRef) -> Option<u32> {
     let sig = d.trailing_zeros() + 1;
     let b = bit(sig);
     if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
-        PROCESS_PENDING.fetch_and(!b, Ordering::AcqRel);
+        clear_process_pending(t, b);
     }
     Some(sig)
 }
@@ -117,7 +133,7 @@ fn take(t: &TaskRef) -> Option<u32> {
 /// Pending signals of the current thread within `want` (blocked or not).
 pub fn take_peek(want: u64) -> Option<u32> {
     let t = sched::current()?;
-    let p = (t.pending.load(Ordering::Acquire) | PROCESS_PENDING.load(Ordering::Acquire)) & want;
+    let p = (t.pending.load(Ordering::Acquire) | process_pending(&t)) & want;
     (p != 0).then(|| p.trailing_zeros() + 1)
 }
 
@@ -127,7 +143,7 @@ pub fn take_from(want: u64) -> Option<u32> {
     let sig = take_peek(want)?;
     let b = bit(sig);
     if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
-        PROCESS_PENDING.fetch_and(!b, Ordering::AcqRel);
+        clear_process_pending(&t, b);
     }
     Some(sig)
 }
@@ -377,8 +393,9 @@ pub fn sigprocmask(how: u64, set: Option<u64>) -> Result<u64, Errno> {
 
 /// rt_sigpending: the union of the thread's and the process's pending sets.
 pub fn pending() -> u64 {
-    sched::current().map_or(0, |t| t.pending.load(Ordering::Acquire))
-        | PROCESS_PENDING.load(Ordering::Acquire)
+    sched::current().map_or(0, |t| {
+        t.pending.load(Ordering::Acquire) | process_pending(&t)
+    })
 }
 
 /// Send `sig` to thread `tid` of this process (tgkill/tkill).

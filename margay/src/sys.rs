@@ -328,3 +328,47 @@ pub fn close_cloexec_fds() {
         }
     }
 }
+
+/// fork(2): the child's pid in the parent, 0 in the child, -errno on failure.
+pub fn fork() -> i64 {
+    // SAFETY: the caller (the proxy's Fork request) holds the locks the child
+    // needs and starts fresh threads in the child; fork itself has no memory
+    // preconditions.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        -i64::from(
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EAGAIN),
+        )
+    } else {
+        i64::from(pid)
+    }
+}
+
+/// Die with the parent process (a forked proxy goes when its parent does).
+pub fn die_with_parent_now() {
+    // SAFETY: prctl with PR_SET_PDEATHSIG only sets this process's death signal.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+}
+
+/// End this process as its LWK process ended: with `status`, or by `signal`
+/// (default disposition, unblocked) so the parent's wait sees the same.
+pub fn exit_like(status: u64, signal: u64) -> ! {
+    if (1..=64).contains(&signal) {
+        let sig = signal as i32;
+        // SAFETY: resetting a disposition, unblocking and raising a signal at
+        // ourselves; the process is meant to end here.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), sig);
+        }
+    }
+    // SAFETY: _exit ends the process without running Rust destructors, as a
+    // dying LWK process's proxy must (other threads may hold locks).
+    unsafe { libc::_exit((status & 0xff) as i32) }
+}

@@ -87,10 +87,8 @@ pub fn policy(nr: u64) -> Policy {
         "rseq" => {
             Policy::Unsupported("restartable sequences are not implemented (glibc falls back)")
         }
-        "execve" => Policy::Local,
-        "fork" | "vfork" | "execveat" => {
-            Policy::Unsupported("new processes are not implemented yet")
-        }
+        "execve" | "fork" | "vfork" => Policy::Local,
+        "execveat" => Policy::Unsupported("execveat is not implemented yet"),
         "rt_sigqueueinfo" | "rt_tgsigqueueinfo" | "timer_create" | "timer_settime"
         | "timer_gettime" | "timer_getoverrun" | "timer_delete" | "signalfd" | "signalfd4" => {
             Policy::Unsupported("POSIX timers, queued signals and signalfd are not implemented yet")
@@ -259,8 +257,9 @@ mod tests {
         assert_eq!(policy(u64::from(SYS_MMAP)), Policy::Local);
         assert_eq!(policy(u64::from(SYS_CLOCK_GETTIME)), Policy::Local);
         assert_eq!(policy(u64::from(SYS_CLONE)), Policy::Local);
+        assert_eq!(policy(u64::from(SYS_FORK)), Policy::Local);
         assert!(matches!(
-            policy(u64::from(SYS_FORK)),
+            policy(u64::from(SYS_EXECVEAT)),
             Policy::Unsupported(_)
         ));
         assert!(matches!(policy(1000), Policy::Unsupported(_)));

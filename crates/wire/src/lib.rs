@@ -212,6 +212,14 @@ pub enum RequestKind {
     /// marked close-on-exec and make `/proc/self/exe` name the program whose
     /// NUL-terminated path is at user address `args[0]`.
     Exec = 4,
+    /// The process forks: the proxy forks too and returns the child proxy's
+    /// pid (the child process's pid); the child proxy serves the process whose
+    /// region table is at guest-physical `args[0]`.
+    Fork = 5,
+    /// The process ended: the proxy exits with status `args[0]`, or dies of
+    /// signal `args[1]` when non-zero, so Linux reports it to the parent. No
+    /// answer follows.
+    Exit = 6,
 }
 
 impl TryFrom<u32> for RequestKind {
@@ -222,6 +230,8 @@ impl TryFrom<u32> for RequestKind {
             2 => RequestKind::Clock,
             3 => RequestKind::Trace,
             4 => RequestKind::Exec,
+            5 => RequestKind::Fork,
+            6 => RequestKind::Exit,
             other => return Err(other),
         })
     }
@@ -249,7 +259,9 @@ pub struct Slot {
     pub aux: [u64; 4],
     /// The LWK thread id that posted the request (for traces).
     pub tid: u64,
-    pub _pad: u64,
+    /// Guest-physical address of the posting process's region table: each
+    /// proxy serves only the slots of its own LWK process.
+    pub table: u64,
 }
 const _: () = assert!(size_of::<Slot>() == 128);
 const _: () = assert!((MAX_SLOTS * size_of::<Slot>()) as u64 <= BOOTDATA_OFF - CHANNEL_OFF);
@@ -296,6 +308,10 @@ pub const REGION_STACK: u32 = 3;
 const _: () = assert!(size_of::<MirrorEntry>() == 32);
 /// Capacity of the region table.
 pub const MAX_REGIONS: usize = 1024;
+/// Bytes of a region table (header and entries); tables of forked processes
+/// are kernel pages of this size, page aligned.
+pub const REGION_TABLE_BYTES: u64 =
+    (size_of::<RegionTableHeader>() + MAX_REGIONS * size_of::<MirrorEntry>()) as u64;
 const _: () = assert!(
     (size_of::<RegionTableHeader>() + MAX_REGIONS * size_of::<MirrorEntry>()) as u64
         <= STATS_OFF - REGIONS_OFF

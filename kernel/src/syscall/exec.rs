@@ -59,13 +59,14 @@ pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
     if (r as i64) < 0 {
         return Err(errno_of(r as i64));
     }
-    let params = crate::shared::boot_params().map_err(|_| Errno::EINVAL)?;
+    let mut params = crate::shared::boot_params().map_err(|_| Errno::EINVAL)?;
+    params.proxy_pid = process::with(|p| p.pid);
     let bd = BootData {
         path: path.clone(),
         argv,
         envp,
     };
-    let loaded = match crate::loader::load(&bd, &params) {
+    let loaded = match crate::loader::load(&bd, &params, crate::sched::current_table()) {
         Ok(l) => l,
         Err(msg) => {
             // The old image stays: give the proxy its mirror back.

@@ -247,6 +247,7 @@ fn local(nr: u64, frame: &SyscallFrame) -> SysResult {
         SYS_GETPID => task::getpid(),
         SYS_GETTID => task::gettid(),
         SYS_CLONE => task::clone(frame),
+        SYS_FORK | SYS_VFORK => task::fork_syscall(frame),
         SYS_CLONE3 => task::clone3(frame),
         SYS_SCHED_YIELD => task::sched_yield(),
         SYS_SCHED_GETAFFINITY => task::sched_getaffinity(a[0], a[1], a[2]),

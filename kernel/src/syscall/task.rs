@@ -129,11 +129,14 @@ fn clone_thread(
     tls: u64,
 ) -> SysResult {
     let thread = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+    if flags & CLONE_THREAD == 0 {
+        // A new process (fork, vfork, posix_spawn's CLONE_VM|CLONE_VFORK):
+        // always a copy of the address space.
+        return fork(frame, flags, stack, ptid, ctid);
+    }
     if flags & thread != thread {
-        crate::kprintln!(
-            "clone: flags {flags:#x} ask for a new process; only threads are supported yet"
-        );
-        return Err(Errno::ENOSYS);
+        crate::kprintln!("clone: flags {flags:#x} are neither a thread's nor a process's");
+        return Err(Errno::EINVAL);
     }
     let known = thread
         | CLONE_SYSVSEM
@@ -170,7 +173,7 @@ fn clone_thread(
         Ok(())
     })?;
     let affinity = me.affinity.load(Ordering::Relaxed);
-    let t = sched::spawn_thread_prepared(&child, fs, affinity, |t| {
+    let t = sched::spawn_thread_prepared(&child, fs, affinity, None, |t| {
         if flags & CLONE_CHILD_CLEARTID != 0 {
             t.clear_child_tid.store(ctid, Ordering::Release);
         }
@@ -187,6 +190,103 @@ fn clone_thread(
     });
     sched::start_thread(t);
     Ok(tid)
+}
+
+/// Copy every region of `from` into `to` (fresh, contiguous memory).
+fn copy_regions(
+    from: &crate::aspace::AddressSpace,
+    to: &mut crate::aspace::AddressSpace,
+) -> Result<(), Errno> {
+    let regions: alloc::vec::Vec<lwk_core::region::Region> =
+        from.regions().iter().copied().collect();
+    for r in &regions {
+        to.map_anon(r.start, r.len, r.prot, r.kind)?;
+    }
+    for r in &regions {
+        let mut va = r.start;
+        while va < r.end() {
+            let dst = to.regions().find(va).copied().ok_or(Errno::ENOMEM)?;
+            let n = (r.end() - va).min(dst.end() - va);
+            crate::arch::mem::copy_phys(dst.phys + (va - dst.start), r.phys + (va - r.start), n);
+            va += n;
+        }
+    }
+    Ok(())
+}
+
+/// fork: a new LWK process with a copy of this one's memory and a new
+/// proxy forked from this one's (so descriptors, cwd and the Linux process
+/// tree match), running the calling thread from the same point with rax 0.
+fn fork(frame: &SyscallFrame, flags: u64, stack: u64, ptid: u64, ctid: u64) -> SysResult {
+    let pages = wire::REGION_TABLE_BYTES.div_ceil(4096);
+    let table = crate::mm::alloc_kernel_pages(pages).ok_or(Errno::ENOMEM)?;
+    crate::arch::mem::zero_phys(table, pages * 4096);
+    let mut child_asp = match crate::aspace::AddressSpace::with_table(table) {
+        Ok(a) => a,
+        Err(e) => {
+            crate::mm::free_kernel_pages(table, pages);
+            return Err(e);
+        }
+    };
+    if let Err(e) = process::with(|p| copy_regions(&p.aspace, &mut child_asp)) {
+        child_asp.destroy();
+        crate::mm::free_kernel_pages(table, pages);
+        return Err(e);
+    }
+    let r = crate::ikc::call(wire::RequestKind::Fork, 0, [table, 0, 0, 0, 0, 0], [0; 4]).ret;
+    if r <= 0 {
+        child_asp.destroy();
+        crate::mm::free_kernel_pages(table, pages);
+        return Err(if r == Errno::EAGAIN.as_ret() {
+            Errno::EAGAIN
+        } else {
+            Errno::ENOMEM
+        });
+    }
+    let pid = r as u32;
+    let cr3 = child_asp.root();
+    let child = process::with(|p| process::Process {
+        aspace: child_asp,
+        brk_start: p.brk_start,
+        brk: p.brk,
+        heap_end: p.heap_end,
+        pid,
+        sigactions: p.sigactions,
+        altstack: p.altstack,
+        name: p.name,
+        start_ns: crate::time::monotonic_ns(),
+    });
+    let centry = process::register(child);
+    let me = sched::current().ok_or(Errno::EINVAL)?;
+    let mut cf = *frame;
+    cf.rax = 0;
+    if stack != 0 {
+        cf.rsp = stack;
+    }
+    let affinity = me.affinity.load(Ordering::Relaxed);
+    let np = sched::NewProcess { pid, cr3, table };
+    let t = sched::spawn_thread_prepared(&cf, None, affinity, Some(np), |t| {
+        t.sigmask
+            .store(me.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
+        if flags & CLONE_CHILD_CLEARTID != 0 {
+            t.clear_child_tid.store(ctid, Ordering::Release);
+        }
+    })
+    .ok_or(Errno::EAGAIN)?;
+    if flags & CLONE_CHILD_SETTID != 0 {
+        let c = centry.inner.lock();
+        let _ = uaccess::write_u32(&c.aspace, ctid, pid);
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = process::with(|p| uaccess::write_u32(&p.aspace, ptid, pid));
+    }
+    sched::start_thread(t);
+    Ok(u64::from(pid))
+}
+
+pub fn fork_syscall(frame: &SyscallFrame) -> SysResult {
+    const SIGCHLD: u64 = 17;
+    fork(frame, SIGCHLD, 0, 0, 0)
 }
 
 pub fn clone(frame: &SyscallFrame) -> SysResult {

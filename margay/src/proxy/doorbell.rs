@@ -45,6 +45,7 @@ pub fn slots_in_word(word: usize, bits: u64) -> impl Iterator<Item = usize> {
 
 /// Clear every doorbell bit that is set and append the slots they name to `out`.
 /// Bits the kernel sets meanwhile stay set for the next pass.
+#[cfg(test)]
 pub fn take(ram: &GuestMem, out: &mut Vec<usize>) {
     for word in 0..DOORBELL_WORDS {
         let off = word_off(word);
@@ -56,6 +57,38 @@ pub fn take(ram: &GuestMem, out: &mut Vec<usize>) {
             continue;
         };
         out.extend(slots_in_word(word, prev & seen));
+    }
+}
+
+/// Like `take`, but only for the slots of the process whose region table is
+/// at `table` (each proxy serves its own LWK process); other bits stay set.
+pub fn take_own(ram: &GuestMem, table: u64, out: &mut Vec<usize>) {
+    for word in 0..DOORBELL_WORDS {
+        let off = word_off(word);
+        let seen = match ram.load_u64(off, Ordering::Acquire) {
+            Ok(0) | Err(_) => continue,
+            Ok(v) => v,
+        };
+        // Take this process's posted slots, and drop stale bits (a slot that
+        // is not Posted cannot be served by anyone: the kernel rings only
+        // after posting); other processes' posted slots stay for their proxies.
+        let mut mine = 0u64;
+        for slot in slots_in_word(word, seen) {
+            let base = SHARED_PHYS + CHANNEL_OFF + slot as u64 * SLOT_SIZE;
+            let posted = ram.load_u32(base + wire::SLOT_STATE_OFF, Ordering::Acquire)
+                == Ok(SlotState::Posted as u32);
+            let owner = ram.load_u64(base + offset_of!(Slot, table) as u64, Ordering::Acquire);
+            if !posted || owner == Ok(table) {
+                mine |= 1 << (slot % 64);
+            }
+        }
+        if mine == 0 {
+            continue;
+        }
+        let Ok(prev) = ram.fetch_and_u64(off, !mine, Ordering::AcqRel) else {
+            continue;
+        };
+        out.extend(slots_in_word(word, prev & mine));
     }
 }
 
@@ -121,6 +154,7 @@ pub(crate) mod kernel {
             nr,
             args,
             tid: index as u64,
+            table: SHARED_PHYS + wire::REGIONS_OFF,
             ..Slot::default()
         };
         ram.write_obj(slot_off(index), &slot).unwrap();

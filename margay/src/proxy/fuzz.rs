@@ -139,7 +139,7 @@ fn random_slot(rng: &mut Rng) -> Slot {
         ret: rng.word() as i64,
         aux: std::array::from_fn(|_| rng.word()),
         tid: rng.word(),
-        _pad: rng.word(),
+        table: rng.word(),
     }
 }
 
@@ -148,7 +148,7 @@ type SlotFields = (u32, u32, u64, u64, [u64; 6], i64, [u64; 4], u64, u64);
 
 fn fields(s: &Slot) -> SlotFields {
     (
-        s.state, s.kind, s.seq, s.nr, s.args, s.ret, s.aux, s.tid, s._pad,
+        s.state, s.kind, s.seq, s.nr, s.args, s.ret, s.aux, s.tid, s.table,
     )
 }
 
@@ -196,6 +196,10 @@ fn decode_accepts_exactly_the_known_kinds() {
                 (s.nr, s.args, s.aux[0], s.aux[1])
             ),
             (Ok(Request::Exec { path }), Ok(RequestKind::Exec)) => assert_eq!(path, s.args[0]),
+            (Ok(Request::Fork { table }), Ok(RequestKind::Fork)) => assert_eq!(table, s.args[0]),
+            (Ok(Request::Exit { status, signal }), Ok(RequestKind::Exit)) => {
+                assert_eq!((status, signal), (s.args[0], s.args[1]))
+            }
             (Err(kind), Err(_)) => assert_eq!(kind, s.kind),
             (got, kind) => panic!("kind {:#x} ({kind:?}) decoded as {got:?}", s.kind),
         }
@@ -345,6 +349,8 @@ fn poller_pass_over_a_random_channel() {
         let mut written = Vec::with_capacity(named.len());
         for &i in &named {
             let mut s = random_slot(rng);
+            // This proxy's own slots (the others' are left to their proxies).
+            s.table = TABLE;
             if !rng.one_in(3) {
                 s.state = SlotState::Posted as u32;
             }

@@ -6,7 +6,9 @@ use std::mem::size_of;
 use std::sync::atomic::Ordering;
 
 use thiserror::Error;
-use wire::{MirrorEntry, MirrorError, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, SHARED_PHYS};
+use wire::{MirrorEntry, MirrorError, RegionTableHeader, MAX_REGIONS};
+#[cfg(test)]
+use wire::{REGIONS_OFF, SHARED_PHYS};
 
 use crate::guest_mem::{GuestMem, GuestMemError};
 
@@ -57,8 +59,16 @@ impl Mirror {
     }
 
     /// Read the table from guest memory. Returns its generation and contents.
+    #[cfg(test)]
     pub fn read(mem: &GuestMem) -> Result<(u64, Result<Mirror, TableError>), TableError> {
-        let base = SHARED_PHYS + REGIONS_OFF;
+        Self::read_at(mem, SHARED_PHYS + REGIONS_OFF)
+    }
+
+    /// Read the region table at guest-physical `base` (a forked process's).
+    pub fn read_at(
+        mem: &GuestMem,
+        base: u64,
+    ) -> Result<(u64, Result<Mirror, TableError>), TableError> {
         for _ in 0..8 {
             let gen = mem.load_u64(base + wire::REGION_GEN_OFF, Ordering::Acquire)?;
             let hdr: RegionTableHeader = mem.read_obj(base)?;

@@ -75,6 +75,15 @@ pub enum Request {
     Exec {
         path: u64,
     },
+    /// The process forks; the child's region table is at `table`.
+    Fork {
+        table: u64,
+    },
+    /// The process ended with `status`, or of `signal` when non-zero.
+    Exit {
+        status: u64,
+        signal: u64,
+    },
 }
 
 /// The proxy's answer: `ret` and `aux` of the slot.
@@ -119,6 +128,13 @@ pub fn decode(slot: &Slot) -> Result<Request, u32> {
             flags: slot.aux[1],
         },
         RequestKind::Exec => Request::Exec { path: slot.args[0] },
+        RequestKind::Fork => Request::Fork {
+            table: slot.args[0],
+        },
+        RequestKind::Exit => Request::Exit {
+            status: slot.args[0],
+            signal: slot.args[1],
+        },
     })
 }
 
@@ -167,7 +183,9 @@ struct MirrorView {
 
 /// What the poller and the workers share.
 struct Shared {
-    ram: GuestMem,
+    ram: Arc<GuestMem>,
+    /// Guest-physical address of this proxy's LWK process's region table.
+    table: u64,
     /// The application as Linux would describe it; execve changes it.
     app: RwLock<exec::App>,
     trace: bool,
@@ -271,8 +289,25 @@ struct Running {
 
 impl Shared {
     fn new(ram: GuestMem, app: exec::App, trace: bool, window: &'static Window) -> Self {
+        Self::for_table(
+            Arc::new(ram),
+            app,
+            trace,
+            window,
+            SHARED_PHYS + wire::REGIONS_OFF,
+        )
+    }
+
+    fn for_table(
+        ram: Arc<GuestMem>,
+        app: exec::App,
+        trace: bool,
+        window: &'static Window,
+        table: u64,
+    ) -> Self {
         Shared {
             ram,
+            table,
             app: RwLock::new(app),
             trace,
             window,
@@ -383,7 +418,7 @@ impl Shared {
     /// garbage at once, collect the rest in `jobs`. Returns how many were taken.
     fn take_posted(&self, posted: &mut Vec<usize>, jobs: &mut Vec<Job>) -> usize {
         posted.clear();
-        doorbell::take(&self.ram, posted);
+        doorbell::take_own(&self.ram, self.table, posted);
         let mut taken = 0;
         for &slot in posted.iter() {
             let resp = match doorbell::claim(&self.ram, slot) {
@@ -471,16 +506,60 @@ impl Shared {
                 crate::sys::close_cloexec_fds();
                 Response::ret(0)
             }
+            Request::Fork { table } => self.fork(table),
+            Request::Exit { status, signal } => crate::sys::exit_like(status, signal),
+        }
+    }
+
+    /// Fork this proxy for a forked LWK process: the child serves the process
+    /// whose region table is at `table` (checked to lie in guest RAM).
+    fn fork(&self, table: u64) -> Response {
+        let aligned = table.is_multiple_of(4096) && table >= SHARED_PHYS + wire::SHARED_SIZE;
+        if !aligned || self.ram.host_addr(table, wire::REGION_TABLE_BYTES).is_err() {
+            return Response::err(Errno::EINVAL);
+        }
+        // Hold both locks across fork(): the child gets them in a state this
+        // very thread can release (no other thread is copied into it).
+        let mirror = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
+        let app = self.app.write().unwrap_or_else(PoisonError::into_inner);
+        let pid = crate::sys::fork();
+        if pid != 0 {
+            drop(app);
+            drop(mirror);
+            return Response::ret(pid);
+        }
+        // The child proxy: forget the parent's mirror, then serve the child.
+        for e in mirror.mirror.entries() {
+            let _ = self.window.release(e);
+        }
+        let child_app = exec::App {
+            exe: app.exe.clone(),
+            exe_id: app.exe_id,
+            pid: std::process::id(),
+            cpus: app.cpus,
+        };
+        drop(app);
+        drop(mirror);
+        crate::sys::die_with_parent_now();
+        let child = Shared::for_table(
+            Arc::clone(&self.ram),
+            child_app,
+            self.trace,
+            self.window,
+            table,
+        );
+        let _running = child.start();
+        loop {
+            std::thread::park();
         }
     }
 
     /// Run `f` on the mirror, brought up to date with the kernel's region table
     /// first; `f` also learns whether that worked (`Err(response)` if not).
     fn with_mirror<R>(&self, f: impl FnOnce(Result<(), Response>, &Mirror) -> R) -> R {
-        let gen = self.ram.load_u64(
-            SHARED_PHYS + wire::REGIONS_OFF + wire::REGION_GEN_OFF,
-            Ordering::Acquire,
-        );
+        let gen = self
+            .ram
+            .load_u64(self.table + wire::REGION_GEN_OFF, Ordering::Acquire);
         if let Ok(gen) = gen {
             let view = self.mirror.read().unwrap_or_else(PoisonError::into_inner);
             match view.state {
@@ -492,26 +571,25 @@ impl Shared {
             }
         }
         let mut view = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
-        let r = view.refresh(&self.ram, self.window).map_err(Response::err);
+        let r = view
+            .refresh(&self.ram, self.window, self.table)
+            .map_err(Response::err);
         f(r, &view.mirror)
     }
 }
 
 impl MirrorView {
     /// Bring the mirror up to date with the kernel's region table.
-    fn refresh(&mut self, ram: &GuestMem, window: &Window) -> Result<(), Errno> {
+    fn refresh(&mut self, ram: &GuestMem, window: &Window, table: u64) -> Result<(), Errno> {
         let gen = ram
-            .load_u64(
-                SHARED_PHYS + wire::REGIONS_OFF + wire::REGION_GEN_OFF,
-                Ordering::Acquire,
-            )
+            .load_u64(table + wire::REGION_GEN_OFF, Ordering::Acquire)
             .map_err(|_| Errno::EFAULT)?;
         match self.state {
             MirrorState::Current(g) if g == gen => return Ok(()),
             MirrorState::Poisoned(g) if g == gen => return Err(Errno::EFAULT),
             _ => {}
         }
-        let (gen, table) = match Mirror::read(ram) {
+        let (gen, table) = match Mirror::read_at(ram, table) {
             Ok(t) => t,
             Err(e) => {
                 self.complain(&e);
@@ -600,7 +678,15 @@ mod tests {
         assert_eq!(decode(&s), Ok(Request::Clock));
         s.kind = RequestKind::Exec as u32;
         assert_eq!(decode(&s), Ok(Request::Exec { path: 1 }));
-        for kind in [0, 5, 0xdead_beef, u32::MAX] {
+        s.kind = RequestKind::Exit as u32;
+        assert_eq!(
+            decode(&s),
+            Ok(Request::Exit {
+                status: 1,
+                signal: 2
+            })
+        );
+        for kind in [0, 7, 0xdead_beef, u32::MAX] {
             s.kind = kind;
             assert_eq!(decode(&s), Err(kind));
         }

@@ -117,6 +117,15 @@ pub fn zero_phys(phys: u64, len: u64) {
     unsafe { core::ptr::write_bytes(virt(phys) as *mut u8, 0, len as usize) }
 }
 
+/// Copy `len` bytes between physical ranges that do not overlap.
+pub fn copy_phys(dst: u64, src: u64, len: u64) {
+    // SAFETY: both ranges are in the direct map and owned by the caller
+    // (user regions of two different address spaces in fork).
+    unsafe {
+        core::ptr::copy_nonoverlapping(virt(src) as *const u8, virt(dst) as *mut u8, len as usize)
+    }
+}
+
 /// Volatile read of a plain value from physical memory (shared with the host).
 pub fn read_phys_obj<T: Copy>(phys: u64) -> T {
     // SAFETY: callers read `Copy` plain-old-data wire structs from the shared
@@ -173,6 +182,10 @@ impl<T> SpinLock<T> {
             locked: AtomicBool::new(false),
             value: UnsafeCell::new(v),
         }
+    }
+
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
     }
 
     pub fn lock(&self) -> SpinGuard<'_, T> {

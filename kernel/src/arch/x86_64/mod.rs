@@ -105,6 +105,14 @@ pub fn save_user_segment_bases(
     gs.store(cpu::rdmsr(cpu::MSR_KERNEL_GS_BASE), Relaxed);
 }
 
+/// The running task's user FS and GS bases, read from the CPU.
+pub fn user_segment_bases() -> (u64, u64) {
+    (
+        cpu::rdmsr(cpu::MSR_FS_BASE),
+        cpu::rdmsr(cpu::MSR_KERNEL_GS_BASE),
+    )
+}
+
 /// Load a task's user FS and GS bases (kernel mode: the user GS base lives in
 /// KERNEL_GS_BASE until swapgs).
 pub fn load_user_segment_bases(fs: u64, gs: u64) {
