@@ -184,6 +184,7 @@ pub fn load(bd: &BootData, params: &BootParams, table: u64) -> Result<Loaded, St
         altstack: (0, 2, 0),
         name: name_of(&bd.path),
         start_ns: crate::time::monotonic_ns(),
+        exe: bd.path.clone(),
     };
     let entry = interp.map_or(info.entry + bias, |(e, _)| e);
     Ok(Loaded { process, entry, sp })

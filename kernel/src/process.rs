@@ -34,6 +34,8 @@ pub struct Process {
     pub altstack: (u64, u64, u64),
     pub name: [u8; 16],
     pub start_ns: u64,
+    /// Absolute path of the program (what /proc/self/exe names).
+    pub exe: alloc::vec::Vec<u8>,
 }
 
 /// A process as the registry holds it: its signals pending for the whole

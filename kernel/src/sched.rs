@@ -832,12 +832,13 @@ fn check_alarm(now: u64) {
 }
 
 /// Work a core must not miss while it spins in the kernel with interrupts
-/// off (waiting for the proxy): host signals and the process's alarm.
+/// off (waiting for the proxy): host signals, the alarm, and other tasks'
+/// completed offloads and expired sleeps (no timer interrupt can arrive).
 pub fn poll_while_spinning() {
     take_host_signals();
-    if this_cpu() == 0 {
-        check_alarm(rdtsc());
-    }
+    // Tasks of this core blocked on their own offloads or sleeps: wake the
+    // ready ones (the spinning task then blocks and lets them run).
+    poll_wakeups(this_cpu());
 }
 
 /// Take signals Linux sent to the application (the host sets them and

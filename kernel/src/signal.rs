@@ -65,6 +65,17 @@ pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
         return;
     }
     let Some(e) = process::entry(pid) else { return };
+    // Linux discards a signal the process ignores (unless some thread blocks
+    // it, which keeps it pending): it must not cut a blocked call short.
+    let ignored_now = {
+        let p = e.inner.lock();
+        let a = p.sigactions[sig as usize];
+        a.handler == SIG_IGN
+            || (a.handler == SIG_DFL && matches!(default_action(sig), Default::Ignore))
+    };
+    if ignored_now && sig != 9 && sig != 19 {
+        return;
+    }
     record(sig, code, value);
     e.pending.fetch_or(bit(sig), Ordering::AcqRel);
     sched::kick_for_signal(pid, |t| t.sigmask.load(Ordering::Acquire) & bit(sig) == 0);
@@ -84,6 +95,9 @@ fn clear_process_pending(t: &TaskRef, b: u64) {
 /// Make `sig` pending for one thread.
 pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
     if !(1..=64).contains(&sig) {
+        return;
+    }
+    if matches!(default_action(sig), Default::Ignore) && ignored(sig) {
         return;
     }
     record(sig, code, value);

@@ -41,9 +41,17 @@ pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
         crate::kprintln!("execve from a multi-threaded process is not supported yet");
         return Err(Errno::ENOSYS);
     }
-    let path = process::with(|p| uaccess::read_cstring(&p.aspace, path_ptr, 4095))?;
+    let mut path = process::with(|p| uaccess::read_cstring(&p.aspace, path_ptr, 4095))?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
+    }
+    // /proc/self/exe is this program, not the proxy (busybox runs its applets so).
+    let pid = process::with(|p| p.pid);
+    let own = alloc::format!("/proc/{pid}/exe");
+    let is_self =
+        path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" || path == own.as_bytes();
+    if is_self {
+        path = process::with(|p| p.exe.clone());
     }
     let mut total = path.len() + 1;
     let argv = read_strings(argv, &mut total)?;
@@ -52,10 +60,14 @@ pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
     // caller's own pointer (still mirrored), before anything is replaced.
     const AT_FDCWD: u64 = -100i64 as u64;
     const X_OK: u64 = 1;
-    let r = super::offload(
-        u64::from(linux_abi::syscalls_gen::SYS_FACCESSAT),
-        [AT_FDCWD, path_ptr, X_OK, 0, 0, 0],
-    );
+    let r = if is_self {
+        0
+    } else {
+        super::offload(
+            u64::from(linux_abi::syscalls_gen::SYS_FACCESSAT),
+            [AT_FDCWD, path_ptr, X_OK, 0, 0, 0],
+        )
+    };
     if (r as i64) < 0 {
         return Err(errno_of(r as i64));
     }

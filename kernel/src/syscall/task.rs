@@ -229,12 +229,17 @@ fn fork(frame: &SyscallFrame, flags: u64, stack: u64, ptid: u64, ctid: u64) -> S
         }
     };
     if let Err(e) = process::with(|p| copy_regions(&p.aspace, &mut child_asp)) {
+        crate::kprintln!("fork: copying the address space failed: {}", e.name());
         child_asp.destroy();
         crate::mm::free_kernel_pages(table, pages);
         return Err(e);
     }
     let r = crate::ikc::call(wire::RequestKind::Fork, 0, [table, 0, 0, 0, 0, 0], [0; 4]).ret;
     if r <= 0 {
+        crate::kprintln!(
+            "fork: the proxy could not fork ({})",
+            linux_abi::errno_name(-r as i32)
+        );
         child_asp.destroy();
         crate::mm::free_kernel_pages(table, pages);
         return Err(if r == Errno::EAGAIN.as_ret() {
@@ -255,6 +260,7 @@ fn fork(frame: &SyscallFrame, flags: u64, stack: u64, ptid: u64, ctid: u64) -> S
         altstack: p.altstack,
         name: p.name,
         start_ns: crate::time::monotonic_ns(),
+        exe: p.exe.clone(),
     });
     let centry = process::register(child);
     let me = sched::current().ok_or(Errno::EINVAL)?;

@@ -514,7 +514,9 @@ impl Shared {
     /// Fork this proxy for a forked LWK process: the child serves the process
     /// whose region table is at `table` (checked to lie in guest RAM).
     fn fork(&self, table: u64) -> Response {
-        let aligned = table.is_multiple_of(4096) && table >= SHARED_PHYS + wire::SHARED_SIZE;
+        let end = table.saturating_add(wire::REGION_TABLE_BYTES);
+        let clear_of_shared = end <= SHARED_PHYS || table >= SHARED_PHYS + wire::SHARED_SIZE;
+        let aligned = table.is_multiple_of(4096) && table >= 1 << 20 && clear_of_shared;
         if !aligned || self.ram.host_addr(table, wire::REGION_TABLE_BYTES).is_err() {
             return Response::err(Errno::EINVAL);
         }

@@ -1,0 +1,51 @@
+//! Processes on the LWK: fork, exec, wait, pipes between processes, SIGCHLD,
+//! and real shells running scripts, compared with native runs.
+
+mod common;
+
+use common::*;
+
+fn scripts_dir() -> std::path::PathBuf {
+    repo_root().join("tests/scripts")
+}
+
+#[test]
+fn fork_exec_wait_chain() {
+    let (_, m) = compare_with_native(&Invocation::new(program("forkexec")).arg("chain"));
+    assert_status(&m, 43, "forkexec chain");
+}
+
+#[test]
+fn pipe_between_parent_and_child() {
+    compare_with_native(&Invocation::new(program("forkexec")).arg("pipe"));
+}
+
+#[test]
+fn sigchld_reaches_the_parent() {
+    compare_with_native(&Invocation::new(program("forkexec")).arg("sigchld"));
+}
+
+#[test]
+fn signal_mask_is_inherited_across_fork() {
+    compare_with_native(&Invocation::new(program("forkexec")).arg("mask"));
+}
+
+#[test]
+fn child_killed_by_a_signal_is_reported_by_wait() {
+    compare_with_native(&Invocation::new(program("forkexec")).arg("signaled"));
+}
+
+#[test]
+fn bash_static_runs_a_script() {
+    let script = scripts_dir().join("shell.sh");
+    compare_with_native(&Invocation::new("/bin/bash-static").arg(&script));
+}
+
+#[test]
+fn busybox_sh_pipelines() {
+    compare_with_native(&Invocation::new("/bin/busybox").args([
+        "sh",
+        "-c",
+        "seq 1 10000 | sort -r | head -3; echo $(echo nested | tr a-z A-Z); (exit 4); echo status $?",
+    ]));
+}
