@@ -173,6 +173,8 @@ impl AddressSpace {
     /// Write the region table for the proxy's mirror and bump its generation.
     pub fn publish(&mut self) {
         let base = self.table;
+        // Generation 0 while entries change: the proxy's seqlock read retries.
+        phys_atomic_u64(base + REGION_GEN_OFF).store(0, Ordering::Release);
         let mut count = 0u32;
         for r in self.regions.iter() {
             if count as usize == MAX_REGIONS {
@@ -201,14 +203,9 @@ impl AddressSpace {
             count += 1;
         }
         self.gen += 1;
-        write_phys_obj(
-            base,
-            RegionTableHeader {
-                gen: 0,
-                count,
-                _pad: 0,
-            },
-        );
+        // The count, then the new generation (the signals word beside them
+        // belongs to the proxy and is left alone).
+        write_phys_obj::<u32>(base + wire::REGION_COUNT_OFF, count);
         phys_atomic_u64(base + REGION_GEN_OFF).store(self.gen, Ordering::Release);
     }
 

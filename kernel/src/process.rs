@@ -66,6 +66,16 @@ pub fn unregister(pid: u32) -> Option<Arc<Entry>> {
     PROCS.lock().remove(&pid)
 }
 
+/// (pid, region table) of every process.
+pub fn tables() -> alloc::vec::Vec<(u32, u64)> {
+    let entries: alloc::vec::Vec<(u32, Arc<Entry>)> =
+        PROCS.lock().iter().map(|(&p, e)| (p, e.clone())).collect();
+    entries
+        .into_iter()
+        .map(|(p, e)| (p, e.inner.lock().aspace.table()))
+        .collect()
+}
+
 pub fn initial_pid() -> u32 {
     INITIAL.load(Ordering::Acquire)
 }

@@ -851,15 +851,19 @@ pub fn take_host_signals() {
     }
     let word = crate::arch::mem::phys_atomic_u64(wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF);
     let sigs = word.swap(0, Ordering::AcqRel);
-    // One word for now: signals from Linux go to the initial process.
     for sig in 1..=64u32 {
         if sigs & (1 << (sig - 1)) != 0 {
-            crate::signal::post_to(
-                crate::process::initial_pid(),
-                sig,
-                crate::signal::SI_USER,
-                0,
-            );
+            crate::signal::post_to(pid, sig, crate::signal::SI_USER, 0);
+        }
+    }
+    // Each process's own word (in its region table), set by its proxy.
+    for (p, table) in crate::process::tables() {
+        let word = crate::arch::mem::phys_atomic_u32(table + wire::REGION_SIGNALS_OFF);
+        let sigs = word.swap(0, Ordering::AcqRel);
+        for sig in 1..=32u32 {
+            if sigs & (1 << (sig - 1)) != 0 {
+                crate::signal::post_to(p, sig, crate::signal::SI_USER, 0);
+            }
         }
     }
 }

@@ -49,3 +49,15 @@ fn busybox_sh_pipelines() {
         "seq 1 10000 | sort -r | head -3; echo $(echo nested | tr a-z A-Z); (exit 4); echo status $?",
     ]));
 }
+
+#[test]
+fn shell_signals_its_background_children() {
+    let script = scripts_dir().join("kill.sh");
+    compare_with_native(&Invocation::new("/bin/bash-static").arg(&script));
+}
+
+#[test]
+fn dynamic_fork_exec_wait_chain() {
+    let (_, m) = compare_with_native(&Invocation::new(dynamic_program("forkexec")).arg("chain"));
+    assert_status(&m, 43, "dynamic forkexec chain");
+}

@@ -282,8 +282,13 @@ pub const SLOT_SIZE: u64 = size_of::<Slot>() as u64;
 pub struct RegionTableHeader {
     pub gen: u64,
     pub count: u32,
-    pub _pad: u32,
+    /// Signals 1-32 Linux sent to this process's proxy (bit n-1 for signal
+    /// n), set by the proxy, taken by the kernel. (The initial process also
+    /// gets the `HOST_SIGNALS` word, which margay watches and raises NMIs for.)
+    pub signals: u32,
 }
+pub const REGION_COUNT_OFF: u64 = offset_of!(RegionTableHeader, count) as u64;
+pub const REGION_SIGNALS_OFF: u64 = offset_of!(RegionTableHeader, signals) as u64;
 const _: () = assert!(size_of::<RegionTableHeader>() == 16);
 pub const REGION_GEN_OFF: u64 = offset_of!(RegionTableHeader, gen) as u64;
 

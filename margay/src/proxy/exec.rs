@@ -46,7 +46,13 @@ enum Op {
 /// an LWK view).
 pub fn check(nr: u64, args: &[u64; 6], user: &UserMem<'_>, app: &App) -> Result<Checked, i64> {
     let (exe, pid) = (&app.exe[..], app.pid);
-    if linux_abi::policy(nr) != Policy::Offload {
+    // kill is local for the LWK's own pids; the kernel offloads it only for
+    // other Linux processes (other LWK processes are their proxies), which
+    // the proxy may signal like any process of the application's user.
+    let target = args[0] as i32;
+    let kill_other =
+        nr == u64::from(linux_abi::syscalls_gen::SYS_KILL) && target != 0 && target != -1;
+    if linux_abi::policy(nr) != Policy::Offload && !kill_other {
         return Err(Errno::ENOSYS.as_ret());
     }
     if let Some(sig) = linux_abi::signature(nr) {

@@ -287,7 +287,7 @@ pub(crate) mod tests {
         let hdr = RegionTableHeader {
             gen: 7,
             count: 2,
-            _pad: 0,
+            signals: 0,
         };
         mem.write_obj(base, &hdr).unwrap();
         let e0 = entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ);

@@ -543,6 +543,7 @@ impl Shared {
         drop(app);
         drop(mirror);
         crate::sys::die_with_parent_now();
+        signals::retarget(&self.ram, table);
         let child = Shared::for_table(
             Arc::clone(&self.ram),
             child_app,

@@ -22,6 +22,9 @@ pub const FORWARDED: [i32; 9] = [
 
 /// Host address of the HOST_SIGNALS word (0 until `install`).
 static HOST_WORD: AtomicUsize = AtomicUsize::new(0);
+/// In a forked proxy: host address of its process's region-table `signals`
+/// word (u32, signals 1-32), which replaces HOST_SIGNALS.
+static PROCESS_WORD: AtomicUsize = AtomicUsize::new(0);
 
 /// The signal the proxy sends its own worker threads to cut a blocking
 /// syscall short: its handler does nothing and is installed without
@@ -31,6 +34,19 @@ pub fn interrupt_signal() -> i32 {
 }
 
 extern "C" fn forward(sig: i32) {
+    let own = PROCESS_WORD.load(Ordering::Acquire);
+    if own != 0 {
+        if (1..=32).contains(&sig) {
+            // SAFETY: `own` is the 4-byte aligned `signals` field of this
+            // process's region table inside the guest RAM mapping, which stays
+            // mapped for the proxy's lifetime (checked by `retarget`).
+            unsafe {
+                (*(own as *const std::sync::atomic::AtomicU32))
+                    .fetch_or(1 << (sig - 1), Ordering::AcqRel)
+            };
+        }
+        return;
+    }
     let addr = HOST_WORD.load(Ordering::Acquire);
     if addr != 0 && (1..=64).contains(&sig) {
         // SAFETY: `addr` is the 8-byte aligned HOST_SIGNALS word inside the
@@ -69,6 +85,16 @@ pub fn install(ram: &GuestMem) -> anyhow::Result<()> {
     }
     set_handler(interrupt_signal(), nothing, false)?;
     Ok(())
+}
+
+/// In a forked proxy: post signals to the process whose region table is at
+/// guest-physical `table` (its `signals` word) instead of the initial one's.
+pub fn retarget(ram: &GuestMem, table: u64) {
+    if let Ok(addr) = ram.host_addr(table + wire::REGION_SIGNALS_OFF, 4) {
+        if addr % 4 == 0 {
+            PROCESS_WORD.store(addr, Ordering::Release);
+        }
+    }
 }
 
 /// Slots whose syscall the kernel wants interrupted.
