@@ -33,8 +33,8 @@ use parse::Metrics;
 use probes::{Probe, Scale, PROBES};
 use table::{Column, Results};
 
-const PROBE_NAMES: [&str; 7] = [
-    "fwq", "syscall", "migrate", "futex", "thread", "memory", "stream",
+const PROBE_NAMES: [&str; 8] = [
+    "fwq", "syscall", "migrate", "futex", "thread", "spawn", "memory", "stream",
 ];
 
 #[derive(Debug, Args)]

@@ -188,6 +188,15 @@ pub static PROBES: &[Probe] = &[
         ],
     },
     Probe {
+        name: "spawn",
+        source: include_str!("../../../bench/probes/spawn.c"),
+        openmp: false,
+        metrics: &[
+            m("min_ns", "fork+exec+wait min", Ns, Lower),
+            m("med_ns", "fork+exec+wait median", Ns, Lower),
+        ],
+    },
+    Probe {
         name: "memory",
         source: include_str!("../../../bench/probes/memory.c"),
         openmp: false,
@@ -251,7 +260,9 @@ impl Probe {
             "syscall" => vec!["100".into(), "5".into()],
             "migrate" | "futex" if full => vec!["500".into()],
             "thread" if full => vec!["300".into()],
+            "spawn" if full => vec!["30".into()],
             "migrate" | "futex" | "thread" => vec!["20".into()],
+            "spawn" => vec!["3".into()],
             // repetitions, GUPS table MiB, thousands of updates, mapping MiB
             "memory" if full => vec![
                 "5".into(),
