@@ -19,30 +19,31 @@ fn slot_phys(slot: usize) -> u64 {
     SHARED_PHYS + CHANNEL_OFF + slot as u64 * SLOT_SIZE
 }
 
+/// The word and bit of `slot` in the per-slot bitmap at shared offset `area`.
+fn slot_bit(area: u64, slot: usize) -> (&'static core::sync::atomic::AtomicU64, u64) {
+    (
+        phys_atomic_u64(SHARED_PHYS + area + (slot / 64) as u64 * 8),
+        1 << (slot % 64),
+    )
+}
+
 /// Ring the doorbell for `slot`: tell the proxy a request is posted there.
 fn ring(slot: usize) {
-    let word = phys_atomic_u64(SHARED_PHYS + DOORBELL_OFF + (slot / 64) as u64 * 8);
-    word.fetch_or(1 << (slot % 64), Ordering::Release);
+    let (word, bit) = slot_bit(DOORBELL_OFF, slot);
+    word.fetch_or(bit, Ordering::Release);
 }
 
 /// Ask the proxy to interrupt the syscall running for `slot` (EINTR).
 pub fn interrupt(slot: usize) {
-    let word = phys_atomic_u64(SHARED_PHYS + wire::INTERRUPT_OFF + (slot / 64) as u64 * 8);
-    word.fetch_or(1 << (slot % 64), Ordering::Release);
+    let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot);
+    word.fetch_or(bit, Ordering::Release);
 }
 
-/// Whether the proxy has answered the request in `slot`.
-pub fn slot_done(slot: usize) -> bool {
-    phys_atomic_u32(slot_phys(slot) + SLOT_STATE_OFF).load(Ordering::Acquire)
-        == SlotState::Done as u32
-}
-
-/// Send one request on the current thread's slot and wait for the reply:
-/// spinning while this core has nothing else to run, blocking otherwise.
-pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply {
+/// Fill the current thread's slot with a request, post it and ring the
+/// doorbell; returns the slot's index.
+fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
     let slot_index = crate::sched::current_slot();
     let base = slot_phys(slot_index);
-    let state = phys_atomic_u32(base + SLOT_STATE_OFF);
     let prev: Slot = read_phys_obj(base);
     let slot = Slot {
         state: SlotState::Free as u32,
@@ -56,15 +57,29 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         table: crate::sched::current_table(),
     };
     write_phys_obj(base, slot);
-    let t0 = rdtsc();
-    state.store(SlotState::Posted as u32, Ordering::Release);
+    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Posted as u32, Ordering::Release);
     ring(slot_index);
+    slot_index
+}
+
+/// Whether the proxy has answered the request in `slot`.
+pub fn slot_done(slot: usize) -> bool {
+    phys_atomic_u32(slot_phys(slot) + SLOT_STATE_OFF).load(Ordering::Acquire)
+        == SlotState::Done as u32
+}
+
+/// Send one request on the current thread's slot and wait for the reply:
+/// spinning while this core has nothing else to run, blocking otherwise.
+pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply {
+    let t0 = rdtsc();
+    let slot_index = post(kind, nr, args, aux);
+    let base = slot_phys(slot_index);
+    let state = phys_atomic_u32(base + SLOT_STATE_OFF);
     // No `pause` here: under TCG it leaves the translated-code loop on
     // every iteration, which more than doubles the round trip.
     let me = crate::sched::current();
     if let Some(t) = &me {
-        t.in_offload
-            .store(true, core::sync::atomic::Ordering::Release);
+        t.in_offload.store(true, Ordering::Release);
     }
     let mut interrupted = false;
     let mut polls = 0u32;
@@ -84,8 +99,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         }
     }
     if let Some(t) = &me {
-        t.in_offload
-            .store(false, core::sync::atomic::Ordering::Release);
+        t.in_offload.store(false, Ordering::Release);
     }
     let t1 = rdtsc();
     let done: Slot = read_phys_obj(base);
@@ -100,25 +114,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
 /// Post a request that gets no answer (the process's `Exit`): the slot is
 /// left to the proxy, which ends.
 pub fn post_only(kind: RequestKind, args: [u64; 6]) {
-    let slot_index = crate::sched::current_slot();
-    let base = slot_phys(slot_index);
-    let prev: Slot = read_phys_obj(base);
-    write_phys_obj(
-        base,
-        Slot {
-            state: SlotState::Free as u32,
-            kind: kind as u32,
-            seq: prev.seq.wrapping_add(1),
-            nr: 0,
-            args,
-            ret: 0,
-            aux: [0; 4],
-            tid: u64::from(crate::sched::current_tid()),
-            table: crate::sched::current_table(),
-        },
-    );
-    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Posted as u32, Ordering::Release);
-    ring(slot_index);
+    post(kind, 0, args, [0; 4]);
 }
 
 /// Offload syscall `nr(args)` to the proxy.
