@@ -101,6 +101,10 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     if let Some(t) = &me {
         t.in_offload.store(false, Ordering::Release);
     }
+    // Answered: withdraw an interrupt request, or the proxy would go on
+    // interrupting whatever this slot runs next.
+    let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot_index);
+    word.fetch_and(!bit, Ordering::AcqRel);
     let t1 = rdtsc();
     let done: Slot = read_phys_obj(base);
     state.store(SlotState::Free as u32, Ordering::Release);

@@ -11,6 +11,7 @@
  *   default   raise(SIGTERM) with the default action kills the process */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -119,6 +120,16 @@ static int t_sleep(void)
     return ok ? 0 : 1;
 }
 
+static int late_fd;
+static void *late_writer(void *arg)
+{
+    (void)arg;
+    usleep(300000);
+    if (write(late_fd, "z", 1) != 1)
+        _exit(8);
+    return NULL;
+}
+
 static int t_readeintr(void)
 {
     int p[2];
@@ -129,7 +140,16 @@ static int t_readeintr(void)
     char c;
     ssize_t n = read(p[0], &c, 1);
     printf("read returned %zd errno=%s hits=%d\n", n, errno == EINTR ? "EINTR" : "?", hits);
-    return n == -1 && errno == EINTR && hits == 1 ? 0 : 1;
+    int first_ok = n == -1 && errno == EINTR && hits == 1;
+    /* The interruption was for that call only: the next blocking read waits
+     * for its data. */
+    late_fd = p[1];
+    pthread_t t;
+    pthread_create(&t, NULL, late_writer, NULL);
+    n = read(p[0], &c, 1);
+    pthread_join(t, NULL);
+    printf("next read returned %zd '%c'\n", n, n == 1 ? c : '?');
+    return first_ok && n == 1 && c == 'z' ? 0 : 1;
 }
 
 static int restart_pipe[2];
