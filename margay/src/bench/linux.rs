@@ -16,6 +16,7 @@ use anyhow::{bail, Context as _};
 
 use super::cpio::Cpio;
 use super::probes::Probe;
+use super::pyfiles;
 use crate::children::Supervised;
 use crate::qemu::{self, Machine};
 
@@ -102,11 +103,23 @@ pub fn init_script(jobs: &[Job], job_timeout_s: u64) -> String {
     s
 }
 
-/// The initramfs: /init, busybox (also as /bin/sh), the probes under /probes.
-pub fn initramfs(busybox: &[u8], probes: &[(&str, Vec<u8>)], init: &str) -> Vec<u8> {
+/// The initramfs: /init, busybox (also as /bin/sh), the probes under /probes,
+/// and `extra` files (a path relative to the root, contents) that probes run.
+pub fn initramfs(
+    busybox: &[u8],
+    probes: &[(&str, Vec<u8>)],
+    extra: &[(String, Vec<u8>)],
+    init: &str,
+) -> Vec<u8> {
     let mut c = Cpio::new();
-    for d in ["bin", "dev", "proc", "sys", "tmp", "probes"] {
+    let base = ["bin", "dev", "proc", "sys", "tmp", "probes"];
+    for d in base {
         c.dir(d);
+    }
+    for d in pyfiles::parent_dirs(extra.iter().map(|(p, _)| p.as_str())) {
+        if !base.contains(&d.as_str()) {
+            c.dir(&d);
+        }
     }
     c.char_dev("dev/console", 0o600, 5, 1);
     c.char_dev("dev/null", 0o666, 1, 3);
@@ -114,6 +127,12 @@ pub fn initramfs(busybox: &[u8], probes: &[(&str, Vec<u8>)], init: &str) -> Vec<
     c.symlink("bin/sh", "busybox");
     for (name, bin) in probes {
         c.file(&format!("probes/{name}"), 0o755, bin);
+    }
+    for (path, data) in extra {
+        // Directories ("dir/") were made with the parents above.
+        if !path.ends_with('/') {
+            c.file(path, 0o755, data);
+        }
     }
     c.file("init", 0o755, init.as_bytes());
     c.finish()
@@ -349,13 +368,24 @@ mod tests {
 
     #[test]
     fn initramfs_has_console_and_init() {
-        let a = initramfs(b"BB", &[("fwq", b"ELF".to_vec())], "#!/bin/busybox sh\n");
+        let a = initramfs(
+            b"BB",
+            &[("fwq", b"ELF".to_vec())],
+            &[
+                ("usr/lib/x/os.py".to_string(), b"pass".to_vec()),
+                ("usr/lib/x/dynload/".to_string(), Vec::new()),
+            ],
+            "#!/bin/busybox sh\n",
+        );
         let s = String::from_utf8_lossy(&a);
         for name in [
             "dev/console",
             "bin/busybox",
             "bin/sh",
             "probes/fwq",
+            "usr/lib/x/os.py",
+            "usr/lib/x\0",
+            "usr/lib/x/dynload\0",
             "init",
             "TRAILER!!!",
         ] {

@@ -13,6 +13,7 @@ mod json;
 mod linux;
 mod parse;
 mod probes;
+mod pyfiles;
 mod svg;
 mod table;
 
@@ -33,8 +34,8 @@ use parse::Metrics;
 use probes::{Probe, Scale, PROBES};
 use table::{Column, Results};
 
-const PROBE_NAMES: [&str; 8] = [
-    "fwq", "syscall", "migrate", "futex", "thread", "spawn", "memory", "stream",
+const PROBE_NAMES: [&str; 9] = [
+    "fwq", "syscall", "migrate", "futex", "thread", "spawn", "pystart", "memory", "stream",
 ];
 
 #[derive(Debug, Args)]
@@ -168,6 +169,11 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
     for (p, b) in selected.iter().zip(&bins) {
         probe_bins.push((p.name, fs::read(b)?));
     }
+    let extra = if selected.iter().any(|p| p.name == "pystart") {
+        pyfiles::guest_files(probes::PYTHON)?
+    } else {
+        Vec::new()
+    };
     let job_timeout = RUN_TIMEOUT.as_secs();
     let initrd = args.out.join("linux-initramfs.cpio");
     fs::write(
@@ -175,6 +181,7 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
         linux::initramfs(
             &busybox,
             &probe_bins,
+            &extra,
             &linux::init_script(&jobs, job_timeout),
         ),
     )
