@@ -115,6 +115,38 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     }
 }
 
+/// Post a request whose answer is collected later with `reap` (the
+/// process's `Stop`, answered only once Linux continues the proxy): the
+/// thread may block meanwhile, and must not use its slot until `reap`.
+pub fn post_nowait(kind: RequestKind, args: [u64; 6]) -> usize {
+    post(kind, 0, args, [0; 4])
+}
+
+/// Wait for the answer to a `post_nowait` request and free the slot.
+pub fn reap(slot: usize) -> i64 {
+    let me = crate::sched::current();
+    if let Some(t) = &me {
+        // No stop may be taken in place while the slot is in flight.
+        t.in_offload.store(true, Ordering::Release);
+    }
+    while !slot_done(slot) {
+        if me.is_some() {
+            crate::sched::wait_offload(slot, || slot_done(slot));
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+    if let Some(t) = &me {
+        t.in_offload.store(false, Ordering::Release);
+    }
+    let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot);
+    word.fetch_and(!bit, Ordering::AcqRel);
+    let base = slot_phys(slot);
+    let done: Slot = read_phys_obj(base);
+    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Free as u32, Ordering::Release);
+    done.ret
+}
+
 /// Post a request that gets no answer (the process's `Exit`): the slot is
 /// left to the proxy, which ends.
 pub fn post_only(kind: RequestKind, args: [u64; 6]) {

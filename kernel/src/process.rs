@@ -6,7 +6,7 @@ use crate::aspace::AddressSpace;
 use crate::shared;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// One `struct kernel_sigaction` (handler, flags, restorer, mask).
 #[derive(Clone, Copy, Default)]
@@ -42,6 +42,11 @@ pub struct Process {
 /// process live outside the lock (they are posted from interrupt paths).
 pub struct Entry {
     pub pending: AtomicU64,
+    /// Stopped by a stop signal, until SIGCONT (or SIGKILL).
+    pub stopped: AtomicBool,
+    /// Non-zero: the thread (tid) that is ending the process or executing a
+    /// new program; every other thread of the process must exit.
+    pub reaper: AtomicU32,
     pub inner: SpinLock<Process>,
 }
 
@@ -55,6 +60,8 @@ pub fn register(p: Process) -> Arc<Entry> {
     let pid = p.pid;
     let e = Arc::new(Entry {
         pending: AtomicU64::new(0),
+        stopped: AtomicBool::new(false),
+        reaper: AtomicU32::new(0),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);
@@ -105,9 +112,54 @@ fn finish(code: u32) -> ! {
     crate::arch::cpu::qemu_exit(code)
 }
 
-/// A forked process ends: its proxy exits the same way (so Linux tells the
-/// parent), its memory goes back, and its last thread leaves the CPU.
+/// Whether thread `t` must exit because another thread is ending its
+/// process or executing a new program.
+pub fn must_exit(t: &crate::sched::Task) -> bool {
+    entry(t.pid).is_some_and(|e| {
+        let r = e.reaper.load(Ordering::Acquire);
+        r != 0 && r != t.tid
+    })
+}
+
+/// Make every other thread of the current process exit, and wait until they
+/// have left (they are poked out of user mode, sleeps, futexes and proxy
+/// calls, and exit on their way back to user mode). With `keep`, the process
+/// goes on with the current thread alone (execve); otherwise it is ending.
+pub fn other_threads_exit(keep: bool) {
+    let Some(me) = crate::sched::current() else {
+        return;
+    };
+    let Some(e) = entry(me.pid) else {
+        return;
+    };
+    e.reaper.store(me.tid, Ordering::Release);
+    loop {
+        let others: alloc::vec::Vec<_> = crate::sched::tasks_of(me.pid)
+            .into_iter()
+            .filter(|t| !Arc::ptr_eq(t, &me))
+            .collect();
+        if others.is_empty() {
+            break;
+        }
+        for t in &others {
+            crate::sched::wake(t);
+            crate::sched::kick_task_for_signal(t);
+        }
+        drop(others);
+        crate::sched::yield_now();
+        let soon = crate::arch::cpu::rdtsc() + crate::time::tsc_hz() / 20_000;
+        let _ = crate::sched::sleep_until(soon, None);
+    }
+    if keep {
+        e.reaper.store(0, Ordering::Release);
+    }
+}
+
+/// A forked process ends: its other threads exit, its proxy exits the same
+/// way (so Linux tells the parent), its memory goes back, and its last
+/// thread leaves the CPU.
 fn end_child(status: u64, signal: u32) -> ! {
+    other_threads_exit(false);
     let pid = crate::sched::current_pid().unwrap_or(0);
     crate::ikc::post_only(
         wire::RequestKind::Exit,

@@ -747,6 +747,16 @@ pub fn kick_for_signal(pid: u32, accepts: impl Fn(&Task) -> bool) {
     }
 }
 
+/// The threads of process `pid`.
+pub fn tasks_of(pid: u32) -> Vec<TaskRef> {
+    TASKS
+        .lock()
+        .values()
+        .filter(|t| t.pid == pid)
+        .cloned()
+        .collect()
+}
+
 /// Make `t` notice a pending signal soon.
 pub fn kick_task_for_signal(t: &TaskRef) {
     if current().is_some_and(|c| Arc::ptr_eq(&c, t)) {
@@ -856,7 +866,10 @@ pub fn take_host_signals() {
             crate::signal::post_to(pid, sig, crate::signal::SI_USER, 0);
         }
     }
-    // Each process's own word (in its region table), set by its proxy.
+    // Each process's own word (in its region table), set by its proxy, which
+    // then sets the poke word: cleared first, so a later post pokes again.
+    crate::arch::mem::phys_atomic_u64(wire::SHARED_PHYS + wire::SIGNALS_POKE_OFF)
+        .store(0, Ordering::Release);
     for (p, table) in crate::process::tables() {
         let word = crate::arch::mem::phys_atomic_u32(table + wire::REGION_SIGNALS_OFF);
         let sigs = word.swap(0, Ordering::AcqRel);
@@ -873,7 +886,8 @@ pub fn take_host_signals() {
 /// interrupts are enabled, i.e. in user mode or the idle loop.
 pub fn on_nmi() {
     let word = crate::arch::mem::phys_atomic_u64(wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF);
-    if word.load(Ordering::Acquire) != 0 {
+    let poke = crate::arch::mem::phys_atomic_u64(wire::SHARED_PHYS + wire::SIGNALS_POKE_OFF);
+    if word.load(Ordering::Acquire) != 0 || poke.load(Ordering::Acquire) != 0 {
         apic::send_ipi(apic::id(), apic::RESCHED_VECTOR);
     }
 }

@@ -31,6 +31,10 @@ const fn bit(sig: u32) -> u64 {
 }
 
 const UNBLOCKABLE: u64 = bit(9) | bit(19);
+const SIGKILL: u32 = 9;
+const SIGCONT: u32 = 18;
+/// SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU.
+const STOP_MASK: u64 = bit(19) | bit(20) | bit(21) | bit(22);
 
 /// What a signal does when its disposition is SIG_DFL.
 enum Default {
@@ -65,6 +69,16 @@ pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
         return;
     }
     let Some(e) = process::entry(pid) else { return };
+    // SIGCONT continues the process whatever its disposition, and discards
+    // pending stop signals; a stop signal discards a pending SIGCONT.
+    if sig == SIGCONT {
+        continue_process(pid, &e);
+    } else if bit(sig) & STOP_MASK != 0 {
+        e.pending.fetch_and(!bit(SIGCONT), Ordering::AcqRel);
+        for t in sched::tasks_of(pid) {
+            t.pending.fetch_and(!bit(SIGCONT), Ordering::AcqRel);
+        }
+    }
     // Linux discards a signal the process ignores (unless some thread blocks
     // it, which keeps it pending): it must not cut a blocked call short.
     let ignored_now = {
@@ -78,7 +92,98 @@ pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
     }
     record(sig, code, value);
     e.pending.fetch_or(bit(sig), Ordering::AcqRel);
+    if sig == SIGKILL && e.stopped.load(Ordering::Acquire) {
+        // Every stopped thread wakes to die.
+        for t in sched::tasks_of(pid) {
+            sched::wake(&t);
+        }
+    }
     sched::kick_for_signal(pid, |t| t.sigmask.load(Ordering::Acquire) & bit(sig) == 0);
+}
+
+/// SIGCONT: a stopped process runs again (its threads wake where they
+/// stopped); pending stop signals are discarded.
+fn continue_process(pid: u32, e: &process::Entry) {
+    e.pending.fetch_and(!STOP_MASK, Ordering::AcqRel);
+    let threads = sched::tasks_of(pid);
+    for t in &threads {
+        t.pending.fetch_and(!STOP_MASK, Ordering::AcqRel);
+    }
+    if e.stopped.swap(false, Ordering::AcqRel) {
+        for t in &threads {
+            sched::wake(t);
+        }
+    }
+}
+
+fn default_stop(sig: u32) -> bool {
+    bit(sig) & STOP_MASK != 0 && process::with(|p| p.sigactions[sig as usize].handler) == SIG_DFL
+}
+
+/// Block the current thread while its process is stopped (until SIGCONT,
+/// or SIGKILL, which it then takes).
+fn wait_while_stopped(t: &TaskRef) {
+    let Some(e) = process::entry(t.pid) else {
+        return;
+    };
+    while e.stopped.load(Ordering::Acquire)
+        && (t.pending.load(Ordering::Acquire) | e.pending.load(Ordering::Acquire)) & bit(SIGKILL)
+            == 0
+        && !process::must_exit(t)
+    {
+        sched::block();
+    }
+}
+
+/// A stop signal's default action: every thread of the process stops (those
+/// running in user mode are poked; those blocked in the kernel stay there,
+/// and those waiting for the proxy are held by the proxy, which stops too);
+/// the proxy makes Linux see the process stopped. Returns after SIGCONT.
+fn stop_process(t: &TaskRef, sig: u32) {
+    let Some(e) = process::entry(t.pid) else {
+        return;
+    };
+    if !e.stopped.swap(true, Ordering::AcqRel) {
+        for o in sched::tasks_of(t.pid) {
+            if !alloc::sync::Arc::ptr_eq(&o, t) && !o.in_offload.load(Ordering::Acquire) {
+                sched::kick_task_for_signal(&o);
+            }
+        }
+        // The proxy answers once Linux continues it: the slot is collected
+        // after this thread wakes, so it does not poll while stopped.
+        let slot =
+            crate::ikc::post_nowait(wire::RequestKind::Stop, [u64::from(sig), 0, 0, 0, 0, 0]);
+        wait_while_stopped(t);
+        crate::ikc::reap(slot);
+        return;
+    }
+    wait_while_stopped(t);
+}
+
+/// Take pending default-action stop signals of the current thread and stop
+/// in place (a thread blocked in the kernel stops inside its call, which
+/// then goes on); also wait while another thread has stopped the process.
+fn stop_in_place(t: &TaskRef) {
+    loop {
+        let d = deliverable(t) & STOP_MASK;
+        let Some(sig) = (19..=22u32).find(|&s| d & bit(s) != 0 && default_stop(s)) else {
+            break;
+        };
+        let b = bit(sig);
+        if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
+            clear_process_pending(t, b);
+        }
+        stop_process(t, sig);
+    }
+    wait_while_stopped(t);
+}
+
+/// Whether the current thread must go through `deliver` before user mode:
+/// a signal to take, or its process is stopped.
+pub fn attention(t: &TaskRef) -> bool {
+    deliverable(t) != 0
+        || process::entry(t.pid).is_some_and(|e| e.stopped.load(Ordering::Acquire))
+        || process::must_exit(t)
 }
 
 /// Signals pending for the whole process of `t`.
@@ -100,6 +205,11 @@ pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
     if matches!(default_action(sig), Default::Ignore) && ignored(sig) {
         return;
     }
+    if sig == SIGCONT {
+        if let Some(e) = process::entry(t.pid) {
+            continue_process(t.pid, &e);
+        }
+    }
     record(sig, code, value);
     t.pending.fetch_or(bit(sig), Ordering::AcqRel);
     sched::kick_task_for_signal(t);
@@ -114,6 +224,15 @@ pub fn deliverable(t: &TaskRef) -> u64 {
 /// Whether a blocking call of the current thread should stop with EINTR.
 pub fn interrupted() -> bool {
     sched::current().is_some_and(|t| {
+        // Outside a call to the proxy, a stop happens right here and the
+        // blocking call goes on after SIGCONT, as on Linux. (A call to the
+        // proxy is interrupted instead, and restarted after the stop.)
+        if process::must_exit(&t) {
+            return true;
+        }
+        if !t.in_offload.load(Ordering::Acquire) {
+            stop_in_place(&t);
+        }
         let d = deliverable(&t);
         // Ignored signals never interrupt.
         (1..=64u32).any(|s| d & bit(s) != 0 && !ignored(s))
@@ -125,9 +244,10 @@ fn ignored(sig: u32) -> bool {
     a.handler == SIG_IGN || (a.handler == SIG_DFL && matches!(default_action(sig), Default::Ignore))
 }
 
-/// Whether `sig`'s handler asks for interrupted syscalls to be restarted.
+/// Whether a syscall interrupted for `sig` is restarted: its handler asks
+/// for it (SA_RESTART), or no handler runs (a stop).
 pub fn restarts(sig: u32) -> bool {
-    process::with(|p| p.sigactions[sig as usize].flags & SA_RESTART != 0)
+    default_stop(sig) || process::with(|p| p.sigactions[sig as usize].flags & SA_RESTART != 0)
 }
 
 /// The lowest deliverable signal, taken off the pending sets.
@@ -175,6 +295,12 @@ pub fn next_deliverable() -> Option<u32> {
 pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
     let t = sched::current()?;
     loop {
+        wait_while_stopped(&t);
+        if process::must_exit(&t) {
+            // Another thread ends the process or executes a new program.
+            drop(t);
+            sched::exit_current();
+        }
         let sig = take(&t)?;
         let action = process::with(|p| p.sigactions[sig as usize]);
         if action.handler == SIG_IGN {
@@ -184,7 +310,7 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
             match default_action(sig) {
                 Default::Ignore => continue,
                 Default::Stop => {
-                    crate::kprintln!("signal {sig}: stopping is not supported on the LWK; ignored");
+                    stop_process(&t, sig);
                     continue;
                 }
                 Default::Terminate | Default::Core => {

@@ -49,7 +49,7 @@ fn deliver_signals(frame: &mut TrapFrame) {
     let Some(t) = crate::sched::current() else {
         return;
     };
-    if crate::signal::deliverable(&t) == 0 {
+    if !crate::signal::attention(&t) {
         return;
     }
     let regs = UserRegs::from_trap(frame);

@@ -80,38 +80,51 @@ pub fn forward_terminal_signals_to(addr: usize) {
     FORWARD_TO.store(addr, std::sync::atomic::Ordering::Release);
 }
 
-/// Block the terminal signals in this (the main) thread, before any other thread
-/// exists, and start the thread that handles them: once the application runs,
-/// each one is forwarded to it (it may catch it). One that arrives before the
-/// application runs, or while an earlier one has sat unclaimed by the kernel
-/// for two seconds (a wedged partition), ends everything with 128+signal.
+/// How long a forwarded terminal signal may sit unclaimed by the kernel
+/// before margay decides the partition is wedged.
+const UNCLAIMED_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Block the terminal and job-control signals in this (the main) thread,
+/// before any other thread exists, and start the thread that handles them:
+/// once the application runs, each one is forwarded to it (it may catch it;
+/// a stop makes its proxy stop margay). A terminal signal that arrives before
+/// the application runs, or that the kernel has not claimed two seconds after
+/// it was forwarded (a wedged partition), ends everything with 128+signal.
 pub fn handle_terminal_signals() -> io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
     crate::sys::block_terminal_signals()?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(|| {
-            let mut last_forward: Option<std::time::Instant> = None;
+            // The oldest forwarded terminal signal the kernel has not taken.
+            let mut unclaimed: Option<(i32, std::time::Instant)> = None;
             let sig = loop {
-                let s = match crate::sys::wait_terminal_signal() {
-                    Ok(s) => s,
-                    Err(_) => continue,
-                };
-                let addr = FORWARD_TO.load(std::sync::atomic::Ordering::Acquire);
-                if addr == 0 {
-                    break s;
-                }
+                let got = crate::sys::wait_terminal_signal(std::time::Duration::from_millis(200))
+                    .unwrap_or(None);
+                let addr = FORWARD_TO.load(Ordering::Acquire);
                 // SAFETY: `addr` is the aligned HOST_SIGNALS word inside the
                 // guest RAM mapping, which margay keeps mapped until it exits.
-                let word = unsafe { &*(addr as *const std::sync::atomic::AtomicU64) };
-                let unclaimed = word.load(std::sync::atomic::Ordering::Acquire) != 0;
-                if unclaimed
-                    && last_forward
-                        .is_some_and(|t| t.elapsed() >= std::time::Duration::from_secs(2))
-                {
-                    break s;
+                let word = (addr != 0).then(|| unsafe { &*(addr as *const AtomicU64) });
+                if let (Some((s, since)), Some(w)) = (unclaimed, word) {
+                    if w.load(Ordering::Acquire) & (1 << (s - 1)) == 0 {
+                        unclaimed = None;
+                    } else if since.elapsed() >= UNCLAIMED_LIMIT {
+                        break s;
+                    }
                 }
-                word.fetch_or(1 << (s - 1), std::sync::atomic::Ordering::AcqRel);
-                last_forward = Some(std::time::Instant::now());
+                let Some(s) = got else { continue };
+                let job = crate::sys::JOB_SIGNALS.contains(&s);
+                match word {
+                    // Nothing runs yet: job control has nothing to act on.
+                    None if job => continue,
+                    None => break s,
+                    Some(w) => {
+                        w.fetch_or(1 << (s - 1), Ordering::AcqRel);
+                        if !job && unclaimed.is_none() {
+                            unclaimed = Some((s, std::time::Instant::now()));
+                        }
+                    }
+                }
             };
             // Holding the lock: no child can be reaped or registered meanwhile.
             let live = live();

@@ -101,7 +101,8 @@ fn main() -> ExitCode {
 }
 
 /// Raise an NMI in the guest while signals from Linux wait in the
-/// HOST_SIGNALS word (the kernel takes them and clears it); stop when told.
+/// HOST_SIGNALS word or a forked process's proxy has poked (the kernel takes
+/// them and clears the words); stop when told.
 fn relay_host_signals(
     mem: &guest_mem::GuestMem,
     qmp: &mut qmp::Qmp,
@@ -109,9 +110,11 @@ fn relay_host_signals(
 ) {
     use std::sync::atomic::Ordering;
     let off = wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF;
+    let poke = wire::SHARED_PHYS + wire::SIGNALS_POKE_OFF;
     let mut last_nmi: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Acquire) {
-        let waiting = mem.load_u64(off, Ordering::Acquire).unwrap_or(0) != 0;
+        let waiting = mem.load_u64(off, Ordering::Acquire).unwrap_or(0) != 0
+            || mem.load_u64(poke, Ordering::Acquire).unwrap_or(0) != 0;
         let due = last_nmi.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(20));
         if waiting && due {
             if qmp.execute("inject-nmi").is_err() {

@@ -14,6 +14,15 @@ use std::process::Command;
 
 /// The signals a terminal or a supervisor sends, which margay handles itself.
 pub const TERMINAL_SIGNALS: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+/// Job-control signals margay passes to the application (which stops, and
+/// then has its proxy stop margay, so the shell sees the job stopped).
+pub const JOB_SIGNALS: [i32; 4] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU, libc::SIGCONT];
+
+fn handled_signals() -> libc::sigset_t {
+    let mut all = TERMINAL_SIGNALS.to_vec();
+    all.extend(JOB_SIGNALS);
+    sigset(&all)
+}
 
 /// Create an anonymous memory file (no path in any file system), close-on-exec.
 pub fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
@@ -100,10 +109,10 @@ fn sigset(signals: &[i32]) -> libc::sigset_t {
     }
 }
 
-/// Block `TERMINAL_SIGNALS` in the calling thread (and the threads it starts later),
-/// so that only `wait_terminal_signal` receives them.
+/// Block `TERMINAL_SIGNALS` and `JOB_SIGNALS` in the calling thread (and the
+/// threads it starts later), so that only `wait_terminal_signal` receives them.
 pub fn block_terminal_signals() -> io::Result<()> {
-    let set = sigset(&TERMINAL_SIGNALS);
+    let set = handled_signals();
     // SAFETY: `set` is an initialized sigset; the old mask is not requested.
     let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if r != 0 {
@@ -112,16 +121,24 @@ pub fn block_terminal_signals() -> io::Result<()> {
     Ok(())
 }
 
-/// Wait for one of the (blocked) `TERMINAL_SIGNALS` and return its number.
-pub fn wait_terminal_signal() -> io::Result<i32> {
-    let set = sigset(&TERMINAL_SIGNALS);
-    let mut sig = 0;
-    // SAFETY: `set` is initialized and `sig` is a valid place for the result.
-    let r = unsafe { libc::sigwait(&set, &mut sig) };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
+/// Wait up to `timeout` for one of the (blocked) `TERMINAL_SIGNALS` or
+/// `JOB_SIGNALS` and return its number (None: none came).
+pub fn wait_terminal_signal(timeout: std::time::Duration) -> io::Result<Option<i32>> {
+    let set = handled_signals();
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `set` and `ts` are initialized; no siginfo is asked for.
+    let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+            _ => Err(e),
+        };
     }
-    Ok(sig)
+    Ok(Some(r))
 }
 
 /// Ignore `signals` in this process (the disposition survives exec of nothing: the

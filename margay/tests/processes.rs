@@ -36,6 +36,25 @@ fn child_killed_by_a_signal_is_reported_by_wait() {
 }
 
 #[test]
+fn exec_from_a_threaded_process_ends_its_other_threads() {
+    compare_with_native(&Invocation::new(program("forkexec")).arg("threadexec"));
+}
+
+#[test]
+fn exit_from_a_threaded_child_ends_its_other_threads() {
+    compare_with_native(&Invocation::new(program("forkexec")).arg("threadexit"));
+}
+
+/// Stop and continue (SIGSTOP, SIGTSTP, SIGCONT): stopped children make no
+/// progress, wait reports them stopped and continued, blocked calls go on.
+#[test]
+fn stop_and_continue() {
+    for mode in ["stopcont", "threads", "tstp", "handler", "sleep", "read"] {
+        compare_with_native(&Invocation::new(program("jobctl")).arg(mode));
+    }
+}
+
+#[test]
 fn bash_static_runs_a_script() {
     let script = scripts_dir().join("shell.sh");
     compare_with_native(&Invocation::new("/bin/bash-static").arg(&script));

@@ -4,8 +4,13 @@
  *   pipe       a pipe between parent and child (both directions of data)
  *   sigchld    SIGCHLD reaches the parent's handler when a child exits
  *   mask       the signal mask is inherited across fork (and exec)
- *   signaled   a child killed by a signal is reported by wait as such */
+ *   signaled   a child killed by a signal is reported by wait as such
+ *   threadexec a multi-threaded process executes a program: its other
+ *              threads (busy, sleeping, waiting on a futex) go away
+ *   threadexit a multi-threaded child calls exit while its threads run */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +38,42 @@ static int chain(char *self, int depth)
         return 99;
     printf("depth %d: child exited %d\n", depth, WEXITSTATUS(st));
     return WEXITSTATUS(st) + 1;
+}
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    for (volatile unsigned long i = 0;; i++) {
+    }
+    return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    for (;;)
+        sleep(10);
+    return NULL;
+}
+
+static void *blocker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock); /* held by main: waits on the futex */
+    return NULL;
+}
+
+static void start_threads(void)
+{
+    pthread_t t;
+    pthread_mutex_lock(&lock);
+    void *(*fns[3])(void *) = {spinner, sleeper, blocker};
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(&t, NULL, fns[i], NULL) != 0)
+            exit(3);
+    usleep(100000);
 }
 
 int main(int argc, char **argv)
@@ -91,6 +132,23 @@ int main(int argc, char **argv)
         waitpid(c, &st, 0);
         printf("mask inherited across fork: %s\n", WEXITSTATUS(st) == 0 ? "yes" : "NO");
         return WEXITSTATUS(st);
+    }
+    if (!strcmp(t, "threadexec")) {
+        start_threads();
+        execl("/bin/busybox", "echo", "exec from a threaded process", (char *)NULL);
+        printf("execl: %s\n", strerror(errno));
+        return 1;
+    }
+    if (!strcmp(t, "threadexit")) {
+        pid_t c = fork();
+        if (c == 0) {
+            start_threads();
+            exit(6);
+        }
+        int st;
+        waitpid(c, &st, 0);
+        printf("child exited %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return 0;
     }
     if (!strcmp(t, "signaled")) {
         pid_t c = fork();

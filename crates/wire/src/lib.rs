@@ -12,7 +12,7 @@ use core::mem::{offset_of, size_of};
 /// "MARGAY01", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MARGAY01");
 /// Bumped whenever any layout in this crate changes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Guest-physical load address of the kernel image.
 pub const KERNEL_PHYS: u64 = 0x10_0000;
@@ -43,6 +43,10 @@ pub const INTERRUPT_OFF: u64 = 0x840;
 /// from the terminal): bit n-1 for signal n, set by the host, taken by the
 /// kernel (the host then raises an NMI so a busy core notices).
 pub const HOST_SIGNALS_OFF: u64 = 0x880;
+/// Non-zero when a forked process's proxy has posted signals into its
+/// process's region-table `signals` word: margay raises an NMI for it as for
+/// `HOST_SIGNALS`, and the kernel clears it before taking those words.
+pub const SIGNALS_POKE_OFF: u64 = 0x888;
 pub const REGIONS_OFF: u64 = 0x1000;
 pub const STATS_OFF: u64 = 0x10000;
 pub const KMSG_OFF: u64 = 0x20000;
@@ -220,6 +224,12 @@ pub enum RequestKind {
     /// signal `args[1]` when non-zero, so Linux reports it to the parent. No
     /// answer follows.
     Exit = 6,
+    /// The process stopped on signal `args[0]` (SIGSTOP, SIGTSTP, SIGTTIN,
+    /// SIGTTOU with the default action): a forked process's proxy stops
+    /// itself with that signal, so Linux reports it to the parent, and answers
+    /// once continued; the initial process's proxy stops margay (SIGSTOP) and
+    /// answers at once. The kernel does not wait for the answer while stopped.
+    Stop = 7,
 }
 
 impl TryFrom<u32> for RequestKind {
@@ -232,6 +242,7 @@ impl TryFrom<u32> for RequestKind {
             4 => RequestKind::Exec,
             5 => RequestKind::Fork,
             6 => RequestKind::Exit,
+            7 => RequestKind::Stop,
             other => return Err(other),
         })
     }
@@ -267,7 +278,8 @@ const _: () = assert!(size_of::<Slot>() == 128);
 const _: () = assert!((MAX_SLOTS * size_of::<Slot>()) as u64 <= BOOTDATA_OFF - CHANNEL_OFF);
 const _: () = assert!(DOORBELL_OFF + (MAX_SLOTS / 8) as u64 <= INTERRUPT_OFF);
 const _: () = assert!(INTERRUPT_OFF + (MAX_SLOTS / 8) as u64 <= HOST_SIGNALS_OFF);
-const _: () = assert!(HOST_SIGNALS_OFF + 8 <= REGIONS_OFF);
+const _: () = assert!(HOST_SIGNALS_OFF + 8 <= SIGNALS_POKE_OFF);
+const _: () = assert!(SIGNALS_POKE_OFF + 8 <= REGIONS_OFF);
 const _: () = assert!(size_of::<Header>() as u64 <= DOORBELL_OFF);
 /// Words in the doorbell bitmap.
 pub const DOORBELL_WORDS: usize = MAX_SLOTS / 64;

@@ -37,10 +37,6 @@ fn read_strings(array: u64, total: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
 }
 
 pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
-    if crate::sched::thread_count() > 1 {
-        crate::kprintln!("execve from a multi-threaded process is not supported yet");
-        return Err(Errno::ENOSYS);
-    }
     let mut path = process::with(|p| uaccess::read_cstring(&p.aspace, path_ptr, 4095))?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -71,6 +67,9 @@ pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
     if (r as i64) < 0 {
         return Err(errno_of(r as i64));
     }
+    // The program is there: the other threads go (as on Linux) before the
+    // image is replaced.
+    process::other_threads_exit(true);
     let mut params = crate::shared::boot_params().map_err(|_| Errno::EINVAL)?;
     params.proxy_pid = process::with(|p| p.pid);
     let bd = BootData {

@@ -172,23 +172,28 @@ fn deliver_signals(frame: &mut SyscallFrame, nr: u64) {
     let Some(t) = crate::sched::current() else {
         return;
     };
-    if crate::signal::deliverable(&t) == 0 {
+    if !crate::signal::attention(&t) {
         return;
     }
     let mut regs = crate::arch::trap::UserRegs::from_syscall(frame);
-    if frame.rax as i64 == Errno::EINTR.as_ret() && restartable(nr) {
-        if let Some(sig) = crate::signal::next_deliverable() {
-            if crate::signal::restarts(sig) {
-                regs.rax = nr;
-                regs.rip -= 2; // back onto the `syscall` instruction
-                regs.rcx = regs.rip;
-            }
-        }
+    // Restarted when no handler runs (the call was cut short by a stop) or
+    // the handler asked for it.
+    let restart = frame.rax as i64 == Errno::EINTR.as_ret()
+        && restartable(nr)
+        && crate::signal::next_deliverable().is_none_or(crate::signal::restarts);
+    if restart {
+        regs.rax = nr;
+        regs.rip -= 2; // back onto the `syscall` instruction
+        regs.rcx = regs.rip;
     }
     let fpu = crate::arch::trap::fpu_of_syscall(frame);
     if let Some(handler) = crate::signal::deliver(&regs, &fpu) {
         crate::sched::leave_kernel();
         crate::arch::trap::resume(&handler, &fpu);
+    }
+    if restart {
+        frame.rax = nr;
+        frame.rip -= 2;
     }
 }
 

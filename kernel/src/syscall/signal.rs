@@ -202,7 +202,25 @@ pub fn kill(pid: u64, sig: u64) -> SysResult {
         }
         return Ok(0);
     }
-    // Another Linux process: the proxy sends it.
+    if sig > 64 {
+        return Err(Errno::EINVAL);
+    }
+    // Another LWK process: posted here, so that stop signals stop it (Linux
+    // would stop only its proxy) and nothing waits for the proxies. SIGCONT
+    // goes through Linux: it continues the target's proxy, which passes it
+    // on; SIGKILL goes both ways, so the proxy dies even while stopped.
+    if pid32 > 0 && sig != 0 && sig != 18 && process::entry(pid32 as u32).is_some() {
+        crate::signal::post_to(
+            pid32 as u32,
+            sig as u32,
+            crate::signal::SI_USER,
+            u64::from(me),
+        );
+        if sig != 9 {
+            return Ok(0);
+        }
+    }
+    // Another Linux process (or a process group): the proxy sends it.
     Ok(super::offload(
         u64::from(linux_abi::syscalls_gen::SYS_KILL),
         [pid, sig, 0, 0, 0, 0],

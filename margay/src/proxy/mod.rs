@@ -84,6 +84,10 @@ pub enum Request {
         status: u64,
         signal: u64,
     },
+    /// The process stopped on stop signal `signal`.
+    Stop {
+        signal: u64,
+    },
 }
 
 /// The proxy's answer: `ret` and `aux` of the slot.
@@ -134,6 +138,9 @@ pub fn decode(slot: &Slot) -> Result<Request, u32> {
         RequestKind::Exit => Request::Exit {
             status: slot.args[0],
             signal: slot.args[1],
+        },
+        RequestKind::Stop => Request::Stop {
+            signal: slot.args[0],
         },
     })
 }
@@ -508,6 +515,13 @@ impl Shared {
             }
             Request::Fork { table } => self.fork(table),
             Request::Exit { status, signal } => crate::sys::exit_like(status, signal),
+            Request::Stop { signal } => match i32::try_from(signal) {
+                Ok(sig @ (libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)) => {
+                    signals::stop(sig);
+                    Response::ret(0)
+                }
+                _ => Response::err(Errno::EINVAL),
+            },
         }
     }
 
@@ -689,7 +703,10 @@ mod tests {
                 signal: 2
             })
         );
-        for kind in [0, 7, 0xdead_beef, u32::MAX] {
+        s.kind = RequestKind::Stop as u32;
+        s.args[0] = 20;
+        assert_eq!(decode(&s), Ok(Request::Stop { signal: 20 }));
+        for kind in [0, 8, 0xdead_beef, u32::MAX] {
             s.kind = kind;
             assert_eq!(decode(&s), Err(kind));
         }

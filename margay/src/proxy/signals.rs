@@ -5,10 +5,12 @@
 
 use crate::guest_mem::GuestMem;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use wire::{HOST_SIGNALS_OFF, INTERRUPT_OFF, MAX_SLOTS, SHARED_PHYS};
+use wire::{HOST_SIGNALS_OFF, INTERRUPT_OFF, MAX_SLOTS, SHARED_PHYS, SIGNALS_POKE_OFF};
 
-/// Signals forwarded to the LWK process as they arrive at the proxy.
-pub const FORWARDED: [i32; 9] = [
+/// Signals forwarded to the LWK process as they arrive at the proxy (job
+/// control included: the LWK stops and continues the process, and asks the
+/// proxy to stop when it does).
+pub const FORWARDED: [i32; 13] = [
     libc::SIGHUP,
     libc::SIGINT,
     libc::SIGQUIT,
@@ -18,10 +20,16 @@ pub const FORWARDED: [i32; 9] = [
     libc::SIGTERM,
     libc::SIGCHLD,
     libc::SIGWINCH,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGCONT,
 ];
 
 /// Host address of the HOST_SIGNALS word (0 until `install`).
 static HOST_WORD: AtomicUsize = AtomicUsize::new(0);
+/// Host address of the SIGNALS_POKE word (0 until `install`).
+static POKE_WORD: AtomicUsize = AtomicUsize::new(0);
 /// In a forked proxy: host address of its process's region-table `signals`
 /// word (u32, signals 1-32), which replaces HOST_SIGNALS.
 static PROCESS_WORD: AtomicUsize = AtomicUsize::new(0);
@@ -44,6 +52,13 @@ extern "C" fn forward(sig: i32) {
                 (*(own as *const std::sync::atomic::AtomicU32))
                     .fetch_or(1 << (sig - 1), Ordering::AcqRel)
             };
+            // Then ask margay for an NMI, so a core busy in user mode looks.
+            let poke = POKE_WORD.load(Ordering::Acquire);
+            if poke != 0 {
+                // SAFETY: `poke` is the 8-byte aligned SIGNALS_POKE word inside
+                // the guest RAM mapping (checked by `install`).
+                unsafe { (*(poke as *const AtomicU64)).store(1, Ordering::Release) };
+            }
         }
         return;
     }
@@ -80,6 +95,11 @@ pub fn install(ram: &GuestMem) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("HOST_SIGNALS word: {e}"))?;
     anyhow::ensure!(addr % 8 == 0, "HOST_SIGNALS word is misaligned");
     HOST_WORD.store(addr, Ordering::Release);
+    let poke = ram
+        .host_addr(SHARED_PHYS + SIGNALS_POKE_OFF, 8)
+        .map_err(|e| anyhow::anyhow!("SIGNALS_POKE word: {e}"))?;
+    anyhow::ensure!(poke % 8 == 0, "SIGNALS_POKE word is misaligned");
+    POKE_WORD.store(poke, Ordering::Release);
     for &s in &FORWARDED {
         set_handler(s, forward, true)?;
     }
@@ -94,6 +114,33 @@ pub fn retarget(ram: &GuestMem, table: u64) {
         if addr % 4 == 0 {
             PROCESS_WORD.store(addr, Ordering::Release);
         }
+    }
+}
+
+/// The LWK process stopped on stop signal `sig`. A forked process's proxy
+/// stops itself with it, so that Linux shows the process stopped to its
+/// parent (wait4 with WUNTRACED, SIGCHLD) and job control; it returns once
+/// continued (the SIGCONT also reaches the LWK through `forward`). The
+/// initial process's proxy stops margay instead (the job a shell started).
+pub fn stop(sig: i32) {
+    if PROCESS_WORD.load(Ordering::Acquire) == 0 {
+        // SAFETY: sending SIGSTOP to our parent, margay, has no memory effects.
+        unsafe { libc::kill(libc::getppid(), libc::SIGSTOP) };
+        return;
+    }
+    // SAFETY: the default disposition and an unblocked signal in this thread
+    // make the raise stop the whole process until SIGCONT; no handler code
+    // runs in between.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    if FORWARDED.contains(&sig) {
+        let _ = set_handler(sig, forward, true);
     }
 }
 
