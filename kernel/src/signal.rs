@@ -22,8 +22,14 @@ pub const SI_KERNEL: i32 = 0x80;
 pub const SI_TKILL: i32 = -6;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
+pub const FPE_INTDIV: i32 = 1;
+pub const FPE_FLTINV: i32 = 7;
+pub const ILL_ILLOPN: i32 = 2;
+pub const TRAP_TRACE: i32 = 2;
+pub const BUS_ADRALN: i32 = 1;
 
-/// siginfo details of pending signals: (code, address or sender pid).
+/// siginfo details of pending signals: address or sender pid above a
+/// 16-bit si_code.
 static INFO: [AtomicU64; 65] = [const { AtomicU64::new(0) }; 65];
 
 const fn bit(sig: u32) -> u64 {
@@ -54,7 +60,7 @@ fn default_action(sig: u32) -> Default {
 }
 
 fn record(sig: u32, code: i32, value: u64) {
-    INFO[sig as usize].store((value << 8) | u64::from(code as u8), Ordering::Release);
+    INFO[sig as usize].store((value << 16) | u64::from(code as u16), Ordering::Release);
 }
 
 /// Make `sig` pending for the current process; wake a thread that can take it.
@@ -315,7 +321,7 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
                 }
                 Default::Terminate | Default::Core => {
                     let addr = match sig {
-                        4 | 7 | 8 | 11 => INFO[sig as usize].load(Ordering::Acquire) >> 8,
+                        4 | 7 | 8 | 11 => INFO[sig as usize].load(Ordering::Acquire) >> 16,
                         _ => 0,
                     };
                     process::kill(sig, addr, None)
@@ -365,8 +371,8 @@ fn setup_frame(
         m => m,
     };
     let info_code = INFO[sig as usize].load(Ordering::Acquire);
-    let code = (info_code & 0xff) as u8 as i8 as i32;
-    let value = info_code >> 8;
+    let code = (info_code & 0xffff) as u16 as i16 as i32;
+    let value = info_code >> 16;
 
     let mut buf = [0u8; SIGFRAME as usize];
     let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());

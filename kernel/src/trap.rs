@@ -4,7 +4,9 @@
 use crate::arch::apic;
 use crate::arch::cpu::{read_cr2, read_cr3};
 use crate::arch::trap::{TrapFrame, UserRegs};
-use crate::signal::{SEGV_ACCERR, SEGV_MAPERR};
+use crate::signal::{
+    BUS_ADRALN, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL, TRAP_TRACE,
+};
 use core::sync::atomic::Ordering;
 use linux_abi::signal::*;
 
@@ -91,13 +93,17 @@ pub fn handle(frame: &mut TrapFrame) {
     let cr2 = read_cr2();
     let name = NAMES[vector as usize];
     if frame.is_user() {
-        let (sig, addr) = match vector {
-            0 | 16 | 19 => (SIGFPE, frame.rip),
-            1 | 3 => (SIGTRAP, frame.rip),
-            6 => (SIGILL, frame.rip),
-            14 => (SIGSEGV, cr2),
-            17 => (SIGBUS, frame.rip),
-            _ => (SIGSEGV, 0),
+        // Signal, si_code and si_addr as Linux reports them.
+        let (sig, code, addr) = match vector {
+            0 => (SIGFPE, FPE_INTDIV, frame.rip),
+            16 | 19 => (SIGFPE, FPE_FLTINV, frame.rip),
+            1 => (SIGTRAP, TRAP_TRACE, frame.rip),
+            3 | 4 => (SIGTRAP, SI_KERNEL, 0),
+            6 => (SIGILL, ILL_ILLOPN, frame.rip),
+            14 if frame.error & 1 != 0 => (SIGSEGV, SEGV_ACCERR, cr2),
+            14 => (SIGSEGV, SEGV_MAPERR, cr2),
+            17 => (SIGBUS, BUS_ADRALN, frame.rip),
+            _ => (SIGSEGV, SI_KERNEL, 0),
         };
         crate::sched::enter_kernel();
         // A handler runs if one is installed and the signal is not blocked;
@@ -116,11 +122,6 @@ pub fn handle(frame: &mut TrapFrame) {
             crate::process::kill(sig, addr, Some(frame.wire_regs(cr2, read_cr3())));
         }
         if let Some(t) = crate::sched::current() {
-            let code = if vector == 14 && frame.error & 1 != 0 {
-                SEGV_ACCERR
-            } else {
-                SEGV_MAPERR
-            };
             crate::signal::post_thread(&t, sig, code, addr);
         }
         deliver_signals(frame);

@@ -363,10 +363,39 @@ pub fn fork() -> i64 {
     }
 }
 
-/// Die with the parent process (a forked proxy goes when its parent does).
-pub fn die_with_parent_now() {
-    // SAFETY: prctl with PR_SET_PDEATHSIG only sets this process's death signal.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+/// margay's pid, as the initial proxy (its child) saw it at start.
+static MARGAY_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// In the initial proxy: remember margay (the parent), which every forked
+/// proxy outlives only briefly (see `exit_after_margay`).
+pub fn remember_margay() {
+    // SAFETY: getppid has no preconditions.
+    MARGAY_PID.store(
+        unsafe { libc::getppid() },
+        std::sync::atomic::Ordering::Release,
+    );
+}
+
+/// In a forked proxy's main thread: wait until margay is gone, then die.
+/// An orphaned LWK process (its parent ended) keeps its proxy, as a Linux
+/// orphan keeps running; the partition, and so every proxy, ends with margay.
+pub fn exit_after_margay() -> ! {
+    let margay = MARGAY_PID.load(std::sync::atomic::Ordering::Acquire);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        // Gone, or a zombie its parent has not reaped yet.
+        let gone = margay <= 1
+            || std::fs::read_to_string(format!("/proc/{margay}/stat")).map_or(true, |st| {
+                st.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next())
+                    .is_none_or(|state| state == 'Z' || state == 'X')
+            });
+        if gone {
+            // SAFETY: raising SIGKILL at ourselves ends the process at once,
+            // without running destructors while worker threads hold locks.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+    }
 }
 
 /// End this process as its LWK process ended: with `status`, or by `signal`

@@ -55,6 +55,51 @@ fn stop_and_continue() {
 }
 
 #[test]
+fn an_orphaned_process_keeps_running() {
+    let script = scripts_dir().join("orphan.sh");
+    compare_with_native(&Invocation::new("/bin/bash-static").arg(&script));
+}
+
+/// Orphans end with the partition: no proxy outlives margay for long.
+#[test]
+fn orphans_end_with_margay() {
+    use std::time::{Duration, Instant};
+    let _permit = qemu_permit();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_margay"))
+        .args([
+            "run",
+            "--",
+            "/bin/bash-static",
+            "-c",
+            "( /bin/busybox sleep 60 & ); echo started",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn margay");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait margay");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    assert_eq!(out.status.code(), Some(0));
+    // Proxies name their guest RAM by margay's pid in their command line.
+    let ram = format!("/proc/{pid}/fd/");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("__proxy") && c.contains(&ram))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "proxies left: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn bash_static_runs_a_script() {
     let script = scripts_dir().join("shell.sh");
     compare_with_native(&Invocation::new("/bin/bash-static").arg(&script));

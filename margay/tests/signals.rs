@@ -56,6 +56,11 @@ fn ignored_sigpipe_gives_epipe() {
 }
 
 #[test]
+fn cpu_exceptions_become_signals_with_linux_siginfo() {
+    same_as_native("faults");
+}
+
+#[test]
 fn default_action_terminates_with_128_plus_signal() {
     let out = Invocation::new(program("signals"))
         .arg("default")

@@ -8,7 +8,10 @@
  *   readrestart  with SA_RESTART the read restarts and gets what the handler wrote
  *   fpu       the handler clobbers xmm registers; the interrupted code keeps its own
  *   pipe      SIGPIPE ignored: write to a closed pipe gives EPIPE
- *   default   raise(SIGTERM) with the default action kills the process */
+ *   default   raise(SIGTERM) with the default action kills the process
+ *   faults    CPU exceptions become signals with Linux's si_code and si_addr:
+ *             divide error (SIGFPE), ud2 (SIGILL), int3 (SIGTRAP), a
+ *             privileged instruction (SIGSEGV) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -208,6 +211,57 @@ static int t_pipe(void)
     return n == -1 && errno == EPIPE ? 0 : 1;
 }
 
+static volatile int fault_code;
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    last_sig = sig;
+    fault_code = si->si_code;
+    fault_addr = si->si_addr;
+    siglongjmp(jb, 1);
+}
+
+extern char fault_ud2[], fault_int3[], fault_div[], fault_hlt[];
+
+static int t_faults(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO;
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            sigaction(s, &sa, NULL);
+    struct {
+        const char *name;
+        void *where;
+    } cases[] = {{"divide", fault_div}, {"ud2", fault_ud2}, {"int3", fault_int3}, {"hlt", fault_hlt}};
+    for (int i = 0; i < 4; i++) {
+        last_sig = 0;
+        if (!sigsetjmp(jb, 1)) {
+            switch (i) {
+            case 0:
+                __asm__ volatile("xor %%ecx, %%ecx\n\tmov $1, %%eax\n\tcltd\n"
+                                 "fault_div: idiv %%ecx" ::: "eax", "ecx", "edx");
+                break;
+            case 1:
+                __asm__ volatile("fault_ud2: ud2");
+                break;
+            case 2:
+                __asm__ volatile("fault_int3: int3");
+                break;
+            case 3:
+                __asm__ volatile("fault_hlt: hlt");
+                break;
+            }
+        }
+        const char *addr = fault_addr == cases[i].where ? "at the instruction"
+                           : fault_addr == cases[i].where + 1 ? "after the instruction"
+                           : fault_addr == NULL ? "null" : "elsewhere";
+        printf("%s: %s code %d address %s\n", cases[i].name, strsignal(last_sig), fault_code, addr);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -223,6 +277,7 @@ int main(int argc, char **argv)
     if (!strcmp(t, "readrestart")) return t_readrestart();
     if (!strcmp(t, "fpu")) return t_fpu();
     if (!strcmp(t, "pipe")) return t_pipe();
+    if (!strcmp(t, "faults")) return t_faults();
     if (!strcmp(t, "default")) {
         raise(SIGTERM);
         printf("still alive\n");

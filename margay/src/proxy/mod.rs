@@ -252,6 +252,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
     };
     // Signals Linux sends the application arrive here: post them to the LWK.
     signals::install(&ram).context("cannot install signal handlers")?;
+    crate::sys::remember_margay();
     let _proxy = Shared::new(ram, app, args.trace, window).start();
     loop {
         std::thread::park();
@@ -556,7 +557,6 @@ impl Shared {
         };
         drop(app);
         drop(mirror);
-        crate::sys::die_with_parent_now();
         signals::retarget(&self.ram, table);
         let child = Shared::for_table(
             Arc::clone(&self.ram),
@@ -566,9 +566,7 @@ impl Shared {
             table,
         );
         let _running = child.start();
-        loop {
-            std::thread::park();
-        }
+        crate::sys::exit_after_margay()
     }
 
     /// Run `f` on the mirror, brought up to date with the kernel's region table

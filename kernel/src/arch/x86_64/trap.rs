@@ -606,11 +606,13 @@ pub fn init() {
             2 | 18 => IST_NMI,
             _ => 0,
         };
-        // Interrupt gate (type 0xE), present, DPL 0.
+        // Interrupt gate (type 0xE), present, DPL 0; DPL 3 for the vectors
+        // user code may raise with `int3` and `into` (a breakpoint, SIGTRAP).
+        let attr: u64 = if v == 3 || v == 4 { 0xee } else { 0x8e };
         let lo = (handler & 0xffff)
             | (u64::from(KERNEL_CS) << 16)
             | (u64::from(ist) << 32)
-            | (0x8eu64 << 40)
+            | (attr << 40)
             | (((handler >> 16) & 0xffff) << 48);
         idt.0[2 * v] = lo;
         idt.0[2 * v + 1] = handler >> 32;
