@@ -142,7 +142,6 @@ pub fn other_threads_exit(keep: bool) {
             break;
         }
         for t in &others {
-            crate::sched::wake(t);
             crate::sched::kick_task_for_signal(t);
         }
         drop(others);

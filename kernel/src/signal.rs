@@ -175,10 +175,7 @@ fn stop_in_place(t: &TaskRef) {
         let Some(sig) = (19..=22u32).find(|&s| d & bit(s) != 0 && default_stop(s)) else {
             break;
         };
-        let b = bit(sig);
-        if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
-            clear_process_pending(t, b);
-        }
+        take_signal(t, sig);
         stop_process(t, sig);
     }
     wait_while_stopped(t);
@@ -197,10 +194,13 @@ fn process_pending(t: &TaskRef) -> u64 {
     process::entry(t.pid).map_or(0, |e| e.pending.load(Ordering::Acquire))
 }
 
-/// Take `b` off the pending set of `t`'s process.
-fn clear_process_pending(t: &TaskRef, b: u64) {
-    if let Some(e) = process::entry(t.pid) {
-        e.pending.fetch_and(!b, Ordering::AcqRel);
+/// Take `sig` off `t`'s own pending set, or else off its process's.
+fn take_signal(t: &TaskRef, sig: u32) {
+    let b = bit(sig);
+    if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
+        if let Some(e) = process::entry(t.pid) {
+            e.pending.fetch_and(!b, Ordering::AcqRel);
+        }
     }
 }
 /// Make `sig` pending for one thread.
@@ -263,10 +263,7 @@ fn take(t: &TaskRef) -> Option<u32> {
         return None;
     }
     let sig = d.trailing_zeros() + 1;
-    let b = bit(sig);
-    if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
-        clear_process_pending(t, b);
-    }
+    take_signal(t, sig);
     Some(sig)
 }
 
@@ -281,10 +278,7 @@ pub fn take_peek(want: u64) -> Option<u32> {
 pub fn take_from(want: u64) -> Option<u32> {
     let t = sched::current()?;
     let sig = take_peek(want)?;
-    let b = bit(sig);
-    if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
-        clear_process_pending(&t, b);
-    }
+    take_signal(&t, sig);
     Some(sig)
 }
 
