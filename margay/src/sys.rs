@@ -363,6 +363,20 @@ pub fn fork() -> i64 {
     }
 }
 
+/// Take `sig` with its default action, here and now: the disposition is
+/// reset, the signal unblocked in this thread and raised at it (the process
+/// ends, or stops until SIGCONT and this returns).
+pub fn raise_default(sig: i32) {
+    let set = sigset(&[sig]);
+    // SAFETY: resetting a disposition, unblocking an initialized set in this
+    // thread and raising a signal at it; no handler code runs.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
 /// margay's pid, as the initial proxy (its child) saw it at start.
 static MARGAY_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
@@ -402,17 +416,7 @@ pub fn exit_after_margay() -> ! {
 /// (default disposition, unblocked) so the parent's wait sees the same.
 pub fn exit_like(status: u64, signal: u64) -> ! {
     if (1..=64).contains(&signal) {
-        let sig = signal as i32;
-        // SAFETY: resetting a disposition, unblocking and raising a signal at
-        // ourselves; the process is meant to end here.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, sig);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::kill(libc::getpid(), sig);
-        }
+        raise_default(signal as i32);
     }
     // SAFETY: _exit ends the process without running Rust destructors, as a
     // dying LWK process's proxy must (other threads may hold locks).

@@ -128,17 +128,7 @@ pub fn stop(sig: i32) {
         unsafe { libc::kill(libc::getppid(), libc::SIGSTOP) };
         return;
     }
-    // SAFETY: the default disposition and an unblocked signal in this thread
-    // make the raise stop the whole process until SIGCONT; no handler code
-    // runs in between.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(sig);
-    }
+    crate::sys::raise_default(sig);
     if FORWARDED.contains(&sig) {
         let _ = set_handler(sig, forward, true);
     }
