@@ -53,6 +53,18 @@ impl Object {
         &self.chunks
     }
 
+    /// The object offset of physical address `phys`, if it lies in the object.
+    pub fn offset_of(&self, phys: u64) -> Option<u64> {
+        let mut base = 0u64;
+        for c in &self.chunks {
+            if phys >= c.phys && phys - c.phys < c.len {
+                return Some(base + (phys - c.phys));
+            }
+            base += c.len;
+        }
+        None
+    }
+
     /// The physical pieces of object bytes `[off, off + len)`, as `(offset, phys, len)`
     /// triples in offset order; empty when the range does not lie inside the object.
     pub fn pieces(&self, off: u64, len: u64) -> Vec<(u64, u64, u64)> {
@@ -228,7 +240,7 @@ mod tests {
         assert_eq!(t.create(vec![chunk(0x10, 0x1000)]), Err(ShmError::BadChunk));
         assert_eq!(t.create(vec![chunk(0, 0)]), Err(ShmError::BadChunk));
         assert_eq!(
-            t.create(vec![chunk(0, u64::MAX & !0xfff), chunk(0, 0x1000)]),
+            t.create(vec![chunk(0, !0xfff), chunk(0, 0x1000)]),
             Err(ShmError::BadChunk)
         );
         let id = t.create(vec![chunk(0, 0x1000)]).unwrap();
@@ -253,5 +265,9 @@ mod tests {
         assert!(o.pieces(0x4000, 0x2000).is_empty());
         assert!(o.pieces(u64::MAX, 2).is_empty());
         assert!(o.pieces(0, 0).is_empty());
+        assert_eq!(o.offset_of(0x10_1000), Some(0x1000));
+        assert_eq!(o.offset_of(0x50_2fff), Some(0x4fff));
+        assert_eq!(o.offset_of(0x50_3000), None);
+        assert_eq!(o.offset_of(0), None);
     }
 }
