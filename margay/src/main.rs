@@ -13,6 +13,7 @@ mod bench;
 mod children;
 mod cli;
 mod guest_mem;
+mod hotplug;
 mod partition;
 mod pinning;
 mod program;

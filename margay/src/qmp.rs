@@ -181,8 +181,20 @@ impl Qmp {
 
     /// Run `cmd` (no arguments) and return its result; events are skipped.
     pub fn execute(&mut self, cmd: &str) -> Result<Value, QmpError> {
+        self.send(cmd, serde_json::json!({ "execute": cmd }))
+    }
+
+    /// Run `cmd` with `arguments` and return its result; events are skipped.
+    pub fn execute_args(&mut self, cmd: &str, arguments: Value) -> Result<Value, QmpError> {
+        self.send(
+            cmd,
+            serde_json::json!({ "execute": cmd, "arguments": arguments }),
+        )
+    }
+
+    fn send(&mut self, cmd: &str, msg: Value) -> Result<Value, QmpError> {
         let deadline = Instant::now() + self.timeout;
-        let req = serde_json::json!({ "execute": cmd }).to_string() + "\n";
+        let req = msg.to_string() + "\n";
         let s = self.reader.get_mut();
         s.set_write_timeout(Some(self.timeout))
             .map_err(QmpError::Io)?;
