@@ -255,8 +255,9 @@ pub fn render_stats(
             c.timer_irqs, c.ipis, c.context_switches
         );
     }
-    if h.user_entry_ns != 0 && h.host_start_ns != 0 && h.user_entry_ns >= h.host_start_ns {
-        let ms = (h.user_entry_ns - h.host_start_ns) as f64 / 1e6;
+    if h.user_entry_ns != 0 && h.boot.host_start_ns != 0 && h.user_entry_ns >= h.boot.host_start_ns
+    {
+        let ms = (h.user_entry_ns - h.boot.host_start_ns) as f64 / 1e6;
         let _ = writeln!(
             s,
             "  start-up: first user instruction {ms:.1} ms after margay started"
@@ -362,7 +363,10 @@ mod tests {
         };
         let h = Header {
             tsc_hz: 1_000_000_000,
-            host_start_ns: 1_000_000_000,
+            boot: wire::BootParams {
+                host_start_ns: 1_000_000_000,
+                ..Default::default()
+            },
             user_entry_ns: 1_123_400_000,
             ..Header::default()
         };

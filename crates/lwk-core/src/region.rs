@@ -20,18 +20,9 @@ const PAGE_MASK: u64 = PAGE_SIZE - 1;
 const SIZE_2M: u64 = 2 << 20;
 const SIZE_1G: u64 = 1 << 30;
 
-/// What a region is used for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegionKind {
-    /// Loaded from the executable.
-    Image,
-    /// The brk heap.
-    Heap,
-    /// The initial process stack.
-    Stack,
-    /// Anonymous mmap.
-    Anon,
-}
+/// What a region is used for: the wire contract's kind, so the region table
+/// the proxy mirrors carries it without conversion.
+pub use wire::RegionKind;
 
 /// Virtual `[start, start + len)` backed by physical `[phys, phys + len)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
