@@ -1,7 +1,10 @@
 //! The host's only window onto guest RAM: a shared mapping of the memory file,
 //! accessed through bounds-checked volatile copies of plain values and byte ranges,
 //! and atomics at checked, aligned offsets. No reference to guest memory ever
-//! escapes this module (vm-memory's `GuestMemory` is the model).
+//! escapes this module (vm-memory's `GuestMemory` is the model). Code that must
+//! reach guest RAM from a signal handler or a long-lived thread keeps an
+//! `Arc<GuestMem>` and an offset, never a host address. The atomic methods do
+//! not allocate, so they are async-signal-safe.
 
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -265,13 +268,16 @@ impl GuestMem {
         Ok(self.atomic_u64(off)?.fetch_and(v, order))
     }
 
+    /// Atomically OR `v` into the u32 at `off`; returns the previous value.
+    pub fn fetch_or_u32(&self, off: u64, v: u32, order: Ordering) -> Result<u32, GuestMemError> {
+        Ok(self.atomic_u32(off)?.fetch_or(v, order))
+    }
+
     /// Atomically OR `v` into the u64 at `off`; returns the previous value.
-    #[cfg(test)]
     pub fn fetch_or_u64(&self, off: u64, v: u64, order: Ordering) -> Result<u64, GuestMemError> {
         Ok(self.atomic_u64(off)?.fetch_or(v, order))
     }
 
-    #[cfg(test)]
     pub fn store_u64(&self, off: u64, v: u64, order: Ordering) -> Result<(), GuestMemError> {
         self.atomic_u64(off)?.store(v, order);
         Ok(())

@@ -109,8 +109,8 @@ fn relay_host_signals(
     stop: &std::sync::atomic::AtomicBool,
 ) {
     use std::sync::atomic::Ordering;
-    let off = wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF;
-    let poke = wire::SHARED_PHYS + wire::SIGNALS_POKE_OFF;
+    let off = wire::HOST_SIGNALS_PHYS;
+    let poke = wire::SIGNALS_POKE_PHYS;
     let mut last_nmi: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Acquire) {
         let waiting = mem.load_u64(off, Ordering::Acquire).unwrap_or(0) != 0
@@ -282,10 +282,7 @@ fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
     };
     // Signals for the application: from the terminal (to margay, forwarded
     // here) and from anyone who signals its pid (the proxy posts them).
-    let host_signals = wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF;
-    if let Ok(addr) = ram.mem().host_addr(host_signals, 8) {
-        children::forward_terminal_signals_to(addr);
-    }
+    children::forward_terminal_signals_to(ram.shared_mem());
     let stop_relay = std::sync::atomic::AtomicBool::new(false);
 
     // While the guest runs, a relay raises an NMI whenever signals are

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use std::sync::Arc;
 use thiserror::Error;
 use wire::{Header, BOOTDATA_OFF, BOOTDATA_SIZE, HEADER_OFF, SHARED_PHYS};
 
@@ -40,7 +41,7 @@ pub fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
 /// Guest RAM: the memfd and margay's mapping of it.
 pub struct Ram {
     fd: OwnedFd,
-    mem: GuestMem,
+    mem: Arc<GuestMem>,
 }
 
 impl Ram {
@@ -50,7 +51,7 @@ impl Ram {
         file.set_len(size)
             .map_err(|err| PartitionError::Size { size, err })?;
         let fd = OwnedFd::from(file);
-        let mem = GuestMem::map_shared(fd.as_fd(), size)?;
+        let mem = Arc::new(GuestMem::map_shared(fd.as_fd(), size)?);
         Ok(Ram { fd, mem })
     }
 
@@ -60,6 +61,11 @@ impl Ram {
 
     pub fn mem(&self) -> &GuestMem {
         &self.mem
+    }
+
+    /// The mapping, for a thread that outlives this borrow.
+    pub fn shared_mem(&self) -> Arc<GuestMem> {
+        Arc::clone(&self.mem)
     }
 }
 

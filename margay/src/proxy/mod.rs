@@ -241,7 +241,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
             .write(true)
             .open(&args.ram)
             .with_context(|| format!("cannot open guest RAM {}", args.ram.display()))?;
-        GuestMem::map_shared(f.as_fd(), args.mem_size).context("cannot map guest RAM")?
+        Arc::new(GuestMem::map_shared(f.as_fd(), args.mem_size).context("cannot map guest RAM")?)
         // `f` is closed here: the application's first open returns 3.
     };
     let app = exec::App {
@@ -251,7 +251,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
         cpus,
     };
     // Signals Linux sends the application arrive here: post them to the LWK.
-    signals::install(&ram).context("cannot install signal handlers")?;
+    signals::install(Arc::clone(&ram)).context("cannot install signal handlers")?;
     crate::sys::remember_margay();
     let _proxy = Shared::new(ram, app, args.trace, window).start();
     loop {
@@ -296,9 +296,14 @@ struct Running {
 }
 
 impl Shared {
-    fn new(ram: GuestMem, app: exec::App, trace: bool, window: &'static Window) -> Self {
+    fn new(
+        ram: impl Into<Arc<GuestMem>>,
+        app: exec::App,
+        trace: bool,
+        window: &'static Window,
+    ) -> Self {
         Self::for_table(
-            Arc::new(ram),
+            ram.into(),
             app,
             trace,
             window,
