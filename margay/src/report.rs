@@ -81,16 +81,11 @@ pub fn is_quiet_signal(signal: u32) -> bool {
 
 /// The last `min(head, ring.len())` bytes written into the ring, oldest first.
 pub fn kmsg_tail(ring: &[u8], head: u64) -> Vec<u8> {
-    let size = ring.len() as u64;
-    if size == 0 {
-        return Vec::new();
+    let mut out = Vec::new();
+    for (start, len) in wire::kmsg_spans(head, ring.len() as u64) {
+        // Both spans lie inside the ring (kmsg_spans keeps them below its size).
+        out.extend_from_slice(&ring[start as usize..(start + len) as usize]);
     }
-    let n = head.min(size) as usize;
-    let start = ((head - n as u64) % size) as usize;
-    let mut out = Vec::with_capacity(n);
-    let first = (size as usize - start).min(n);
-    out.extend_from_slice(&ring[start..start + first]);
-    out.extend_from_slice(&ring[..n - first]);
     out
 }
 

@@ -15,7 +15,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _, IntoRawFd as _};
 
 use linux_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use linux_abi::Errno;
-use wire::{MirrorEntry, REGION_HEAP, REGION_IMAGE, REGION_STACK};
+use wire::{MirrorEntry, RegionKind};
 
 /// A file with an LWK view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,9 +210,10 @@ pub fn status(host: &str, name: &str, n: u32, regions: &[MirrorEntry]) -> String
         regions.iter().filter(|e| f(e)).map(|e| e.len >> 10).sum()
     };
     let total = kb(&|_| true);
-    let stack = kb(&|e| e.kind == REGION_STACK);
-    let exe = kb(&|e| e.kind == REGION_IMAGE && e.prot & PROT_EXEC != 0);
-    let data = kb(&|e| e.kind != REGION_STACK && e.prot & PROT_WRITE != 0);
+    let is_stack = |e: &MirrorEntry| e.region_kind() == Ok(RegionKind::Stack);
+    let stack = kb(&is_stack);
+    let exe = kb(&|e| e.region_kind() == Ok(RegionKind::Image) && e.prot & PROT_EXEC != 0);
+    let data = kb(&|e| !is_stack(e) && e.prot & PROT_WRITE != 0);
     let mut out = String::new();
     for line in host.lines() {
         let Some((key, value)) = line.split_once(':') else {
@@ -274,11 +275,11 @@ pub fn maps(regions: &[MirrorEntry], exe: &[u8], exe_id: FileId) -> Vec<u8> {
     let mut out = Vec::new();
     for e in &sorted {
         let bit = |b: u32, c: char| if e.prot & b != 0 { c } else { '-' };
-        let (name, id): (&[u8], FileId) = match e.kind {
-            REGION_IMAGE => (exe, exe_id),
-            REGION_HEAP => (b"[heap]", FileId::default()),
-            REGION_STACK => (b"[stack]", FileId::default()),
-            _ => (b"", FileId::default()),
+        let (name, id): (&[u8], FileId) = match e.region_kind() {
+            Ok(RegionKind::Image) => (exe, exe_id),
+            Ok(RegionKind::Heap) => (b"[heap]", FileId::default()),
+            Ok(RegionKind::Stack) => (b"[stack]", FileId::default()),
+            Ok(RegionKind::Anon) | Err(_) => (b"", FileId::default()),
         };
         let prefix = format!(
             "{:08x}-{:08x} {}{}{}p {:08x} {:02x}:{:02x} {}",
@@ -497,11 +498,21 @@ mod tests {
                 0x3fff_ff70_0000,
                 0x80_0000,
                 PROT_READ | PROT_WRITE,
-                REGION_STACK,
+                RegionKind::Stack.into(),
             ),
-            region(0x40_0000, 0x1000, PROT_READ, REGION_IMAGE),
-            region(0x40_1000, 0x2000, PROT_READ | PROT_EXEC, REGION_IMAGE),
-            region(0x60_0000, 0x3000, PROT_READ | PROT_WRITE, REGION_HEAP),
+            region(0x40_0000, 0x1000, PROT_READ, RegionKind::Image.into()),
+            region(
+                0x40_1000,
+                0x2000,
+                PROT_READ | PROT_EXEC,
+                RegionKind::Image.into(),
+            ),
+            region(
+                0x60_0000,
+                0x3000,
+                PROT_READ | PROT_WRITE,
+                RegionKind::Heap.into(),
+            ),
             region(0x3eff_fff0_0000, 0x10_0000, PROT_READ | PROT_WRITE, 0),
             region(0x3eff_ffe0_0000, 0x1000, 0, 0),
         ]
