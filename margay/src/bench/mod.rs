@@ -443,10 +443,7 @@ fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Captured
         }
         if Instant::now() >= deadline {
             timed_out = true;
-            if let Ok(pid) = i32::try_from(child.id()) {
-                // SAFETY: kill(2) on our own child's process group has no memory effects.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
+            crate::sys::kill9_group(child.id());
             break child.wait()?;
         }
         std::thread::sleep(Duration::from_millis(20));

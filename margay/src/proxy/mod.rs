@@ -13,13 +13,15 @@
 //! kills it if margay dies.
 
 mod doorbell;
+// Until helper "abi" moves its raw syscall and fd adoption behind sys.
+#[allow(unsafe_code)]
 mod exec;
 #[cfg(test)]
 mod fuzz;
 mod leader;
 pub mod mirror;
 mod pool;
-mod signals;
+pub(crate) mod signals;
 mod user_mem;
 mod views;
 mod window;
@@ -108,8 +110,8 @@ impl Response {
         Response {
             ret: 0,
             aux: Some([
-                crate::sys::clock_ns(libc::CLOCK_REALTIME),
-                crate::sys::clock_ns(libc::CLOCK_MONOTONIC),
+                crate::sys::clock_ns(crate::sys::ClockId::Realtime),
+                crate::sys::clock_ns(crate::sys::ClockId::Monotonic),
                 0,
                 0,
             ]),
@@ -201,7 +203,7 @@ struct Shared {
     mirror: RwLock<MirrorView>,
     /// Who polls the doorbell (see `leader`).
     role: leader::Role,
-    /// The pthread serving each slot right now (0 when none), for interrupts.
+    /// The thread (Linux tid) serving each slot right now (0 when none), for interrupts.
     running: Box<[AtomicU64]>,
 }
 
@@ -358,8 +360,7 @@ impl Shared {
     }
 
     fn serve(&self, job: Job) {
-        // SAFETY: pthread_self has no preconditions.
-        let me = unsafe { libc::pthread_self() } as u64;
+        let me = crate::sys::thread_id();
         let running = self.running.get(job.slot);
         if let Some(r) = running {
             r.store(me, Ordering::Release);

@@ -4,6 +4,7 @@
 //! has a signal to take is interrupted (EINTR) on the kernel's request.
 
 use crate::guest_mem::GuestMem;
+use crate::sys::{set_handler, Handler};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use wire::{
@@ -44,7 +45,9 @@ pub fn interrupt_signal() -> i32 {
     libc::SIGRTMAX() - 1
 }
 
-extern "C" fn forward(sig: i32) {
+/// Post signal `sig` to the LWK process. Runs as a signal handler
+/// (`sys::Handler::ForwardToLwk`): only async-signal-safe work.
+pub fn forward(sig: i32) {
     let Some(ram) = RAM.get() else { return };
     let Ok(sig) = u32::try_from(sig) else { return };
     // The GuestMem atomics are bounds-checked and do not allocate: safe in a
@@ -65,23 +68,6 @@ extern "C" fn forward(sig: i32) {
     }
 }
 
-extern "C" fn nothing(_sig: i32) {}
-
-fn set_handler(sig: i32, handler: extern "C" fn(i32), restart: bool) -> std::io::Result<()> {
-    // SAFETY: a zeroed sigaction is a valid starting point; the handlers only
-    // do async-signal-safe work (an atomic OR, or nothing).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = handler as usize;
-        sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
-        libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// Install the forwarding handlers and the interrupt signal's handler. The
 /// first call's `ram` is the one signals are posted to (one proxy per process).
 pub fn install(ram: Arc<GuestMem>) -> anyhow::Result<()> {
@@ -91,9 +77,9 @@ pub fn install(ram: Arc<GuestMem>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("SIGNALS_POKE word: {e}"))?;
     let _ = RAM.set(ram);
     for &s in &FORWARDED {
-        set_handler(s, forward, true)?;
+        set_handler(s, Handler::ForwardToLwk, true)?;
     }
-    set_handler(interrupt_signal(), nothing, false)?;
+    set_handler(interrupt_signal(), Handler::Nothing, false)?;
     Ok(())
 }
 
@@ -113,13 +99,14 @@ pub fn retarget(ram: &GuestMem, table: u64) {
 /// initial process's proxy stops margay instead (the job a shell started).
 pub fn stop(sig: i32) {
     if PROCESS_WORD.load(Ordering::Acquire) == 0 {
-        // SAFETY: sending SIGSTOP to our parent, margay, has no memory effects.
-        unsafe { libc::kill(libc::getppid(), libc::SIGSTOP) };
+        if let Some(margay) = rustix::process::getppid() {
+            let _ = rustix::process::kill_process(margay, rustix::process::Signal::STOP);
+        }
         return;
     }
     crate::sys::raise_default(sig);
     if FORWARDED.contains(&sig) {
-        let _ = set_handler(sig, forward, true);
+        let _ = set_handler(sig, Handler::ForwardToLwk, true);
     }
 }
 
@@ -143,12 +130,11 @@ pub fn requested(ram: &GuestMem, out: &mut Vec<usize>) {
 }
 
 /// Send the interrupt signal to the thread running a syscall, if any.
+/// `thread` is the Linux thread id a worker of this process recorded while it
+/// serves a slot (0: none).
 pub fn interrupt_thread(thread: u64) {
     if thread != 0 {
-        // SAFETY: `thread` is a pthread_t recorded by a live worker of this
-        // process while it serves a slot; it is cleared before the worker
-        // moves on, and pthread_kill on it only sends a signal.
-        unsafe { libc::pthread_kill(thread as libc::pthread_t, interrupt_signal()) };
+        crate::sys::signal_thread(thread, interrupt_signal());
     }
 }
 
@@ -176,17 +162,12 @@ mod tests {
     fn interrupting_a_blocked_read_gives_eintr() {
         let ram = Arc::new(GuestMem::anonymous((SHARED_PHYS + 0x10_0000) as usize));
         install(Arc::clone(&ram)).unwrap();
-        let mut fds = [0; 2];
-        // SAFETY: plain pipe creation into a local array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (rd, _wr) = rustix::pipe::pipe().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            // SAFETY: pthread_self has no preconditions.
-            tx.send(unsafe { libc::pthread_self() } as u64).unwrap();
+            tx.send(crate::sys::thread_id()).unwrap();
             let mut b = [0u8; 1];
-            // SAFETY: reading into a local buffer of the given length.
-            let r = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
-            (r, std::io::Error::last_os_error().raw_os_error())
+            rustix::io::read(&rd, &mut b)
         });
         let t = rx.recv().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -194,8 +175,7 @@ mod tests {
             interrupt_thread(t);
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let (r, e) = reader.join().unwrap();
-        assert_eq!((r, e), (-1, Some(libc::EINTR)));
+        assert_eq!(reader.join().unwrap(), Err(rustix::io::Errno::INTR));
         // A forwarded signal lands in the HOST_SIGNALS word.
         forward(libc::SIGUSR1);
         assert_eq!(

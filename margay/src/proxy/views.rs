@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 use std::io::Write as _;
-use std::os::fd::{AsFd as _, AsRawFd as _, IntoRawFd as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, IntoRawFd as _, OwnedFd};
 
 use linux_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use linux_abi::Errno;
@@ -343,7 +343,8 @@ impl Pending {
     pub fn open(&self) -> i64 {
         let content = self.content();
         match open_view(self.view.name(), &content, self.cloexec) {
-            Ok(fd) => i64::from(fd),
+            // The application owns the descriptor from now on.
+            Ok(fd) => i64::from(fd.into_raw_fd()),
             Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
@@ -352,7 +353,7 @@ impl Pending {
 /// A read-only file descriptor on a memory file holding `content`. The memory
 /// file is written through its first descriptor, then reopened read-only and the
 /// read-only description moved onto the first number.
-fn open_view(name: &str, content: &[u8], cloexec: bool) -> std::io::Result<i32> {
+fn open_view(name: &str, content: &[u8], cloexec: bool) -> std::io::Result<OwnedFd> {
     let cname = CString::new(name).unwrap_or_default();
     let fd = crate::sys::memfd_create(&cname)?;
     let mut file = std::fs::File::from(fd);
@@ -362,7 +363,7 @@ fn open_view(name: &str, content: &[u8], cloexec: bool) -> std::io::Result<i32> 
         .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     crate::sys::dup3(ro.as_fd(), file.as_fd(), cloexec)?;
     // `ro`'s own number is closed here; the view keeps the memfd's number.
-    Ok(file.into_raw_fd())
+    Ok(OwnedFd::from(file))
 }
 
 #[cfg(test)]
@@ -586,21 +587,14 @@ mod tests {
 
     #[test]
     fn a_view_opens_as_a_read_only_file_at_offset_zero() {
+        use rustix::fs::OFlags;
         use std::io::Read as _;
-        use std::os::fd::FromRawFd as _;
         for cloexec in [false, true] {
-            let fd = open_view("test", b"0-3\n", cloexec).unwrap();
-            // SAFETY: `fd` was just returned by open_view and belongs to no one else.
-            let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-            // SAFETY: F_GETFD/F_GETFL take no pointer.
-            let (fdflags, flflags) = unsafe {
-                (
-                    libc::fcntl(fd, libc::F_GETFD),
-                    libc::fcntl(fd, libc::F_GETFL),
-                )
-            };
-            assert_eq!(fdflags & libc::FD_CLOEXEC != 0, cloexec);
-            assert_eq!(flflags & libc::O_ACCMODE, libc::O_RDONLY);
+            let mut f = std::fs::File::from(open_view("test", b"0-3\n", cloexec).unwrap());
+            let fdflags = rustix::io::fcntl_getfd(&f).unwrap();
+            let flflags = rustix::fs::fcntl_getfl(&f).unwrap();
+            assert_eq!(fdflags.contains(rustix::io::FdFlags::CLOEXEC), cloexec);
+            assert_eq!(flflags & OFlags::ACCMODE, OFlags::RDONLY);
             let mut s = String::new();
             f.read_to_string(&mut s).unwrap();
             assert_eq!(s, "0-3\n");
