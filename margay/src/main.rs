@@ -3,7 +3,7 @@
 //! status; `margay bench` compares it with a Linux guest; `margay __proxy` is
 //! the proxy itself.
 //!
-//! Module map: `cli` (arguments), `program` (PATH search, ELF check), `partition`
+//! Module map: `cli` (arguments; `args`: value parsers shared with `bench`), `program` (PATH search, ELF check), `partition`
 //! (memfds, boot header/data), `guest_mem` (all guest RAM access), `qemu` (QEMU
 //! command line and output), `pinning` and `qmp` (vCPU threads to host cores), `children` (child supervision, signals), `proxy`
 //! (the per-process proxy), `bench` (Margay vs Linux benchmarks), `trace` (`--trace` lines), `report` (outcome, kmsg,
@@ -13,6 +13,7 @@
 //! RAM) and `sys` (the system calls `rustix` and std do not make safe).
 #![deny(unsafe_code)]
 
+mod args;
 mod bench;
 mod children;
 mod cli;

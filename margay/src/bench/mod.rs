@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Args;
 
-use crate::cli::{parse_cpus, parse_mem_size, AccelArg};
+use crate::args::{parse_cpus, parse_mem_size};
 use crate::qemu::{self, Accel, Machine};
 use json::Json;
 use parse::Metrics;
@@ -47,8 +47,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "1G", value_name = "SIZE", value_parser = parse_mem_size)]
     pub mem: u64,
     /// How QEMU runs both guests.
-    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
-    pub accel: AccelArg,
+    #[arg(long, default_value = "auto", value_parser = qemu::accel_parser())]
+    pub accel: ::std::option::Option<Accel>,
     /// QEMU's deterministic instruction counting (TCG, one core): virtual
     /// time is one nanosecond per guest instruction.
     #[arg(long)]
