@@ -20,9 +20,46 @@ const PAGE_MASK: u64 = PAGE_SIZE - 1;
 const SIZE_2M: u64 = 2 << 20;
 const SIZE_1G: u64 = 1 << 30;
 
-/// What a region is used for: the wire contract's kind, so the region table
-/// the proxy mirrors carries it without conversion.
-pub use wire::RegionKind;
+/// What a region is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    /// Loaded from the executable.
+    Image,
+    /// The brk heap.
+    Heap,
+    /// The initial process stack.
+    Stack,
+    /// Anonymous mmap.
+    Anon,
+    /// A mapping of a partition-wide shared object (`MAP_SHARED`): its physical memory
+    /// belongs to the object, is never copied on fork and is freed only when the last
+    /// mapping of it goes.
+    Shared(crate::shm::ObjectId),
+}
+
+/// The kind the proxy sees in the mirror region table: the one conversion
+/// between the kernel's region kinds and the wire contract's.
+impl From<RegionKind> for wire::RegionKind {
+    fn from(k: RegionKind) -> wire::RegionKind {
+        match k {
+            RegionKind::Image => wire::RegionKind::Image,
+            RegionKind::Heap => wire::RegionKind::Heap,
+            RegionKind::Stack => wire::RegionKind::Stack,
+            RegionKind::Anon => wire::RegionKind::Anon,
+            RegionKind::Shared(_) => wire::RegionKind::Shared,
+        }
+    }
+}
+
+impl RegionKind {
+    /// The shared object behind a region of this kind.
+    pub fn shared_object(self) -> Option<crate::shm::ObjectId> {
+        match self {
+            RegionKind::Shared(id) => Some(id),
+            _ => None,
+        }
+    }
+}
 
 /// Virtual `[start, start + len)` backed by physical `[phys, phys + len)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -419,6 +456,36 @@ mod tests {
 
     fn all(m: &RegionMap) -> Vec<Region> {
         m.iter().copied().collect()
+    }
+
+    #[test]
+    fn shared_regions_keep_their_object_and_never_merge_across_objects() {
+        let mut m = RegionMap::new();
+        m.insert(reg(0x1000, 0x2000, 0x10000, RW, RegionKind::Shared(1)))
+            .unwrap();
+        m.insert(reg(0x3000, 0x1000, 0x12000, RW, RegionKind::Shared(2)))
+            .unwrap();
+        // Same prot everywhere and contiguous phys, but two objects: no merge.
+        m.protect_range(0x1000, 0x3000, PROT_READ).unwrap();
+        assert_eq!(m.len(), 2);
+        let gone = m.remove_range(0x2000, 0x2000);
+        assert_eq!(
+            gone.iter()
+                .map(|r| r.kind.shared_object())
+                .collect::<Vec<_>>(),
+            [Some(1), Some(2)]
+        );
+        assert_eq!(
+            all(&m),
+            [reg(
+                0x1000,
+                0x1000,
+                0x10000,
+                PROT_READ,
+                RegionKind::Shared(1)
+            )]
+        );
+        assert_eq!(RegionKind::Anon.shared_object(), None);
     }
 
     #[test]

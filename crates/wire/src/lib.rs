@@ -43,8 +43,8 @@ pub use kmsg::{kmsg_phys, kmsg_spans};
 pub use layout::*;
 pub use regions::{
     region_entry_off, MirrorEntry, MirrorError, RegionKind, RegionTableHeader, MAX_REGIONS,
-    REGION_ANON, REGION_COUNT_OFF, REGION_GEN_OFF, REGION_HEAP, REGION_IMAGE, REGION_SIGNALS_OFF,
-    REGION_STACK, REGION_TABLE_BYTES,
+    REGION_ANON, REGION_COUNT_OFF, REGION_GEN_OFF, REGION_HEAP, REGION_IMAGE, REGION_SHARED,
+    REGION_SIGNALS_OFF, REGION_STACK, REGION_TABLE_BYTES,
 };
 pub use signals::{signal_bit, signals_in, HOST_SIGNALS_PHYS, SIGNALS_POKE_PHYS};
 pub use stats::{CpuStat, StatsHeader, SyscallStat, CPU_STATS_OFF, STATS_ENTRIES_OFF, STATS_NR};
@@ -96,10 +96,11 @@ mod tests {
             RegionKind::Image,
             RegionKind::Heap,
             RegionKind::Stack,
+            RegionKind::Shared,
         ] {
             assert_eq!(RegionKind::try_from(u32::from(k)), Ok(k));
         }
-        assert_eq!(RegionKind::try_from(4), Err(4));
+        assert_eq!(RegionKind::try_from(5), Err(5));
         let e = MirrorEntry {
             kind: REGION_HEAP,
             ..MirrorEntry::default()

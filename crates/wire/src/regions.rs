@@ -28,7 +28,7 @@ const _: () = assert!(size_of::<RegionTableHeader>() == 16);
 const _: () = assert!(REGION_GEN_OFF == 0 && REGION_COUNT_OFF == 8 && REGION_SIGNALS_OFF == 12);
 
 /// What a region holds, for /proc/self/maps: `MirrorEntry::kind`. The kernel's
-/// region map uses the same type, so no conversion is written by hand.
+/// region kinds convert into it (`From<lwk_core::region::RegionKind>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum RegionKind {
@@ -40,6 +40,8 @@ pub enum RegionKind {
     Heap = 2,
     /// The initial process stack.
     Stack = 3,
+    /// A mapping of a partition-wide shared object (`MAP_SHARED|MAP_ANONYMOUS`).
+    Shared = 4,
 }
 
 impl TryFrom<u32> for RegionKind {
@@ -50,6 +52,7 @@ impl TryFrom<u32> for RegionKind {
             1 => RegionKind::Image,
             2 => RegionKind::Heap,
             3 => RegionKind::Stack,
+            4 => RegionKind::Shared,
             other => return Err(other),
         })
     }
@@ -66,6 +69,7 @@ pub const REGION_ANON: u32 = RegionKind::Anon as u32;
 pub const REGION_IMAGE: u32 = RegionKind::Image as u32;
 pub const REGION_HEAP: u32 = RegionKind::Heap as u32;
 pub const REGION_STACK: u32 = RegionKind::Stack as u32;
+pub const REGION_SHARED: u32 = RegionKind::Shared as u32;
 
 /// One user region of the LWK process: virtual `[vaddr, vaddr+len)` is the
 /// memory file's `[file_off, file_off+len)`, with Linux `PROT_*` bits.

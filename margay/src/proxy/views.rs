@@ -275,19 +275,27 @@ pub fn maps(regions: &[MirrorEntry], exe: &[u8], exe_id: FileId) -> Vec<u8> {
     let mut out = Vec::new();
     for e in &sorted {
         let bit = |b: u32, c: char| if e.prot & b != 0 { c } else { '-' };
-        let (name, id): (&[u8], FileId) = match e.region_kind() {
+        let kind = e.region_kind();
+        let (name, id): (&[u8], FileId) = match kind {
             Ok(RegionKind::Image) => (exe, exe_id),
             Ok(RegionKind::Heap) => (b"[heap]", FileId::default()),
             Ok(RegionKind::Stack) => (b"[stack]", FileId::default()),
+            // Linux names anonymous shared memory after the shmem file behind it.
+            Ok(RegionKind::Shared) => (b"/dev/zero (deleted)", FileId::default()),
             Ok(RegionKind::Anon) | Err(_) => (b"", FileId::default()),
         };
         let prefix = format!(
-            "{:08x}-{:08x} {}{}{}p {:08x} {:02x}:{:02x} {}",
+            "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {}",
             e.vaddr,
             e.vaddr.saturating_add(e.len),
             bit(PROT_READ, 'r'),
             bit(PROT_WRITE, 'w'),
             bit(PROT_EXEC, 'x'),
+            if kind == Ok(RegionKind::Shared) {
+                's'
+            } else {
+                'p'
+            },
             0,
             id.major,
             id.minor,
