@@ -9,17 +9,7 @@ use wire::{Header, State, BOOTDATA_OFF, BOOTDATA_SIZE, HEADER_OFF, HEADER_STATE_
 const HEADER: u64 = SHARED_PHYS + HEADER_OFF;
 
 /// What the host asked for, copied out of the header once at boot.
-#[derive(Clone, Copy)]
-pub struct BootParams {
-    pub ncpus: u32,
-    pub mem_size: u64,
-    pub flags: u32,
-    pub proxy_pid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub euid: u32,
-    pub egid: u32,
-}
+pub use wire::BootParams;
 
 /// The program to run: path, argv and envp.
 pub struct BootData {
@@ -48,35 +38,26 @@ fn update(f: impl FnOnce(&mut Header)) {
 }
 
 pub fn boot_params() -> Result<BootParams, &'static str> {
-    let h = header();
-    if h.magic != wire::MAGIC {
-        return Err("boot header missing (bad magic)");
-    }
-    if h.version != wire::VERSION {
-        return Err("boot header version mismatch between margay and its kernel");
-    }
-    Ok(BootParams {
-        ncpus: h.ncpus,
-        mem_size: h.mem_size,
-        flags: h.flags,
-        proxy_pid: h.proxy_pid,
-        uid: h.uid,
-        gid: h.gid,
-        euid: h.euid,
-        egid: h.egid,
-    })
+    let boot = header().boot;
+    boot.check().map_err(|e| match e {
+        wire::HandshakeError::BadMagic => "boot header missing (bad magic)",
+        wire::HandshakeError::VersionMismatch { .. } => {
+            "boot header version mismatch between margay and its kernel"
+        }
+    })?;
+    Ok(boot)
 }
 
 pub fn boot_data() -> Result<BootData, &'static str> {
     let h = header();
-    let len = u64::from(h.bootdata_len);
+    let len = u64::from(h.boot.bootdata_len);
     if len > BOOTDATA_SIZE {
         return Err("boot data too long");
     }
     let mut buf = alloc::vec![0u8; len as usize];
     read_phys(SHARED_PHYS + BOOTDATA_OFF, &mut buf);
-    let argc = h.argc as usize;
-    let envc = h.envc as usize;
+    let argc = h.boot.argc as usize;
+    let envc = h.boot.envc as usize;
     let total = 1 + argc + envc;
     let mut parts = wire::split_bootdata(&buf, total).ok_or("malformed boot data")?;
     let path = parts.next().ok_or("boot data without a path")?.to_vec();
