@@ -19,14 +19,17 @@ pub use table::{
 /// The page size of x86-64 Linux, in bytes.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Where user addresses end on x86-64: the end of the canonical lower half.
+pub const CANONICAL_USER_END: u64 = 0x8000_0000_0000;
+
 /// Signal numbers, sigaction flags and siginfo codes.
 pub mod signal {
-    use linux_raw_sys::general as g;
     pub use g::{
         SIGABRT, SIGALRM, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGKILL,
         SIGPIPE, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTERM, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU,
         SIGURG, SIGWINCH, SIGXCPU, SIGXFSZ, SI_TKILL,
     };
+    use linux_raw_sys::general as g;
 
     /// The highest signal number.
     pub const NSIG: u32 = g::_NSIG;
@@ -85,8 +88,8 @@ pub mod signal {
 
 /// mmap/mprotect/madvise/mremap constants (flags are unsigned longs).
 pub mod mman {
-    use linux_raw_sys::general as g;
     pub use g::{PROT_EXEC, PROT_READ, PROT_WRITE};
+    use linux_raw_sys::general as g;
     pub const PROT_GROWSDOWN: u64 = g::PROT_GROWSDOWN as u64;
     pub const PROT_GROWSUP: u64 = g::PROT_GROWSUP as u64;
     pub const MAP_SHARED: u64 = g::MAP_SHARED as u64;
@@ -106,12 +109,12 @@ pub mod mman {
 
 /// Clock ids (`clockid_t` is an int) and clock_nanosleep flags.
 pub mod clock {
-    use linux_raw_sys::general as g;
     pub use g::{
         CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
         CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI,
         CLOCK_THREAD_CPUTIME_ID, ITIMER_REAL, TIMER_ABSTIME,
     };
+    use linux_raw_sys::general as g;
 }
 
 /// clone flags (an unsigned long) and the exit-signal mask.

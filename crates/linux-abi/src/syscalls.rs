@@ -110,7 +110,7 @@ macro_rules! for_each_syscall {
             82  rename                  offload [Path, Path];
             83  mkdir                   offload [Path, Mode];
             84  rmdir                   offload [Path];
-            85  creat                   offload [Path, Hex, Mode] OPENS;
+            85  creat                   offload [Path, Mode] OPENS;
             86  link                    offload [Path, Path];
             87  unlink                  offload [Path];
             88  symlink                 offload [Path, Path];

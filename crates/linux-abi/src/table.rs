@@ -356,9 +356,8 @@ mod tests {
             }
         }
         families.sort();
-        let mut out = String::from(
-            "| family (kernel/src/syscall/...) | local calls |\n|---|---|\n",
-        );
+        let mut out =
+            String::from("| family (kernel/src/syscall/...) | local calls |\n|---|---|\n");
         for (f, calls) in &families {
             out += &format!("| `{f}.rs` | {} |\n", calls.join(", "));
         }
@@ -381,8 +380,9 @@ mod tests {
 
     #[test]
     fn readme_lists_the_table() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-            .unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
         let begin = "<!-- syscall table: generated, see crates/linux-abi/src/table.rs -->\n";
         let end = "<!-- end of syscall table -->";
         let want = readme_list();

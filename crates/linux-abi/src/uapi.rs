@@ -221,8 +221,21 @@ same_layout!(
     list_op_pending
 );
 same_layout!(
-    sysinfo, s::sysinfo, uptime, loads, totalram, freeram, sharedram, bufferram, totalswap,
-    freeswap, procs, pad, totalhigh, freehigh, mem_unit
+    sysinfo,
+    s::sysinfo,
+    uptime,
+    loads,
+    totalram,
+    freeram,
+    sharedram,
+    bufferram,
+    totalswap,
+    freeswap,
+    procs,
+    pad,
+    totalhigh,
+    freehigh,
+    mem_unit
 );
 const _: () = assert!(offset_of!(g::kernel_sigaction, sa_handler_kernel) == 0);
 const _: () = assert!(size_of::<siginfo>() == size_of::<g::siginfo>());

@@ -103,6 +103,12 @@ impl UserMem<'_> {
                 Arg::OutBuf(i) => self.need(a, arg(i), PROT_WRITE)?,
                 Arg::In(n) => self.need(a, u64::from(n), PROT_READ)?,
                 Arg::Out(n) => self.need(a, u64::from(n), PROT_WRITE)?,
+                // The count is an int; Linux reads nothing for a count <= 0.
+                Arg::InArray(i, size) => {
+                    if let Ok(n @ 1..) = u64::try_from(arg(i) as i32) {
+                        self.need(a, n.saturating_mul(u64::from(size)), PROT_READ)?;
+                    }
+                }
                 Arg::IovIn(i) => self.iovecs(a, arg(i), PROT_READ)?,
                 Arg::IovOut(i) => self.iovecs(a, arg(i), PROT_WRITE)?,
                 // Unknown size: it must at least point into the user window, where

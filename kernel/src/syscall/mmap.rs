@@ -1,62 +1,24 @@
-//! brk, mmap, munmap, mprotect, madvise, mremap, mincore: memory is region
-//! based and mapped up front; there is no overcommit, so running out is ENOMEM.
+//! mmap, munmap, mprotect, mremap: memory is region based and mapped up
+//! front; there is no overcommit, so running out is ENOMEM.
 
 use crate::process::{self, Process};
 use crate::uaccess;
 use linux_abi::mman::*;
-use linux_abi::{Errno, SysResult};
+use linux_abi::{Errno, SysResult, PAGE_SIZE as PAGE};
 use lwk_core::region::RegionKind;
 use wire::{MMAP_TOP, USER_MAX, USER_MIN};
 
-const PAGE: u64 = 4096;
-const MB2: u64 = 2 << 20;
 /// Lowest address the kernel picks for mappings without a hint.
-const MMAP_BOTTOM: u64 = 0x2000_0000_0000;
+pub(super) const MMAP_BOTTOM: u64 = 0x2000_0000_0000;
 
-fn page_up(v: u64) -> Option<u64> {
+/// Round `v` up to a whole page (`None` on overflow).
+pub(super) fn page_up(v: u64) -> Option<u64> {
     v.checked_add(PAGE - 1).map(|x| x & !(PAGE - 1))
 }
 
-fn in_window(addr: u64, len: u64) -> bool {
+/// Whether `[addr, addr+len)` lies in the user window.
+pub(super) fn in_window(addr: u64, len: u64) -> bool {
     addr >= USER_MIN && addr.checked_add(len).is_some_and(|e| e <= USER_MAX)
-}
-
-pub fn brk(addr: u64) -> SysResult {
-    process::with(|p| {
-        if addr < p.brk_start {
-            return Ok(p.brk);
-        }
-        let Some(want_end) = page_up(addr) else {
-            return Ok(p.brk);
-        };
-        if want_end > p.heap_end {
-            // Grow the mapped heap in generous steps so the region table stays small.
-            let need = want_end - p.heap_end;
-            let heap_size = p.heap_end - p.brk_start;
-            let step = need.max(heap_size.min(64 << 20)).max(MB2);
-            let step = page_up(step).unwrap_or(need);
-            let grown = [step, need].into_iter().find(|&len| {
-                in_window(p.heap_end, len)
-                    && p.aspace.is_free(p.heap_end, len)
-                    && p.aspace
-                        .map_anon(p.heap_end, len, PROT_READ | PROT_WRITE, RegionKind::Heap)
-                        .is_ok()
-            });
-            match grown {
-                Some(len) => p.heap_end += len,
-                None => return Ok(p.brk),
-            }
-        } else if addr < p.brk {
-            // Shrinking: memory above the new break reads as zero when it is grown again.
-            let start = page_up(addr).unwrap_or(p.brk);
-            let end = page_up(p.brk).unwrap_or(start);
-            if end > start {
-                let _ = uaccess::zero_user(&p.aspace, start, end - start);
-            }
-        }
-        p.brk = addr;
-        Ok(p.brk)
-    })
 }
 
 fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
@@ -86,29 +48,26 @@ fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
         .ok_or(Errno::ENOMEM)
 }
 
-pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> SysResult {
+pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> SysResult {
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
     if len == 0 || prot & !7 != 0 {
         return Err(Errno::EINVAL);
     }
-    let kind = flags & 0x3;
+    let kind = flags & MAP_TYPE;
     if kind == 0 {
         return Err(Errno::EINVAL);
     }
     let anon = flags & MAP_ANONYMOUS != 0;
     if !anon {
         if kind != MAP_PRIVATE {
-            crate::kprintln!(
-                "mmap: MAP_SHARED of a file is not supported on the LWK (fd {})",
-                fd as i64
-            );
+            crate::kprintln!("mmap: MAP_SHARED of a file is not supported on the LWK (fd {fd})");
             return Err(Errno::ENODEV);
         }
         if !off.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
     }
-    let prot = prot as u32;
+    let prot = u32::try_from(prot).map_err(|_| Errno::EINVAL)?;
     let va = process::with(|p| {
         let va = place(p, addr, len, flags)?;
         if flags & MAP_FIXED != 0 {
@@ -128,14 +87,15 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
         while done < len {
             let r = super::offload(
                 u64::from(linux_abi::syscalls_gen::SYS_PREAD64),
-                [fd, va + done, len - done, off + done, 0, 0],
+                [fd as u64, va + done, len - done, off + done, 0, 0],
             ) as i64;
             if r < 0 {
                 let _ = process::with(|p| p.aspace.unmap(va, len));
-                return Err(if r == Errno::ESPIPE.as_ret() {
-                    Errno::ENODEV
-                } else {
-                    errno_from(r)
+                // What Linux says for files that cannot be mapped.
+                return Err(match Errno::from_ret(r) {
+                    Some(Errno::ESPIPE | Errno::EISDIR) => Errno::ENODEV,
+                    Some(e) => e,
+                    None => Errno::EINVAL,
                 });
             }
             if r == 0 {
@@ -148,16 +108,6 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
         }
     }
     Ok(va)
-}
-
-fn errno_from(r: i64) -> Errno {
-    match -r {
-        9 => Errno::EBADF,
-        13 => Errno::EACCES,
-        19 => Errno::ENODEV,
-        21 => Errno::ENODEV,
-        _ => Errno::EINVAL,
-    }
 }
 
 pub fn munmap(addr: u64, len: u64) -> SysResult {
@@ -173,7 +123,8 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
 }
 
 pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) || prot & !7 != 0 && prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0
+    if !addr.is_multiple_of(PAGE)
+        || prot & !7 != 0 && prot & !(7 | PROT_GROWSDOWN | PROT_GROWSUP) != 0
     {
         return Err(Errno::EINVAL);
     }
@@ -185,55 +136,9 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     Ok(0)
 }
 
-const MADV_DONTNEED: u64 = 4;
-
-pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) {
-        return Err(Errno::EINVAL);
-    }
-    let len = page_up(len).ok_or(Errno::EINVAL)?;
-    process::with(|p| {
-        if !p.aspace.regions().check_range(addr, len, 0) {
-            return Err(Errno::ENOMEM);
-        }
-        if advice == MADV_DONTNEED {
-            // Private anonymous memory reads back as zeros after DONTNEED.
-            uaccess::zero_user(&p.aspace, addr, len)?;
-        }
-        Ok(0)
-    })
-}
-
-pub fn check_mapped(addr: u64, len: u64) -> SysResult {
-    let start = addr & !(PAGE - 1);
-    let len = page_up(len + (addr - start)).ok_or(Errno::ENOMEM)?;
-    process::with(|p| {
-        if p.aspace.regions().check_range(start, len, 0) {
-            Ok(0)
-        } else {
-            Err(Errno::ENOMEM)
-        }
-    })
-}
-
-pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) {
-        return Err(Errno::EINVAL);
-    }
-    let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    process::with(|p| {
-        if !p.aspace.regions().check_range(addr, len, 0) {
-            return Err(Errno::ENOMEM);
-        }
-        // Everything is resident: memory is mapped up front.
-        let pages = (len / PAGE) as usize;
-        uaccess::copy_to_user(&p.aspace, vec, &alloc::vec![1u8; pages])?;
-        Ok(0)
-    })
-}
-
 pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
-    if !old.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | 4) != 0 {
+    if !old.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+    {
         return Err(Errno::EINVAL);
     }
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
