@@ -162,6 +162,10 @@ pub mod prctl {
 /// Files: the `*at` calls' directory, access modes.
 pub mod fs {
     pub use linux_raw_sys::general::{AT_FDCWD, X_OK};
+    /// Longest path, including the NUL.
+    pub const PATH_MAX: usize = linux_raw_sys::general::PATH_MAX as usize;
+    /// Most iovec entries a call takes.
+    pub const UIO_MAXIOV: u64 = linux_raw_sys::general::UIO_MAXIOV as u64;
 }
 
 /// Sockets.

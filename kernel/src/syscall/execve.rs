@@ -9,13 +9,10 @@ use crate::process::{self, SigAction};
 use crate::shared::BootData;
 use crate::uaccess::{self, UserPtr};
 use alloc::vec::Vec;
-use linux_abi::fs::{AT_FDCWD, X_OK};
+use linux_abi::fs::{AT_FDCWD, PATH_MAX, X_OK};
 use linux_abi::signal::SIG_IGN;
 use linux_abi::syscalls_gen::SYS_FACCESSAT;
 use linux_abi::{Errno, SysResult};
-
-/// Longest path Linux accepts, including the NUL.
-const PATH_MAX: usize = 4096;
 
 /// Linux's limits: MAX_ARG_STRINGS-ish count and the total size of strings.
 const MAX_STRINGS: usize = 65536;
@@ -60,17 +57,12 @@ pub fn execve(path_ptr: UserPtr<u8>, argv: UserPtr<u64>, envp: UserPtr<u64>) -> 
     let envp = read_strings(envp, &mut total)?;
     // The program must exist and be executable: checked by Linux, on the
     // caller's own pointer (still mirrored), before anything is replaced.
-    let r = if is_self {
-        0
-    } else {
-        super::offload(
+    if !is_self {
+        super::offload_result(
             u64::from(SYS_FACCESSAT),
             [AT_FDCWD as u64, path_ptr.addr(), u64::from(X_OK), 0, 0, 0],
         )
-    };
-    if let Some(e) = Errno::from_ret(r as i64) {
-        // A symlink loop is reported as execve's EACCES-like refusal.
-        return Err(if e == Errno::ELOOP { Errno::EACCES } else { e });
+        .map_err(|e| if e == Errno::ELOOP { Errno::EACCES } else { e })?;
     }
     // The program is there: the other threads go (as on Linux) before the
     // image is replaced.

@@ -36,10 +36,10 @@ pub fn kill(pid: i32, sig: i32) -> SysResult {
     }
     // Another Linux process (or a process group): the proxy sends it (the
     // table marks kill FORWARDED).
-    Ok(super::offload(
+    super::offload_result(
         u64::from(SYS_KILL),
         [pid as u64, u64::from(sig), 0, 0, 0, 0],
-    ))
+    )
 }
 
 pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> SysResult {

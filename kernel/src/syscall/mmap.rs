@@ -4,6 +4,7 @@
 use crate::process::{self, Process};
 use crate::uaccess;
 use linux_abi::mman::*;
+use linux_abi::syscalls_gen::SYS_PREAD64;
 use linux_abi::{Errno, SysResult, PAGE_SIZE as PAGE};
 use lwk_core::region::RegionKind;
 use wire::{MMAP_TOP, USER_MAX, USER_MIN};
@@ -85,23 +86,25 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
         // MAP_PRIVATE file mapping: LWK memory filled from the file by the proxy.
         let mut done = 0u64;
         while done < len {
-            let r = super::offload(
-                u64::from(linux_abi::syscalls_gen::SYS_PREAD64),
+            let r = super::offload_result(
+                u64::from(SYS_PREAD64),
                 [fd as u64, va + done, len - done, off + done, 0, 0],
-            ) as i64;
-            if r < 0 {
-                let _ = process::with(|p| p.aspace.unmap(va, len));
-                // What Linux says for files that cannot be mapped.
-                return Err(match Errno::from_ret(r) {
-                    Some(Errno::ESPIPE | Errno::EISDIR) => Errno::ENODEV,
-                    Some(e) => e,
-                    None => Errno::EINVAL,
-                });
-            }
+            );
+            let r = match r {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = process::with(|p| p.aspace.unmap(va, len));
+                    // What Linux says for files that cannot be mapped.
+                    return Err(match e {
+                        Errno::ESPIPE | Errno::EISDIR => Errno::ENODEV,
+                        e => e,
+                    });
+                }
+            };
             if r == 0 {
                 break;
             }
-            done += r as u64;
+            done += r;
         }
         if prot != prot | PROT_READ | PROT_WRITE {
             process::with(|p| p.aspace.protect(va, len, prot))?;

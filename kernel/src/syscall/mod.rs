@@ -121,6 +121,15 @@ pub fn flush_stats() {
     }
 }
 
+/// Offload a syscall on a local handler's behalf: its result as a `SysResult`.
+pub fn offload_result(nr: u64, args: [u64; 6]) -> SysResult {
+    let r = offload(nr, args);
+    match Errno::from_ret(r as i64) {
+        Some(e) => Err(e),
+        None => Ok(r),
+    }
+}
+
 /// Offload a syscall, with stats.
 pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
     let r = ikc::syscall(nr, args);
@@ -168,7 +177,7 @@ pub fn dispatch(frame: &mut SyscallFrame) {
                     linux_abi::name(nr).unwrap_or("unknown")
                 );
             }
-            (Errno::ENOSYS.as_ret() as u64, wire::TRACE_UNSUPPORTED)
+            (to_raw(Err(Errno::ENOSYS)), wire::TRACE_UNSUPPORTED)
         }
     };
     frame.rax = ret;
@@ -192,7 +201,7 @@ fn deliver_signals(frame: &mut SyscallFrame, nr: u64) {
     let mut regs = crate::arch::trap::UserRegs::from_syscall(frame);
     // Restarted when no handler runs (the call was cut short by a stop) or
     // the handler asked for it.
-    let restart = frame.rax as i64 == Errno::EINTR.as_ret()
+    let restart = Errno::from_ret(frame.rax as i64) == Some(Errno::EINTR)
         && linux_abi::restarts(nr)
         && crate::signal::next_deliverable().is_none_or(crate::signal::restarts);
     if restart {

@@ -10,10 +10,7 @@ use super::mirror::Mirror;
 use crate::guest_mem::GuestMem;
 use crate::trace::UserRead;
 
-/// Longest path Linux accepts, including the NUL (PATH_MAX).
-pub const PATH_MAX: usize = 4096;
-/// Most iovec entries Linux accepts (UIO_MAXIOV).
-pub const IOV_MAX: u64 = 1024;
+pub use linux_abi::fs::{PATH_MAX, UIO_MAXIOV as IOV_MAX};
 const IOVEC_SIZE: u64 = 16;
 
 /// The application's memory: its mirror table over guest RAM.
