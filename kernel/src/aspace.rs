@@ -5,9 +5,11 @@
 use crate::arch::mem::{phys_atomic_u64, write_phys_obj};
 use crate::arch::paging::PageTables;
 use crate::mm;
+use crate::shm;
 use core::sync::atomic::Ordering;
 use linux_abi::Errno;
 use lwk_core::region::{Region, RegionKind, RegionMap};
+use lwk_core::shm::{Chunk, ObjectId};
 use wire::{MirrorEntry, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, REGION_GEN_OFF, SHARED_PHYS};
 
 pub struct AddressSpace {
@@ -63,68 +65,150 @@ impl AddressSpace {
         prot: u32,
         kind: RegionKind,
     ) -> Result<(), Errno> {
-        if len == 0 || !va.is_multiple_of(4096) || !len.is_multiple_of(4096) {
-            return Err(Errno::EINVAL);
-        }
-        if !self.regions.is_free(va, len) {
-            return Err(Errno::EEXIST);
-        }
-        let mut done = 0u64;
-        while done < len {
-            let remaining = len - done;
-            let mut chunk = remaining;
-            // Map up to the next 2 MiB boundary on its own, so that the rest
-            // starts 2 MiB aligned in both va and phys (alloc_user aligns) and
-            // gets large pages.
-            let head = (va + done).wrapping_neg() & ((2 << 20) - 1);
-            if head != 0 && remaining >= head + (2 << 20) {
-                chunk = head;
+        self.check_free(va, len)?;
+        let chunks = alloc_chunks(va, len)?;
+        if let Err(e) = self.insert_chunks(va, &chunks, prot, kind) {
+            for c in &chunks {
+                mm::free_user(c.phys, c.len);
             }
-            let phys = loop {
-                if let Some(p) = mm::alloc_user(chunk) {
-                    break Some(p);
-                }
-                if chunk <= 4096 {
-                    break None;
-                }
-                chunk = (chunk / 2).next_power_of_two().min(remaining) & !0xfff;
-                if chunk == 0 {
-                    chunk = 4096;
-                }
-            };
-            let Some(phys) = phys else {
-                self.unmap_quiet(va, done);
-                self.publish();
-                return Err(Errno::ENOMEM);
-            };
-            let r = Region {
-                start: va + done,
-                len: chunk,
-                phys,
-                prot,
-                kind,
-            };
-            if self.regions.insert(r).is_err() || self.pt.map(r.start, phys, chunk, prot).is_err() {
-                mm::free_user(phys, chunk);
-                self.unmap_quiet(va, done);
-                self.publish();
-                return Err(Errno::ENOMEM);
-            }
-            done += chunk;
+            return Err(e);
         }
         crate::arch::cpu::flush_tlb();
         self.publish();
         Ok(())
     }
 
-    fn unmap_quiet(&mut self, va: u64, len: u64) {
+    /// Map a new shared object of `len` zeroed bytes at `[va, va+len)`
+    /// (`MAP_SHARED|MAP_ANONYMOUS`): forks share it instead of copying it.
+    pub fn map_shared_anon(&mut self, va: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        self.check_free(va, len)?;
+        let id = shm::create(alloc_chunks(va, len)?)?;
+        if let Err(e) = self.map_object(va, id, 0, len, prot) {
+            shm::discard(id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Map bytes `[off, off+len)` of shared object `id` at `[va, va+len)`
+    /// (free, page aligned). ENOMEM when the object is not that large.
+    pub fn map_object(
+        &mut self,
+        va: u64,
+        id: ObjectId,
+        off: u64,
+        len: u64,
+        prot: u32,
+    ) -> Result<(), Errno> {
+        self.check_free(va, len)?;
+        let Some(pieces) = shm::pieces(id, off, len) else {
+            crate::kprintln!(
+                "aspace: mapping {len:#x} bytes at offset {off:#x} of a shared object past its end"
+            );
+            return Err(Errno::ENOMEM);
+        };
+        let chunks: alloc::vec::Vec<Chunk> = pieces
+            .iter()
+            .map(|&(_, phys, len)| Chunk { phys, len })
+            .collect();
+        shm::mapped(id, len)?;
+        if let Err(e) = self.insert_chunks(va, &chunks, prot, RegionKind::Shared(id)) {
+            shm::unmapped(id, len);
+            return Err(e);
+        }
+        crate::arch::cpu::flush_tlb();
+        self.publish();
+        Ok(())
+    }
+
+    /// Map region `r` of another address space (a fork's parent) onto the
+    /// same physical memory: only for regions of shared objects.
+    pub fn share_region(&mut self, r: &Region) -> Result<(), Errno> {
+        let id = r.kind.shared_object().ok_or(Errno::EINVAL)?;
+        self.check_free(r.start, r.len)?;
+        shm::mapped(id, r.len)?;
+        let chunk = [Chunk {
+            phys: r.phys,
+            len: r.len,
+        }];
+        if let Err(e) = self.insert_chunks(r.start, &chunk, r.prot, r.kind) {
+            shm::unmapped(id, r.len);
+            return Err(e);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    fn check_free(&self, va: u64, len: u64) -> Result<(), Errno> {
+        if len == 0 || !va.is_multiple_of(4096) || !len.is_multiple_of(4096) {
+            return Err(Errno::EINVAL);
+        }
+        if !self.regions.is_free(va, len) {
+            return Err(Errno::EEXIST);
+        }
+        Ok(())
+    }
+
+    /// Add regions (and page-table entries) for `chunks` laid out from `va`.
+    /// On failure nothing of them stays mapped; the memory stays the caller's.
+    fn insert_chunks(
+        &mut self,
+        va: u64,
+        chunks: &[Chunk],
+        prot: u32,
+        kind: RegionKind,
+    ) -> Result<(), Errno> {
+        let mut done = 0u64;
+        for c in chunks {
+            let r = Region {
+                start: va + done,
+                len: c.len,
+                phys: c.phys,
+                prot,
+                kind,
+            };
+            if self.regions.insert(r).is_err() {
+                self.forget(va, done);
+                return Err(Errno::ENOMEM);
+            }
+            if self.pt.map(r.start, r.phys, r.len, prot).is_err() {
+                self.forget(va, done + c.len);
+                return Err(Errno::ENOMEM);
+            }
+            done += c.len;
+        }
+        Ok(())
+    }
+
+    /// Drop the regions and page-table entries of `[va, va+len)` without
+    /// releasing their memory (undoing a half-done `insert_chunks`).
+    fn forget(&mut self, va: u64, len: u64) {
         if len == 0 {
             return;
         }
         for r in self.regions.remove_range(va, len) {
             let _ = self.pt.unmap(r.start, r.len);
-            mm::free_user(r.phys, r.len);
         }
+        crate::arch::cpu::flush_tlb();
+    }
+
+    /// The pieces of mapped regions that overlap `[va, va+len)`, clipped to it.
+    pub fn pieces(&self, va: u64, len: u64) -> alloc::vec::Vec<Region> {
+        let end = va.saturating_add(len);
+        self.regions
+            .iter()
+            .filter(|r| r.start < end && r.end() > va)
+            .map(|r| {
+                let s = r.start.max(va);
+                let e = r.end().min(end);
+                Region {
+                    start: s,
+                    len: e - s,
+                    phys: r.phys + (s - r.start),
+                    ..*r
+                }
+            })
+            .collect()
     }
 
     /// munmap semantics: remove whatever is mapped in the range.
@@ -140,7 +224,7 @@ impl AddressSpace {
         // No core may keep a translation to memory that is about to be reused.
         crate::sched::tlb_shootdown();
         for r in &pieces {
-            mm::free_user(r.phys, r.len);
+            release(r);
         }
         self.publish();
         Ok(())
@@ -193,6 +277,7 @@ impl AddressSpace {
                     RegionKind::Image => wire::REGION_IMAGE,
                     RegionKind::Heap => wire::REGION_HEAP,
                     RegionKind::Stack => wire::REGION_STACK,
+                    RegionKind::Shared(_) => wire::REGION_SHARED,
                 },
             };
             write_phys_obj(
@@ -213,10 +298,60 @@ impl AddressSpace {
     /// any more.
     pub fn destroy(mut self) {
         let regions: alloc::vec::Vec<Region> = self.regions.iter().copied().collect();
-        for r in regions {
-            mm::free_user(r.phys, r.len);
+        for r in &regions {
+            release(r);
         }
         self.regions = RegionMap::new();
         self.pt.destroy();
     }
+}
+
+/// Give back the memory of a region piece that left an address space: private
+/// memory to the page allocator, a shared object's bytes to its count.
+fn release(r: &Region) {
+    match r.kind.shared_object() {
+        Some(id) => shm::unmapped(id, r.len),
+        None => mm::free_user(r.phys, r.len),
+    }
+}
+
+/// Zeroed physical memory for `[va, va+len)` in as few contiguous chunks as
+/// the allocator gives, split so that whatever lies beyond the first 2 MiB
+/// boundary starts 2 MiB aligned in both va and phys (large pages fit).
+fn alloc_chunks(va: u64, len: u64) -> Result<alloc::vec::Vec<Chunk>, Errno> {
+    let mut chunks: alloc::vec::Vec<Chunk> = alloc::vec::Vec::new();
+    let mut done = 0u64;
+    while done < len {
+        let remaining = len - done;
+        let mut chunk = remaining;
+        let head = (va + done).wrapping_neg() & ((2 << 20) - 1);
+        if head != 0 && remaining >= head + (2 << 20) {
+            chunk = head;
+        }
+        let phys = loop {
+            if let Some(p) = mm::alloc_user(chunk) {
+                break Some(p);
+            }
+            if chunk <= 4096 {
+                break None;
+            }
+            chunk = (chunk / 2).next_power_of_two().min(remaining) & !0xfff;
+            if chunk == 0 {
+                chunk = 4096;
+            }
+        };
+        let pushed = phys.is_some() && chunks.try_reserve(1).is_ok();
+        let Some(phys) = phys.filter(|_| pushed) else {
+            if let Some(p) = phys {
+                mm::free_user(p, chunk);
+            }
+            for c in &chunks {
+                mm::free_user(c.phys, c.len);
+            }
+            return Err(Errno::ENOMEM);
+        };
+        chunks.push(Chunk { phys, len: chunk });
+        done += chunk;
+    }
+    Ok(chunks)
 }

@@ -21,6 +21,7 @@ mod process;
 #[allow(unsafe_code)]
 mod sched;
 mod shared;
+mod shm;
 mod signal;
 mod syscall;
 mod time;

@@ -105,6 +105,7 @@ pub mod mman {
     pub const MREMAP_FIXED: u64 = g::MREMAP_FIXED as u64;
     pub const MREMAP_DONTUNMAP: u64 = g::MREMAP_DONTUNMAP as u64;
     pub const MADV_DONTNEED: u32 = g::MADV_DONTNEED;
+    pub const MADV_REMOVE: u32 = g::MADV_REMOVE;
 }
 
 /// Clock ids (`clockid_t` is an int) and clock_nanosleep flags.

@@ -5,7 +5,7 @@
 use super::mmap::page_up;
 use crate::process;
 use crate::uaccess::{self, UserPtr};
-use linux_abi::mman::MADV_DONTNEED;
+use linux_abi::mman::{MADV_DONTNEED, MADV_REMOVE, PROT_WRITE};
 use linux_abi::{Errno, SysResult, PAGE_SIZE as PAGE};
 
 pub fn madvise(addr: u64, len: u64, advice: u32) -> SysResult {
@@ -17,9 +17,29 @@ pub fn madvise(addr: u64, len: u64, advice: u32) -> SysResult {
         if !p.aspace.regions().check_range(addr, len, 0) {
             return Err(Errno::ENOMEM);
         }
-        if advice == MADV_DONTNEED {
-            // Private anonymous memory reads back as zeros after DONTNEED.
-            uaccess::zero_user(&p.aspace, addr, len)?;
+        let pieces = p.aspace.pieces(addr, len);
+        match advice {
+            MADV_DONTNEED => {
+                // Private anonymous memory reads back as zeros after DONTNEED; a
+                // shared object keeps its contents (the pages come back from it).
+                for r in pieces.iter().filter(|r| r.kind.shared_object().is_none()) {
+                    uaccess::zero_user(&p.aspace, r.start, r.len)?;
+                }
+            }
+            MADV_REMOVE => {
+                // Frees the backing store of shared memory: every process
+                // mapping the object reads zeros.
+                if pieces.iter().any(|r| r.kind.shared_object().is_none()) {
+                    return Err(Errno::EINVAL);
+                }
+                if pieces.iter().any(|r| r.prot & PROT_WRITE == 0) {
+                    return Err(Errno::EACCES);
+                }
+                for r in &pieces {
+                    crate::arch::mem::zero_phys(r.phys, r.len);
+                }
+            }
+            _ => {}
         }
         Ok(0)
     })

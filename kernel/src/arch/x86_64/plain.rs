@@ -49,6 +49,7 @@ plain!(
     u64,
     i32,
     i64,
+    uapi::stat,
     uapi::timespec,
     uapi::timeval,
     uapi::timezone,
