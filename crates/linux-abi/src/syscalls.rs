@@ -4,9 +4,9 @@
 //! number name  policy  [argument kinds]  attributes;
 //! ```
 //!
-//! - policy: `local(family)` runs in the LWK, in `handlers::family::name` of
-//!   the kernel (kernel/src/syscall/family.rs); `local(family, frame)` also
-//!   passes the saved registers. `offload` goes to the proxy, which runs it
+//! - policy: `local(family)` runs in the LWK: the kernel calls `name` in
+//!   kernel/src/syscall/family.rs; `local(family, frame)` also passes the
+//!   saved registers first. `offload` goes to the proxy, which runs it
 //!   on Linux. `unsupported(reason)` returns ENOSYS and logs the reason once.
 //! - argument kinds (`table::Arg`): what `--trace` prints, what the proxy
 //!   validates before Linux sees a pointer, and how many arguments the
