@@ -325,6 +325,8 @@ def first_errors(text, n=3):
 def run_one(test, side, cfg, serial):
     """Run one test on one side; return its result record."""
     scratch = tempfile.mkdtemp(prefix=f"ltp-{test['name']}-{side}-", dir=cfg.scratch)
+    # Like /tmp: tests that drop root (to nobody) still make their dirs here.
+    os.chmod(scratch, 0o1777)
     token = uuid.uuid4().hex
     binary = test["binary"]
     cwd = os.path.dirname(binary)
@@ -637,6 +639,7 @@ def main():
     cfg.margay_args = cfg.margay_args.split()
     os.makedirs(os.path.join(cfg.out, "logs"), exist_ok=True)
     cfg.scratch = cfg.scratch or tempfile.mkdtemp(prefix="margay-ltp-")
+    os.chmod(cfg.scratch, 0o755)
     resfile = os.path.join(cfg.out, "results.json")
 
     if cfg.report_only:
