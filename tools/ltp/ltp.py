@@ -322,6 +322,13 @@ def first_errors(text, n=3):
     return [l.strip()[:300] for l in text.splitlines() if ERR_LINE.search(l)][:n]
 
 
+def first_tconf(text):
+    for l in text.splitlines():
+        if re.search(r"\bTCONF\b", l):
+            return l.strip()[:300]
+    return None
+
+
 def run_one(test, side, cfg, serial):
     """Run one test on one side; return its result record."""
     scratch = tempfile.mkdtemp(prefix=f"ltp-{test['name']}-{side}-", dir=cfg.scratch)
@@ -406,6 +413,7 @@ def run_one(test, side, cfg, serial):
     cls = exit_class(rc, timed_out, text, margay)
     rec = {
         "class": cls, "rc": rc, "duration": round(dur, 3), "errors": first_errors(prog),
+        "tconf": first_tconf(prog),
         "log": os.path.relpath(logpath, cfg.out),
     }
     flags = []
@@ -435,12 +443,12 @@ def run_one(test, side, cfg, serial):
 
 # ---------------------------------------------------------------- reports
 
-NUM = re.compile(r"0x[0-9a-fA-F]+|\d+")
+NUM = re.compile(r"(?<![A-Za-z_0-9])(0x[0-9a-fA-F]+|\d+)")
 
 
 def normalize(line):
-    line = re.sub(r"^\S+\.c:\d+: ", lambda m: NUM.sub("N", m.group(0)), line)
-    return NUM.sub("N", line)[:160]
+    """A message with its numbers (pids, addresses, line numbers) as N, to group by."""
+    return re.sub(r"\s+", " ", NUM.sub("N", line))[:160]
 
 
 def native_ok(t):
@@ -463,14 +471,14 @@ def margay_reason(t):
     kgap = " ".join(m.get("kmsg", {}).get("gap", []))
     if v in ("timeout", "panic", "exec-error"):
         return v
-    if "MAP_SHARED of a file" in kgap or ("mmap(" in text and "ENODEV" in text and "tst_test.c" in text):
+    if "mmap(" in text and "ENODEV" in text and "tst_test.c" in text:
         return "harness: MAP_SHARED /dev/shm mapping (ENODEV)"
     if v in ("leftover-procs", "leftover-shm", "leftover-ipc"):
         return v
     if v == "kmsg-error":
         return "kmsg error: " + normalize(m["kmsg"]["error"][0])
     if v == "tconf" and t.get("native", {}).get("verdict") == "pass":
-        return "TCONF on Margay only"
+        return "TCONF on Margay only: " + normalize(m.get("tconf") or "")
     if m.get("errors"):
         return normalize(m["errors"][0])
     if kgap:
@@ -505,7 +513,7 @@ def write_reports(cfg, results, meta):
             lines.append(f"- run of {','.join(run.get('sides', []))}: wall time {run['wall_seconds']:.0f} s "
                          f"(jobs {run.get('jobs')}, timeouts native {run.get('native_timeout')} s, "
                          f"Margay {run.get('margay_timeout')} s, sample {run.get('sample')}, "
-                         f"filter {run.get('filter')})")
+                         f"filter {str(run.get('filter'))[:60]})")
     for side, ran in (("native", ran_n), ("margay", ran_m)):
         counts = {}
         for t in ran:
