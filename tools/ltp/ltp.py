@@ -386,11 +386,13 @@ def run_one(test, side, cfg, serial):
             pass
     # New /dev/shm entries and SysV IPC objects: other programs on the
     # machine (or the other side's runner) may create some meanwhile, so an
-    # entry is the test's only when named after it (LTP's ltp_TCID_PID), or
+    # entry is the test's only when named after it or its family (LTP's
+    # ltp_TCID_PID, cachestat02's cachestat_PID.bin), or
     # with --exclusive (nothing else runs here) and --jobs 1. Only the
     # test's are counted as leftovers and removed; others are noted.
     new_shm = sorted(snapshot_shm() - shm_before)
-    ours = [s for s in new_shm if test["name"] in s or test["cmd"] in s or (serial and cfg.exclusive)]
+    ours = [s for s in new_shm if test["name"] in s or test["cmd"] in s or test["family"] in s
+            or (serial and cfg.exclusive)]
     unattributed = [s for s in new_shm if s not in ours]
     new_shm = ours
     for s in new_shm:
@@ -632,7 +634,7 @@ def main():
     ap.add_argument("--allow-unreviewed", action="store_true",
                     help="run tests whose source looks host-changing although exclude.txt does not list them")
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the tests")
-    ap.add_argument("--scratch", default=None, help="where per-test TMPDIRs are made")
+    ap.add_argument("--scratch", default=None, help="where the run's scratch directory (per-test TMPDIRs) is made")
     ap.add_argument("--exclusive", action="store_true",
                     help="nothing else uses /dev/shm or SysV IPC here: with --jobs 1, every new entry "
                          "during a test is its leftover (and is removed)")
@@ -646,8 +648,6 @@ def main():
     cfg.margay = os.path.abspath(cfg.margay)
     cfg.margay_args = cfg.margay_args.split()
     os.makedirs(os.path.join(cfg.out, "logs"), exist_ok=True)
-    cfg.scratch = cfg.scratch or tempfile.mkdtemp(prefix="margay-ltp-")
-    os.chmod(cfg.scratch, 0o755)
     resfile = os.path.join(cfg.out, "results.json")
 
     if cfg.report_only:
@@ -741,6 +741,17 @@ def main():
     if cfg.resume and os.path.exists(resfile):
         with open(resfile) as f:
             results["tests"] = json.load(f).get("tests", {})
+    cfg.scratch = tempfile.mkdtemp(prefix="margay-ltp-", dir=cfg.scratch)
+    os.chmod(cfg.scratch, 0o755)
+    # A run stopped with SIGTERM or Ctrl-C still removes its scratch directory.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return run_all(cfg, selected, results, resfile, meta)
+    finally:
+        shutil.rmtree(cfg.scratch, ignore_errors=True)
+
+
+def run_all(cfg, selected, results, resfile, meta):
     lock = threading.Lock()
     sides = [s for s, off in (("native", cfg.no_native), ("margay", cfg.no_margay)) if not off]
     meta["sides"] = sides
@@ -776,7 +787,6 @@ def main():
     write_reports(cfg, results, meta)
     if cfg.prev:
         write_diff(cfg, results, cfg.prev)
-    shutil.rmtree(cfg.scratch, ignore_errors=True)
     log(f"ltp: results in {resfile}, {os.path.join(cfg.out, 'table.md')}")
     return 0
 
