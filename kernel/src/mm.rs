@@ -11,7 +11,7 @@ static HEAP: KernelHeap = KernelHeap::new();
 
 static PMEM: SpinLock<Option<BuddyAllocator<'static>>> = SpinLock::new(None);
 
-const PAGE: u64 = 4096;
+use lwk_core::PAGE_SIZE as PAGE;
 
 /// Hand the free regions of the pmem map to the page allocator. Its metadata
 /// is carved from the beginning of the first free region large enough.

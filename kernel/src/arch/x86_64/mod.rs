@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod gdt;
 pub mod mem;
 pub mod paging;
+pub mod plain;
 pub mod smp;
 pub mod trap;
 
