@@ -97,11 +97,7 @@ pub struct Machine {
     pub icount: bool,
 }
 
-/// Memory-device slots for host files plugged into the guest (each distinct
-/// file mapped shared at once takes one).
-pub const HOTPLUG_SLOTS: u32 = 64;
-/// Guest-physical address space reserved above RAM for plugged files.
-pub const HOTPLUG_SPACE: u64 = 256 << 30;
+use wire::{HOTPLUG_SLOTS, HOTPLUG_SPACE};
 /// The firmware: qboot, which Debian's qemu-system-data ships.
 pub const FIRMWARE: &str = "/usr/share/qemu/qboot.rom";
 

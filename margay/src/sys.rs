@@ -369,6 +369,32 @@ pub fn remember_margay() {
     );
 }
 
+/// margay's pid, as `remember_margay` saw it (0 outside a proxy).
+pub fn margay_pid() -> u32 {
+    MARGAY_PID
+        .load(std::sync::atomic::Ordering::Acquire)
+        .unsigned_abs()
+}
+
+/// What descriptor `fd` (a number of the application's) is: its `stat` and
+/// its access mode (`O_RDONLY`, `O_WRONLY` or `O_RDWR`).
+pub fn describe_fd(fd: i32) -> io::Result<(libc::stat, i32)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a whole `struct stat` into the buffer on success;
+    // an fd number that is not open is EBADF, not undefined behaviour.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so the buffer is initialised.
+    let st = unsafe { st.assume_init() };
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st, fl & libc::O_ACCMODE))
+}
+
 /// In a forked proxy's main thread: wait until margay is gone, then die.
 /// An orphaned LWK process (its parent ended) keeps its proxy, as a Linux
 /// orphan keeps running; the partition, and so every proxy, ends with margay.
@@ -448,6 +474,29 @@ impl Reservation {
         // SAFETY: the range is inside the reservation, where no Rust object
         // lives; MAP_FIXED replaces only mappings made there by this type.
         unsafe { rustix::mm::mmap_anonymous(p, len, ProtFlags::empty(), flags) }?;
+        Ok(())
+    }
+
+    /// Map bytes `[off, off+len)` of `file` at `addr` (inside the
+    /// reservation), shared, readable and, if `writable`, writable.
+    pub fn map_file(
+        &self,
+        file: BorrowedFd<'_>,
+        off: u64,
+        addr: usize,
+        len: usize,
+        writable: bool,
+    ) -> io::Result<()> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        let dst = self.inside(addr, len)?;
+        let prot = if writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // SAFETY: MAP_FIXED replaces only pages inside the reservation, where
+        // no Rust object lives (see `reserve`).
+        unsafe { rustix::mm::mmap(dst, len, prot, MapFlags::SHARED | MapFlags::FIXED, file, off) }?;
         Ok(())
     }
 

@@ -62,7 +62,25 @@ pub enum RequestKind {
     /// once continued; the initial process's proxy stops margay (SIGSTOP) and
     /// answers at once. The kernel does not wait for the answer while stopped.
     Stop = 7,
+    /// A shared mapping of descriptor `args[1]`; `args[0]` says which step
+    /// (`FILEMAP_*`).
+    FileMap = 8,
 }
+
+/// `FileMap` steps.
+/// What the descriptor is: `ret` 0 for a file the kernel may map shared,
+/// with `aux` = [st_dev, st_ino, st_size, 0]; 1 for `/dev/zero`; or -errno
+/// (EACCES when `args[2]` (want write) is set and the descriptor is not open
+/// for reading and writing, or it is not open for reading; ENODEV for what
+/// cannot be mapped shared).
+pub const FILEMAP_INFO: u64 = 0;
+/// Plug the file's first `args[2]` bytes (whole pages) into guest memory:
+/// `aux` = [slot, guest-physical address, size, 0].
+pub const FILEMAP_PLUG: u64 = 1;
+/// The kernel maps the dimm `aux`-described by `args[2..5]` (slot,
+/// guest-physical address, size), plugged earlier for the same file: the
+/// proxy keeps the descriptor to mirror it.
+pub const FILEMAP_ATTACH: u64 = 2;
 
 impl TryFrom<u32> for RequestKind {
     type Error = u32;
@@ -75,6 +93,7 @@ impl TryFrom<u32> for RequestKind {
             5 => RequestKind::Fork,
             6 => RequestKind::Exit,
             7 => RequestKind::Stop,
+            8 => RequestKind::FileMap,
             other => return Err(other),
         })
     }

@@ -42,6 +42,11 @@ pub const HOST_SIGNALS_OFF: u64 = 0x880;
 /// process's region-table `signals` word: margay raises an NMI for it as for
 /// `HOST_SIGNALS`, and the kernel clears it before taking those words.
 pub const SIGNALS_POKE_OFF: u64 = 0x888;
+/// Memory devices the kernel ejected (bit `s` for hot-plug slot `s`): set by
+/// the kernel after it ejected the dimm of a host file nothing maps any more,
+/// cleared by margay once QEMU's backend object is gone (the slot and its
+/// address range are reused only then).
+pub const HOTPLUG_EJECTED_OFF: u64 = 0x890;
 /// The initial process's mirror region table (see `regions`).
 pub const REGIONS_OFF: u64 = 0x1000;
 /// Syscall and per-core counters (see `stats`).
@@ -55,6 +60,21 @@ pub const MAX_SLOTS: usize = 512;
 /// The program to run (see `bootdata`), up to the end of the shared area.
 pub const BOOTDATA_OFF: u64 = 0x50000;
 pub const BOOTDATA_SIZE: u64 = SHARED_SIZE - BOOTDATA_OFF;
+
+/// Host files plugged into guest-physical memory (shared file mappings) live
+/// in `[HOTPLUG_BASE, HOTPLUG_BASE + HOTPLUG_SPACE)`: QEMU's `pc` machine
+/// starts its device-memory window at 4 GiB when all of RAM lies below 4 GiB
+/// (`MAX_MEM`), and margay places files in it 2 MiB-aligned.
+pub const HOTPLUG_BASE: u64 = 4 << 30;
+pub const HOTPLUG_SPACE: u64 = 256 << 30;
+/// Memory-device slots (each distinct file mapped shared at once takes one);
+/// one bit each in the `HOTPLUG_EJECTED_OFF` word.
+pub const HOTPLUG_SLOTS: u32 = 64;
+/// QEMU's ACPI memory hot-plug registers: the slot selector (32-bit) and the
+/// control byte whose bit 3 ejects the selected slot.
+pub const HOTPLUG_SELECT_PORT: u16 = 0xa00;
+pub const HOTPLUG_CONTROL_PORT: u16 = 0xa14;
+pub const HOTPLUG_EJECT: u8 = 1 << 3;
 
 /// Port of QEMU's `isa-debug-exit` device; QEMU exits with `(value << 1) | 1`.
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -96,7 +116,10 @@ const _: () = assert!(HEADER_OFF + size_of::<Header>() as u64 <= DOORBELL_OFF);
 const _: () = assert!(DOORBELL_OFF + (MAX_SLOTS / 8) as u64 <= INTERRUPT_OFF);
 const _: () = assert!(INTERRUPT_OFF + (MAX_SLOTS / 8) as u64 <= HOST_SIGNALS_OFF);
 const _: () = assert!(HOST_SIGNALS_OFF + 8 <= SIGNALS_POKE_OFF);
-const _: () = assert!(SIGNALS_POKE_OFF + 8 <= REGIONS_OFF);
+const _: () = assert!(SIGNALS_POKE_OFF + 8 <= HOTPLUG_EJECTED_OFF);
+const _: () = assert!(HOTPLUG_EJECTED_OFF + 8 <= REGIONS_OFF);
+const _: () = assert!(HOTPLUG_SLOTS <= 64);
+const _: () = assert!(HOTPLUG_BASE >= MAX_MEM && HOTPLUG_BASE.is_multiple_of(1 << 30));
 const _: () = assert!(
     REGIONS_OFF + (size_of::<RegionTableHeader>() + MAX_REGIONS * size_of::<MirrorEntry>()) as u64
         <= STATS_OFF
