@@ -136,9 +136,8 @@ impl AddressSpace {
         for r in &pieces {
             self.pt.unmap(r.start, r.len).map_err(|_| Errno::ENOMEM)?;
         }
-        crate::arch::cpu::flush_tlb();
         // No core may keep a translation to memory that is about to be reused.
-        crate::sched::tlb_shootdown();
+        flush_everywhere();
         for r in &pieces {
             mm::free_user(r.phys, r.len);
         }
@@ -219,4 +218,12 @@ impl AddressSpace {
         self.regions = RegionMap::new();
         self.pt.destroy();
     }
+}
+
+/// Drop stale user translations on this core and on every other core this
+/// address space may be live on (any core that runs one of its threads; the
+/// kernel does not track which, so all of them) before returning.
+fn flush_everywhere() {
+    crate::arch::cpu::flush_tlb();
+    crate::arch::smp::tlb_shootdown(u64::MAX);
 }

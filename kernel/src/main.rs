@@ -12,13 +12,13 @@ mod arch;
 mod aspace;
 mod bootinfo;
 mod futex;
+mod host_signals;
 mod ikc;
 mod kmsg;
 mod loader;
 mod mm;
 mod panic;
 mod process;
-#[allow(unsafe_code)]
 mod sched;
 mod shared;
 mod signal;
@@ -81,6 +81,11 @@ pub fn kernel_main(start_info: u64) -> ! {
         "lapic timer: {} ticks per 1024 TSC cycles",
         arch::apic::ticks_per_kcycle()
     );
+    sched::set_hooks(sched::Hooks {
+        interrupted: signal::interrupted,
+        take_host_signals: host_signals::take,
+        fire_alarms: process::fire_alarms,
+    });
     sched::init_bsp();
     if params.ncpus > 1 {
         let rsdp = bootinfo::rsdp(start_info);

@@ -47,6 +47,8 @@ pub struct Entry {
     /// Non-zero: the thread (tid) that is ending the process or executing a
     /// new program; every other thread of the process must exit.
     pub reaper: AtomicU32,
+    /// ITIMER_REAL / alarm(): cleared in a forked child, kept across exec.
+    pub alarm: crate::sched::Alarm,
     pub inner: SpinLock<Process>,
 }
 
@@ -62,6 +64,7 @@ pub fn register(p: Process) -> Arc<Entry> {
         pending: AtomicU64::new(0),
         stopped: AtomicBool::new(false),
         reaper: AtomicU32::new(0),
+        alarm: crate::sched::Alarm::new(),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);
@@ -81,6 +84,31 @@ pub fn tables() -> alloc::vec::Vec<(u32, u64)> {
         .into_iter()
         .map(|(p, e)| (p, e.inner.lock().aspace.table()))
         .collect()
+}
+
+/// Set the current process's real-time timer (ITIMER_REAL, alarm) to fire
+/// `after` TSC cycles from now (0: disarm), then every `interval`; returns
+/// the previous (remaining, interval) in cycles.
+pub fn set_alarm(after: u64, interval: u64) -> (u64, u64) {
+    current_entry().alarm.set(after, interval)
+}
+
+/// The current process's real-time timer: (remaining, interval) in cycles.
+pub fn alarm_remaining() -> (u64, u64) {
+    current_entry().alarm.remaining()
+}
+
+/// Fire the alarms due at TSC `now`: SIGALRM to each owning process,
+/// whichever core its threads run on and whether or not they are blocked
+/// (called by the scheduler's timer path).
+pub fn fire_alarms(now: u64) {
+    let entries: alloc::vec::Vec<(u32, Arc<Entry>)> =
+        PROCS.lock().iter().map(|(&p, e)| (p, e.clone())).collect();
+    for (pid, e) in entries {
+        if e.alarm.fire_if_due(now) {
+            crate::signal::post_to(pid, linux_abi::signal::SIGALRM, crate::signal::SI_KERNEL, 0);
+        }
+    }
 }
 
 pub fn initial_pid() -> u32 {

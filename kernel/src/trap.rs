@@ -86,8 +86,8 @@ pub fn handle(frame: &mut TrapFrame) {
         return;
     }
     if vector == 2 {
-        // An NMI: the host may have posted a signal (see sched::on_nmi).
-        crate::sched::on_nmi();
+        // An NMI: the host may have posted a signal (see host_signals::on_nmi).
+        crate::host_signals::on_nmi();
         return;
     }
     let cr2 = read_cr2();

@@ -97,7 +97,7 @@ pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, rem: u64) -> SysResult 
 pub fn alarm(secs: u64) -> SysResult {
     let hz = crate::time::tsc_hz();
     let after = secs.min(u64::MAX / hz.max(1)).saturating_mul(hz);
-    let (old, _) = crate::sched::set_alarm(after, 0);
+    let (old, _) = crate::process::set_alarm(after, 0);
     Ok(old.div_ceil(hz.max(1)))
 }
 
@@ -130,7 +130,7 @@ pub fn getitimer(which: u64, cur: u64) -> SysResult {
         crate::kprintln!("getitimer: only ITIMER_REAL is supported on the LWK");
         return Err(Errno::EINVAL);
     }
-    write_itimerval(cur, crate::sched::alarm_remaining())?;
+    write_itimerval(cur, crate::process::alarm_remaining())?;
     Ok(0)
 }
 
@@ -150,7 +150,7 @@ pub fn setitimer(which: u64, new: u64, old: u64) -> SysResult {
         })?;
         (timeval_to_cycles(is, iu)?, timeval_to_cycles(vs, vu)?)
     };
-    let prev = crate::sched::set_alarm(value, if value == 0 { 0 } else { interval });
+    let prev = crate::process::set_alarm(value, if value == 0 { 0 } else { interval });
     if old != 0 {
         write_itimerval(old, prev)?;
     }

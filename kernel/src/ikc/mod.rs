@@ -1,12 +1,15 @@
-//! Inter-kernel channel, LWK side: post a request into this core's slot in
-//! shared memory and poll for the proxy's answer.
+//! Inter-kernel channel, LWK side: post a request into the current thread's
+//! slot in shared memory and poll for the proxy's answer (`slot` has the
+//! slots themselves, below the scheduler).
+
+pub mod slot;
 
 use crate::arch::cpu::rdtsc;
-use crate::arch::mem::{phys_atomic_u32, phys_atomic_u64, read_phys_obj, write_phys_obj};
+use crate::arch::mem::{phys_atomic_u32, read_phys_obj, write_phys_obj};
 use core::sync::atomic::Ordering;
-use wire::{
-    RequestKind, Slot, SlotState, CHANNEL_OFF, DOORBELL_OFF, SHARED_PHYS, SLOT_SIZE, SLOT_STATE_OFF,
-};
+pub use slot::interrupt;
+use slot::{done as slot_done, slot_addr as slot_phys, slot_bit};
+use wire::{RequestKind, Slot, SlotState, DOORBELL_OFF, SLOT_STATE_OFF};
 
 /// The answer to a request, and the TSC cycles spent waiting for it.
 pub struct Reply {
@@ -15,27 +18,9 @@ pub struct Reply {
     pub cycles: u64,
 }
 
-fn slot_phys(slot: usize) -> u64 {
-    SHARED_PHYS + CHANNEL_OFF + slot as u64 * SLOT_SIZE
-}
-
-/// The word and bit of `slot` in the per-slot bitmap at shared offset `area`.
-fn slot_bit(area: u64, slot: usize) -> (&'static core::sync::atomic::AtomicU64, u64) {
-    (
-        phys_atomic_u64(SHARED_PHYS + area + (slot / 64) as u64 * 8),
-        1 << (slot % 64),
-    )
-}
-
 /// Ring the doorbell for `slot`: tell the proxy a request is posted there.
 fn ring(slot: usize) {
     let (word, bit) = slot_bit(DOORBELL_OFF, slot);
-    word.fetch_or(bit, Ordering::Release);
-}
-
-/// Ask the proxy to interrupt the syscall running for `slot` (EINTR).
-pub fn interrupt(slot: usize) {
-    let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot);
     word.fetch_or(bit, Ordering::Release);
 }
 
@@ -60,12 +45,6 @@ fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
     phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Posted as u32, Ordering::Release);
     ring(slot_index);
     slot_index
-}
-
-/// Whether the proxy has answered the request in `slot`.
-pub fn slot_done(slot: usize) -> bool {
-    phys_atomic_u32(slot_phys(slot) + SLOT_STATE_OFF).load(Ordering::Acquire)
-        == SlotState::Done as u32
 }
 
 /// Send one request on the current thread's slot and wait for the reply:
