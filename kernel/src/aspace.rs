@@ -1,34 +1,92 @@
 //! A user address space (Kitten's aspace): non-overlapping regions, each backed
 //! by physically contiguous memory and mapped up front with the largest pages
 //! that fit. Every change is published to the proxy's mirror table.
+//!
+//! The address space owns the `Frames` behind its regions: user memory is
+//! read and written only through them (bounds-checked), and goes back to the
+//! page allocator when unmapped.
 
-use crate::arch::mem::{phys_atomic_u64, write_phys_obj};
+use crate::arch::mem::{shared_area, PhysRange};
 use crate::arch::paging::PageTables;
-use crate::mm;
+use crate::mm::{self, Frames};
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 use linux_abi::Errno;
 use lwk_core::region::{Region, RegionKind, RegionMap};
-use wire::{MirrorEntry, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, REGION_GEN_OFF, SHARED_PHYS};
+use wire::{MirrorEntry, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, REGION_GEN_OFF};
+
+/// Where an address space publishes its regions for the proxy's mirror.
+#[derive(Clone)]
+pub enum RegionTable {
+    /// The initial process's, in the shared area.
+    Shared,
+    /// A forked process's, in pages of its own (freed with the last user).
+    Own(Arc<Frames>),
+}
+
+impl RegionTable {
+    /// A fresh, zeroed table for a new process.
+    pub fn new() -> Result<Self, Errno> {
+        mm::alloc_kernel_pages(wire::REGION_TABLE_BYTES.div_ceil(mm::PAGE))
+            .map(|f| RegionTable::Own(Arc::new(f)))
+            .ok_or(Errno::ENOMEM)
+    }
+
+    /// The memory holding the table, and the table's offset in it.
+    fn mem(&self) -> (&PhysRange, u64) {
+        match self {
+            RegionTable::Shared => (shared_area(), REGIONS_OFF),
+            RegionTable::Own(f) => (f, 0),
+        }
+    }
+
+    /// Guest-physical address of the table (what the proxy is told).
+    pub fn phys(&self) -> u64 {
+        let (m, off) = self.mem();
+        m.phys() + off
+    }
+
+    /// Take the signals the proxy posted for this process in its table.
+    pub fn take_signals(&self) -> u32 {
+        let (m, off) = self.mem();
+        m.atomic_u32(off + wire::REGION_SIGNALS_OFF)
+            .swap(0, Ordering::AcqRel)
+    }
+}
 
 pub struct AddressSpace {
     regions: RegionMap,
     pt: PageTables,
     gen: u64,
-    /// Guest-physical address of the region table the proxy mirrors.
-    table: u64,
+    table: RegionTable,
+    /// The memory behind the regions, by physical start; adjacent frames are
+    /// joined, so every region lies inside one entry.
+    frames: BTreeMap<u64, Frames>,
 }
 
 impl AddressSpace {
-    /// The region table this address space publishes to.
+    /// Guest-physical address of the region table this address space
+    /// publishes to.
     pub fn table(&self) -> u64 {
-        self.table
+        self.table.phys()
     }
 
-    /// An address space publishing to the region table at `table`.
-    pub fn with_table(table: u64) -> Result<Self, Errno> {
+    /// The region table this address space publishes to.
+    pub fn region_table(&self) -> RegionTable {
+        self.table.clone()
+    }
+
+    /// An address space publishing to `table`.
+    pub fn with_table(table: RegionTable) -> Result<Self, Errno> {
         let mut a = Self::new()?;
         a.table = table;
         Ok(a)
+    }
+
+    /// An address space with a region table of its own (fork).
+    pub fn with_new_table() -> Result<Self, Errno> {
+        Self::with_table(RegionTable::new()?)
     }
 
     pub fn new() -> Result<Self, Errno> {
@@ -36,7 +94,8 @@ impl AddressSpace {
             regions: RegionMap::new(),
             pt: PageTables::new().map_err(|_| Errno::ENOMEM)?,
             gen: 0,
-            table: SHARED_PHYS + REGIONS_OFF,
+            table: RegionTable::Shared,
+            frames: BTreeMap::new(),
         })
     }
 
@@ -80,9 +139,9 @@ impl AddressSpace {
             if head != 0 && remaining >= head + (2 << 20) {
                 chunk = head;
             }
-            let phys = loop {
-                if let Some(p) = mm::alloc_user(chunk) {
-                    break Some(p);
+            let mem = loop {
+                if let Some(f) = mm::alloc_user(chunk) {
+                    break Some(f);
                 }
                 if chunk <= 4096 {
                     break None;
@@ -92,7 +151,7 @@ impl AddressSpace {
                     chunk = 4096;
                 }
             };
-            let Some(phys) = phys else {
+            let Some(mem) = mem else {
                 self.unmap_quiet(va, done);
                 self.publish();
                 return Err(Errno::ENOMEM);
@@ -100,21 +159,126 @@ impl AddressSpace {
             let r = Region {
                 start: va + done,
                 len: chunk,
-                phys,
+                phys: mem.phys(),
                 prot,
                 kind,
             };
-            if self.regions.insert(r).is_err() || self.pt.map(r.start, phys, chunk, prot).is_err() {
-                mm::free_user(phys, chunk);
+            if self.regions.insert(r).is_err() {
+                mm::free_user(mem);
                 self.unmap_quiet(va, done);
                 self.publish();
                 return Err(Errno::ENOMEM);
             }
+            if self.pt.map(r.start, &mem, prot).is_err() {
+                self.regions.remove_range(r.start, r.len);
+                let _ = self.pt.unmap(r.start, r.len);
+                mm::free_user(mem);
+                self.unmap_quiet(va, done);
+                self.publish();
+                return Err(Errno::ENOMEM);
+            }
+            self.add_frames(mem);
             done += chunk;
         }
         crate::arch::cpu::flush_tlb();
         self.publish();
         Ok(())
+    }
+
+    /// Own `mem`, joined with the frames it continues or that continue it.
+    fn add_frames(&mut self, mut mem: Frames) {
+        let before = self
+            .frames
+            .range(..mem.phys())
+            .next_back()
+            .map(|(&k, f)| (k, k + f.len()));
+        if let Some((k, end)) = before {
+            if end == mem.phys() {
+                if let Some(prev) = self.frames.remove(&k) {
+                    mem = match prev.join(mem) {
+                        Ok(j) => j,
+                        Err((prev, m)) => {
+                            self.frames.insert(k, prev);
+                            m
+                        }
+                    };
+                }
+            }
+        }
+        let end = mem.phys() + mem.len();
+        if let Some(next) = self.frames.remove(&end) {
+            mem = match mem.join(next) {
+                Ok(j) => j,
+                Err((m, next)) => {
+                    self.frames.insert(end, next);
+                    m
+                }
+            };
+        }
+        self.frames.insert(mem.phys(), mem);
+    }
+
+    /// The frames holding `[phys, phys+len)` and the offset of `phys` in
+    /// them. The range comes from this address space's own region map, so
+    /// it is always owned: anything else is a kernel bug.
+    fn frames_at(&self, phys: u64, len: u64) -> (&Frames, u64) {
+        match self.frames.range(..=phys).next_back() {
+            Some((&k, f)) if f.contains(phys, len) => (f, phys - k),
+            _ => panic!("aspace: [{phys:#x}+{len:#x}) is not memory of this address space"),
+        }
+    }
+
+    /// Take `[phys, phys+len)` out of the owned frames (to free it).
+    fn take_frames(&mut self, phys: u64, len: u64) -> Frames {
+        let (_, off) = self.frames_at(phys, len);
+        let k = phys - off;
+        let Some(mut f) = self.frames.remove(&k) else {
+            panic!("aspace: frames at {k:#x} vanished");
+        };
+        if off > 0 {
+            let (head, rest) = f.split_at(off);
+            self.frames.insert(k, head);
+            f = rest;
+        }
+        if f.len() > len {
+            let (piece, tail) = f.split_at(len);
+            self.frames.insert(phys + len, tail);
+            f = piece;
+        }
+        f
+    }
+
+    /// Read user memory at physical `phys` (from this address space's regions).
+    pub fn read_phys(&self, phys: u64, buf: &mut [u8]) {
+        let (f, off) = self.frames_at(phys, buf.len() as u64);
+        f.read(off, buf);
+    }
+
+    /// Write user memory at physical `phys` (from this address space's regions).
+    pub fn write_phys(&self, phys: u64, data: &[u8]) {
+        let (f, off) = self.frames_at(phys, data.len() as u64);
+        f.write(off, data);
+    }
+
+    /// Zero `len` bytes of user memory at physical `phys`.
+    pub fn zero_phys(&self, phys: u64, len: u64) {
+        let (f, off) = self.frames_at(phys, len);
+        f.zero(off, len);
+    }
+
+    /// Copy `len` bytes of `from`'s memory at `src_phys` to this address
+    /// space's at `dst_phys` (fork).
+    pub fn copy_phys_from(&self, dst_phys: u64, from: &AddressSpace, src_phys: u64, len: u64) {
+        let (d, doff) = self.frames_at(dst_phys, len);
+        let (s, soff) = from.frames_at(src_phys, len);
+        d.copy_from(doff, s, soff, len);
+    }
+
+    /// The user futex word at physical `phys` (4-byte aligned), if it is
+    /// memory of this address space.
+    pub fn atomic_u32(&self, phys: u64) -> Option<&core::sync::atomic::AtomicU32> {
+        let (&k, f) = self.frames.range(..=phys).next_back()?;
+        (f.contains(phys, 4) && phys.is_multiple_of(4)).then(|| f.atomic_u32(phys - k))
     }
 
     fn unmap_quiet(&mut self, va: u64, len: u64) {
@@ -123,7 +287,8 @@ impl AddressSpace {
         }
         for r in self.regions.remove_range(va, len) {
             let _ = self.pt.unmap(r.start, r.len);
-            mm::free_user(r.phys, r.len);
+            let f = self.take_frames(r.phys, r.len);
+            mm::free_user(f);
         }
     }
 
@@ -139,7 +304,8 @@ impl AddressSpace {
         // No core may keep a translation to memory that is about to be reused.
         flush_everywhere();
         for r in &pieces {
-            mm::free_user(r.phys, r.len);
+            let f = self.take_frames(r.phys, r.len);
+            mm::free_user(f);
         }
         self.publish();
         Ok(())
@@ -156,7 +322,8 @@ impl AddressSpace {
                 .protect(r.start, r.len, prot)
                 .map_err(|_| Errno::ENOMEM)?;
         }
-        crate::arch::cpu::flush_tlb();
+        // A downgrade must hold on every core before mprotect returns.
+        flush_everywhere();
         self.publish();
         Ok(())
     }
@@ -171,9 +338,10 @@ impl AddressSpace {
 
     /// Write the region table for the proxy's mirror and bump its generation.
     pub fn publish(&mut self) {
-        let base = self.table;
+        let (mem, base) = self.table.mem();
         // Generation 0 while entries change: the proxy's seqlock read retries.
-        phys_atomic_u64(base + REGION_GEN_OFF).store(0, Ordering::Release);
+        mem.atomic_u64(base + REGION_GEN_OFF)
+            .store(0, Ordering::Release);
         let mut count = 0u32;
         for r in self.regions.iter() {
             if count as usize == MAX_REGIONS {
@@ -187,14 +355,9 @@ impl AddressSpace {
                 len: r.len,
                 file_off: r.phys,
                 prot: r.prot,
-                kind: match r.kind {
-                    RegionKind::Anon => wire::REGION_ANON,
-                    RegionKind::Image => wire::REGION_IMAGE,
-                    RegionKind::Heap => wire::REGION_HEAP,
-                    RegionKind::Stack => wire::REGION_STACK,
-                },
+                kind: region_kind_to_wire(r.kind),
             };
-            write_phys_obj(
+            mem.write_obj(
                 base + core::mem::size_of::<RegionTableHeader>() as u64
                     + u64::from(count) * core::mem::size_of::<MirrorEntry>() as u64,
                 e,
@@ -204,19 +367,30 @@ impl AddressSpace {
         self.gen += 1;
         // The count, then the new generation (the signals word beside them
         // belongs to the proxy and is left alone).
-        write_phys_obj::<u32>(base + wire::REGION_COUNT_OFF, count);
-        phys_atomic_u64(base + REGION_GEN_OFF).store(self.gen, Ordering::Release);
+        mem.write_obj::<u32>(base + wire::REGION_COUNT_OFF, count);
+        mem.atomic_u64(base + REGION_GEN_OFF)
+            .store(self.gen, Ordering::Release);
     }
 
     /// Release the memory and page tables of an address space no core uses
     /// any more.
     pub fn destroy(mut self) {
-        let regions: alloc::vec::Vec<Region> = self.regions.iter().copied().collect();
-        for r in regions {
-            mm::free_user(r.phys, r.len);
-        }
         self.regions = RegionMap::new();
+        let frames = core::mem::take(&mut self.frames);
+        for (_, f) in frames {
+            mm::free_user(f);
+        }
         self.pt.destroy();
+    }
+}
+
+/// The mirror table's code for a region kind.
+fn region_kind_to_wire(k: RegionKind) -> u32 {
+    match k {
+        RegionKind::Anon => wire::REGION_ANON,
+        RegionKind::Image => wire::REGION_IMAGE,
+        RegionKind::Heap => wire::REGION_HEAP,
+        RegionKind::Stack => wire::REGION_STACK,
     }
 }
 

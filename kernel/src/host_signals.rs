@@ -3,7 +3,7 @@
 //! its proxy), then raises an NMI; the kernel takes them here and posts them.
 
 use crate::arch::apic;
-use crate::arch::mem::{phys_atomic_u32, phys_atomic_u64};
+use crate::arch::mem::shared_area;
 use core::sync::atomic::Ordering;
 
 /// Take signals Linux sent to the application (the host sets them and
@@ -14,8 +14,9 @@ pub fn take() {
     if pid == 0 {
         return;
     }
-    let word = phys_atomic_u64(wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF);
-    let sigs = word.swap(0, Ordering::AcqRel);
+    let sigs = shared_area()
+        .atomic_u64(wire::HOST_SIGNALS_OFF)
+        .swap(0, Ordering::AcqRel);
     for sig in 1..=64u32 {
         if sigs & (1 << (sig - 1)) != 0 {
             crate::signal::post_to(pid, sig, crate::signal::SI_USER, 0);
@@ -23,10 +24,11 @@ pub fn take() {
     }
     // Each process's own word (in its region table), set by its proxy, which
     // then sets the poke word: cleared first, so a later post pokes again.
-    phys_atomic_u64(wire::SHARED_PHYS + wire::SIGNALS_POKE_OFF).store(0, Ordering::Release);
+    shared_area()
+        .atomic_u64(wire::SIGNALS_POKE_OFF)
+        .store(0, Ordering::Release);
     for (p, table) in crate::process::tables() {
-        let word = phys_atomic_u32(table + wire::REGION_SIGNALS_OFF);
-        let sigs = word.swap(0, Ordering::AcqRel);
+        let sigs = table.take_signals();
         for sig in 1..=32u32 {
             if sigs & (1 << (sig - 1)) != 0 {
                 crate::signal::post_to(p, sig, crate::signal::SI_USER, 0);
@@ -39,8 +41,8 @@ pub fn take() {
 /// (the NMI can interrupt any kernel code); the self-IPI is taken as soon as
 /// interrupts are enabled, i.e. in user mode or the idle loop.
 pub fn on_nmi() {
-    let word = phys_atomic_u64(wire::SHARED_PHYS + wire::HOST_SIGNALS_OFF);
-    let poke = phys_atomic_u64(wire::SHARED_PHYS + wire::SIGNALS_POKE_OFF);
+    let word = shared_area().atomic_u64(wire::HOST_SIGNALS_OFF);
+    let poke = shared_area().atomic_u64(wire::SIGNALS_POKE_OFF);
     if word.load(Ordering::Acquire) != 0 || poke.load(Ordering::Acquire) != 0 {
         apic::send_ipi(apic::id(), apic::RESCHED_VECTOR);
     }

@@ -107,7 +107,7 @@ pub fn kernel_main(start_info: u64) -> ! {
         Ok(b) => b,
         Err(e) => panic!("{e}"),
     };
-    let loaded = match loader::load(&bd, &params, wire::SHARED_PHYS + wire::REGIONS_OFF) {
+    let loaded = match loader::load(&bd, &params, aspace::RegionTable::Shared) {
         Ok(l) => l,
         Err(msg) => {
             kprintln!(

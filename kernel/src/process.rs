@@ -77,12 +77,12 @@ pub fn unregister(pid: u32) -> Option<Arc<Entry>> {
 }
 
 /// (pid, region table) of every process.
-pub fn tables() -> alloc::vec::Vec<(u32, u64)> {
+pub fn tables() -> alloc::vec::Vec<(u32, crate::aspace::RegionTable)> {
     let entries: alloc::vec::Vec<(u32, Arc<Entry>)> =
         PROCS.lock().iter().map(|(&p, e)| (p, e.clone())).collect();
     entries
         .into_iter()
-        .map(|(p, e)| (p, e.inner.lock().aspace.table()))
+        .map(|(p, e)| (p, e.inner.lock().aspace.region_table()))
         .collect()
 }
 
@@ -195,9 +195,8 @@ fn end_child(status: u64, signal: u32) -> ! {
     if let Some(e) = unregister(pid) {
         crate::arch::activate_page_tables(crate::arch::boot::boot_pml4_phys());
         if let Ok(inner) = Arc::try_unwrap(e).map(|e| e.inner.into_inner()) {
-            let table = inner.aspace.table();
+            // Its region table goes with the address space.
             inner.aspace.destroy();
-            crate::mm::free_kernel_pages(table, wire::REGION_TABLE_BYTES.div_ceil(4096));
         }
     }
     crate::sched::exit_current()

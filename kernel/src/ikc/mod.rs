@@ -5,11 +5,10 @@
 pub mod slot;
 
 use crate::arch::cpu::rdtsc;
-use crate::arch::mem::{phys_atomic_u32, read_phys_obj, write_phys_obj};
 use core::sync::atomic::Ordering;
 pub use slot::interrupt;
-use slot::{done as slot_done, slot_addr as slot_phys, slot_bit};
-use wire::{RequestKind, Slot, SlotState, DOORBELL_OFF, SLOT_STATE_OFF};
+use slot::{done as slot_done, slot_bit};
+use wire::{RequestKind, Slot, SlotState, DOORBELL_OFF};
 
 /// The answer to a request, and the TSC cycles spent waiting for it.
 pub struct Reply {
@@ -28,8 +27,7 @@ fn ring(slot: usize) {
 /// doorbell; returns the slot's index.
 fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
     let slot_index = crate::sched::current_slot();
-    let base = slot_phys(slot_index);
-    let prev: Slot = read_phys_obj(base);
+    let prev = slot::read(slot_index);
     let slot = Slot {
         state: SlotState::Free as u32,
         kind: kind as u32,
@@ -41,8 +39,8 @@ fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
         tid: u64::from(crate::sched::current_tid()),
         table: crate::sched::current_table(),
     };
-    write_phys_obj(base, slot);
-    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Posted as u32, Ordering::Release);
+    slot::write(slot_index, slot);
+    slot::state(slot_index).store(SlotState::Posted as u32, Ordering::Release);
     ring(slot_index);
     slot_index
 }
@@ -52,8 +50,7 @@ fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
 pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply {
     let t0 = rdtsc();
     let slot_index = post(kind, nr, args, aux);
-    let base = slot_phys(slot_index);
-    let state = phys_atomic_u32(base + SLOT_STATE_OFF);
+    let state = slot::state(slot_index);
     // No `pause` here: under TCG it leaves the translated-code loop on
     // every iteration, which more than doubles the round trip.
     let me = crate::sched::current();
@@ -85,7 +82,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot_index);
     word.fetch_and(!bit, Ordering::AcqRel);
     let t1 = rdtsc();
-    let done: Slot = read_phys_obj(base);
+    let done = slot::read(slot_index);
     state.store(SlotState::Free as u32, Ordering::Release);
     Reply {
         ret: done.ret,
@@ -120,9 +117,8 @@ pub fn reap(slot: usize) -> i64 {
     }
     let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot);
     word.fetch_and(!bit, Ordering::AcqRel);
-    let base = slot_phys(slot);
-    let done: Slot = read_phys_obj(base);
-    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Free as u32, Ordering::Release);
+    let done = slot::read(slot);
+    slot::state(slot).store(SlotState::Free as u32, Ordering::Release);
     done.ret
 }
 

@@ -2,9 +2,9 @@
 //! (doorbell, interrupt request) live in the shared area, and whether the
 //! proxy has answered. Below the scheduler, which hands a slot to each task.
 
-use crate::arch::mem::{phys_atomic_u32, phys_atomic_u64, SpinLock};
-use core::sync::atomic::{AtomicU64, Ordering};
-use wire::{SlotState, CHANNEL_OFF, SHARED_PHYS, SLOT_SIZE, SLOT_STATE_OFF};
+use crate::arch::mem::{shared_area, SpinLock};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use wire::{Slot, SlotState, CHANNEL_OFF, SLOT_SIZE, SLOT_STATE_OFF};
 
 static SLOTS: SpinLock<[u64; wire::DOORBELL_WORDS]> = SpinLock::new([0; wire::DOORBELL_WORDS]);
 
@@ -26,15 +26,31 @@ pub fn free(slot: usize) {
     SLOTS.lock()[slot / 64] &= !(1 << (slot % 64));
 }
 
-/// Physical address of slot `slot` (the one place that computes it).
+/// Offset of slot `slot` in the shared area (the one place that computes it).
 pub fn slot_addr(slot: usize) -> u64 {
-    SHARED_PHYS + CHANNEL_OFF + slot as u64 * SLOT_SIZE
+    assert!(slot < wire::MAX_SLOTS, "no channel slot {slot}");
+    CHANNEL_OFF + slot as u64 * SLOT_SIZE
+}
+
+/// Read the whole of slot `slot`.
+pub fn read(slot: usize) -> Slot {
+    shared_area().read_obj(slot_addr(slot))
+}
+
+/// Write the whole of slot `slot` (its state word last, separately).
+pub fn write(slot: usize, s: Slot) {
+    shared_area().write_obj(slot_addr(slot), s);
+}
+
+/// The state word of slot `slot` (a `SlotState`).
+pub fn state(slot: usize) -> &'static AtomicU32 {
+    shared_area().atomic_u32(slot_addr(slot) + SLOT_STATE_OFF)
 }
 
 /// The word and bit of `slot` in the per-slot bitmap at shared offset `area`.
 pub fn slot_bit(area: u64, slot: usize) -> (&'static AtomicU64, u64) {
     (
-        phys_atomic_u64(SHARED_PHYS + area + (slot / 64) as u64 * 8),
+        shared_area().atomic_u64(area + (slot / 64) as u64 * 8),
         1 << (slot % 64),
     )
 }
@@ -47,6 +63,5 @@ pub fn interrupt(slot: usize) {
 
 /// Whether the proxy has answered the request in `slot`.
 pub fn done(slot: usize) -> bool {
-    phys_atomic_u32(slot_addr(slot) + SLOT_STATE_OFF).load(Ordering::Acquire)
-        == SlotState::Done as u32
+    state(slot).load(Ordering::Acquire) == SlotState::Done as u32
 }

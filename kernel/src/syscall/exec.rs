@@ -77,7 +77,8 @@ pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
         argv,
         envp,
     };
-    let loaded = match crate::loader::load(&bd, &params, crate::sched::current_table()) {
+    let loaded = match crate::loader::load(&bd, &params, process::with(|p| p.aspace.region_table()))
+    {
         Ok(l) => l,
         Err(msg) => {
             // The old image stays: give the proxy its mirror back.

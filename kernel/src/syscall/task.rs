@@ -207,7 +207,12 @@ fn copy_regions(
         while va < r.end() {
             let dst = to.regions().find(va).copied().ok_or(Errno::ENOMEM)?;
             let n = (r.end() - va).min(dst.end() - va);
-            crate::arch::mem::copy_phys(dst.phys + (va - dst.start), r.phys + (va - r.start), n);
+            to.copy_phys_from(
+                dst.phys + (va - dst.start),
+                from,
+                r.phys + (va - r.start),
+                n,
+            );
             va += n;
         }
     }
@@ -218,20 +223,11 @@ fn copy_regions(
 /// proxy forked from this one's (so descriptors, cwd and the Linux process
 /// tree match), running the calling thread from the same point with rax 0.
 fn fork(frame: &SyscallFrame, flags: u64, stack: u64, ptid: u64, ctid: u64) -> SysResult {
-    let pages = wire::REGION_TABLE_BYTES.div_ceil(4096);
-    let table = crate::mm::alloc_kernel_pages(pages).ok_or(Errno::ENOMEM)?;
-    crate::arch::mem::zero_phys(table, pages * 4096);
-    let mut child_asp = match crate::aspace::AddressSpace::with_table(table) {
-        Ok(a) => a,
-        Err(e) => {
-            crate::mm::free_kernel_pages(table, pages);
-            return Err(e);
-        }
-    };
+    let mut child_asp = crate::aspace::AddressSpace::with_new_table()?;
+    let table = child_asp.table();
     if let Err(e) = process::with(|p| copy_regions(&p.aspace, &mut child_asp)) {
         crate::kprintln!("fork: copying the address space failed: {}", e.name());
         child_asp.destroy();
-        crate::mm::free_kernel_pages(table, pages);
         return Err(e);
     }
     let r = crate::ikc::call(wire::RequestKind::Fork, 0, [table, 0, 0, 0, 0, 0], [0; 4]).ret;
@@ -241,7 +237,6 @@ fn fork(frame: &SyscallFrame, flags: u64, stack: u64, ptid: u64, ctid: u64) -> S
             linux_abi::errno_name(-r as i32)
         );
         child_asp.destroy();
-        crate::mm::free_kernel_pages(table, pages);
         return Err(if r == Errno::EAGAIN.as_ret() {
             Errno::EAGAIN
         } else {

@@ -4,6 +4,7 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod frames;
 pub mod gdt;
 pub mod mem;
 pub mod paging;

@@ -2,7 +2,8 @@
 //! regions with the largest pages that fit, unmap and change protection
 //! (splitting large pages where a range ends inside one).
 
-use super::mem::{phys_slice_mut, zero_phys};
+use super::frames::{alloc_raw, free_raw};
+use super::mem::{phys_slice_mut, PhysRange};
 use lwk_core::region::{page_mappings, PageSize, PROT_EXEC, PROT_WRITE};
 
 const P: u64 = 1;
@@ -31,12 +32,15 @@ fn leaf_flags(prot: u32) -> u64 {
 }
 
 fn table(phys: u64) -> &'static mut [u64] {
-    phys_slice_mut::<u64>(phys, 512)
+    // SAFETY: `phys` is a page-table page: the boot PML4, or a page from
+    // `alloc_raw` that belongs to one `PageTables` (which has `&mut self`
+    // whenever it walks it) until `destroy` frees it.
+    unsafe { phys_slice_mut::<u64>(phys, 512) }
 }
 
 fn new_table() -> Result<u64, NoMemory> {
-    let p = crate::mm::alloc_kernel_pages(1).ok_or(NoMemory)?;
-    zero_phys(p, 4096);
+    let p = alloc_raw(1, 1).ok_or(NoMemory)?;
+    table(p).fill(0);
     Ok(p)
 }
 
@@ -86,9 +90,10 @@ impl PageTables {
         Ok(&mut table(t)[idx])
     }
 
-    /// Map `[va, va+len)` to `[pa, pa+len)` with `prot` (PROT_NONE keeps the
-    /// translation but not present).
-    pub fn map(&mut self, va: u64, pa: u64, len: u64, prot: u32) -> Result<(), NoMemory> {
+    /// Map `[va, va+len)` to the whole of `mem` (which the address space
+    /// owns) with `prot` (PROT_NONE keeps the translation but not present).
+    pub fn map(&mut self, va: u64, mem: &PhysRange, prot: u32) -> Result<(), NoMemory> {
+        let (pa, len) = (mem.phys(), mem.len());
         let flags = leaf_flags(prot);
         for (v, p, size) in page_mappings(va, pa, len) {
             match size {
@@ -155,7 +160,7 @@ impl PageTables {
                     }
                 }
             }
-            crate::mm::free_kernel_pages(t, 1);
+            free_raw(t, 1);
         }
         for i in 0..256 {
             let e = table(self.pml4)[i];
@@ -163,6 +168,6 @@ impl PageTables {
                 free_level(e & ADDR, 3);
             }
         }
-        crate::mm::free_kernel_pages(self.pml4, 1);
+        free_raw(self.pml4, 1);
     }
 }

@@ -100,12 +100,15 @@ pub fn install_trampoline() {
     // SAFETY: [start, end) is the trampoline blob in the kernel's read-only
     // data, a valid, immutable byte range.
     let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, (end - start) as usize) };
-    write_phys(TRAMP_BASE, bytes);
+    // SAFETY: the page at TRAMP_BASE (below 1 MiB) is reserved for the
+    // trampoline: nothing else in the kernel uses it.
+    unsafe { write_phys(TRAMP_BASE, bytes) };
 }
 
 fn patch(field: *const u8, v: u64) {
     let off = sym(field) - sym(core::ptr::addr_of!(ap_tramp_start));
-    write_phys(TRAMP_BASE + off, &v.to_le_bytes());
+    // SAFETY: as in `install_trampoline`; `off` is inside the trampoline.
+    unsafe { write_phys(TRAMP_BASE + off, &v.to_le_bytes()) };
 }
 
 /// Start the AP with `apic_id`: it enters `entry(arg)` on `stack_top` with the
