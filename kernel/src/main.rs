@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod alarm;
 mod arch;
 mod aspace;
 mod bootinfo;
@@ -30,9 +31,17 @@ mod uaccess;
 use lwk_core::pmem::{FirmwareEntry, PmemMap, PmemType};
 use wire::{State, SHARED_PHYS, SHARED_SIZE};
 
+/// Where `arch`'s entry stubs go.
+static ENTRY_POINTS: arch::trap::EntryPoints = arch::trap::EntryPoints {
+    trap: trap::handle,
+    syscall: syscall::dispatch,
+    new_task: sched::finish_switch,
+};
+
 /// The kernel proper, entered from `arch` once the CPU is in long mode.
 pub fn kernel_main(start_info: u64) -> ! {
     let t_boot = arch::cpu::rdtsc();
+    arch::trap::set_entry_points(&ENTRY_POINTS);
     arch::init_bsp();
     let params = match shared::boot_params() {
         Ok(p) => p,
@@ -84,8 +93,9 @@ pub fn kernel_main(start_info: u64) -> ! {
     sched::set_hooks(sched::Hooks {
         interrupted: signal::interrupted,
         take_host_signals: host_signals::take,
-        fire_alarms: process::fire_alarms,
+        fire_alarms: alarm::fire_due,
     });
+    process::set_at_end(syscall::flush_stats);
     sched::init_bsp();
     if params.ncpus > 1 {
         let rsdp = bootinfo::rsdp(start_info);

@@ -98,17 +98,18 @@ pub fn alarm_remaining() -> (u64, u64) {
     current_entry().alarm.remaining()
 }
 
-/// Fire the alarms due at TSC `now`: SIGALRM to each owning process,
-/// whichever core its threads run on and whether or not they are blocked
-/// (called by the scheduler's timer path).
-pub fn fire_alarms(now: u64) {
-    let entries: alloc::vec::Vec<(u32, Arc<Entry>)> =
-        PROCS.lock().iter().map(|(&p, e)| (p, e.clone())).collect();
-    for (pid, e) in entries {
-        if e.alarm.fire_if_due(now) {
-            crate::signal::post_to(pid, linux_abi::signal::SIGALRM, crate::signal::SI_KERNEL, 0);
-        }
-    }
+/// Every process, by pid.
+pub fn entries() -> alloc::vec::Vec<(u32, Arc<Entry>)> {
+    PROCS.lock().iter().map(|(&p, e)| (p, e.clone())).collect()
+}
+
+/// What runs when the partition ends, before QEMU exits (the syscall
+/// layer's statistics flush), registered at boot.
+static AT_END: SpinLock<fn()> = SpinLock::new(|| {});
+
+/// Register what runs when the partition ends.
+pub fn set_at_end(f: fn()) {
+    *AT_END.lock() = f;
 }
 
 pub fn initial_pid() -> u32 {
@@ -136,7 +137,8 @@ pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 }
 
 fn finish(code: u32) -> ! {
-    crate::syscall::flush_stats();
+    let at_end = *AT_END.lock();
+    at_end();
     crate::arch::cpu::qemu_exit(code)
 }
 

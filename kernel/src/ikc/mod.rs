@@ -68,7 +68,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         polls = polls.wrapping_add(1);
         if !interrupted && polls.is_multiple_of(1024) {
             crate::sched::poll_while_spinning();
-            if me.is_some() && crate::signal::interrupted() {
+            if me.is_some() && crate::sched::interrupted() {
                 interrupt(slot_index);
                 interrupted = true;
             }

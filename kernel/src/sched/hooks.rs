@@ -32,3 +32,8 @@ pub fn set_hooks(h: Hooks) {
 pub(super) fn get() -> Hooks {
     *HOOKS.lock()
 }
+
+/// Whether the current task's blocking call must end now (see `Hooks`).
+pub fn interrupted() -> bool {
+    (get().interrupted)()
+}

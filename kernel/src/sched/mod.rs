@@ -29,7 +29,7 @@ mod switch;
 mod task;
 mod timer;
 
-pub use hooks::{set_hooks, Hooks};
+pub use hooks::{interrupted, set_hooks, Hooks};
 pub use runqueue::{
     block, cpu_counters, enter_kernel, exit_current, leave_kernel, migrate_current, ncpus,
     online_mask, others_runnable, request_migration, start_thread, wake, yield_now,

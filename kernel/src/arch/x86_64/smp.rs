@@ -30,19 +30,10 @@ ap_tramp32:
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
-    mov %cr4, %eax
-    or $((1 << 5) | (1 << 9) | (1 << 10)), %eax
-    mov %eax, %cr4
-    mov ({base} + (ap_cr3 - ap_tramp_start)), %eax
-    mov %eax, %cr3
-    mov $0xC0000080, %ecx
-    rdmsr
-    or $((1 << 0) | (1 << 8) | (1 << 11)), %eax
-    wrmsr
-    mov %cr0, %eax
-    and $~((1 << 2) | (1 << 3)), %eax
-    or $((1 << 0) | (1 << 1) | (1 << 16) | (1 << 31)), %eax
-    mov %eax, %cr0
+    mov ({base} + (ap_cr3 - ap_tramp_start)), %edx
+"#,
+    super::boot::enable_long_mode!(),
+    r#"
     ljmp $0x08, ${base} + (ap_tramp64 - ap_tramp_start)
     .code64
 ap_tramp64:
