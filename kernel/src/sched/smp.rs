@@ -7,7 +7,6 @@ use crate::arch::apic;
 use crate::arch::cpu::rdtsc;
 use crate::arch::gdt::this_cpu;
 use crate::arch::smp as cores;
-use crate::arch::trap;
 use core::sync::atomic::Ordering;
 use wire::MAX_CPUS;
 
@@ -17,8 +16,7 @@ pub fn init_bsp() {
     cores::set_apic_id(0, apic::id());
     cores::set_online(0);
     // The boot CPU's idle context runs `idle_loop` on its idle stack.
-    let top = crate::arch::gdt::idle_stack_top(crate::arch::gdt::bsp_tables());
-    switch::set_idle_context(0, trap::build_kernel_thread_stack(top, idle_entry));
+    switch::set_idle_context(0, crate::arch::bsp_idle_context(idle_entry));
 }
 
 extern "C" fn idle_entry() -> ! {
@@ -56,7 +54,7 @@ pub fn start_aps(apic_ids: &[u32], want: usize) {
 
 extern "C" fn ap_entry(cpu: u64) -> ! {
     let cpu = cpu as usize;
-    crate::arch::init_ap(cpu, crate::arch::ap_tables(cpu));
+    crate::arch::init_ap(cpu);
     cores::set_online(cpu);
     crate::kprintln!("smp: cpu {cpu} online (apic {})", apic::id());
     runqueue::idle_loop()

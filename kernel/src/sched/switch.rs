@@ -95,6 +95,9 @@ pub(super) fn set_idle_context(cpu: usize, rsp: u64) {
 pub(super) fn adopt(cpu: usize, t: &TaskRef) {
     t.ctx.on_cpu.store(true, Ordering::Release);
     CURRENT[cpu].store(Arc::as_ptr(t) as *mut Task, Ordering::Release);
+    // SAFETY: the task's own kernel stack, kept alive by the run queue's
+    // `current` (and the task table) while it runs here.
+    unsafe { set_kernel_stack(t.kstack_top()) };
 }
 
 /// Switch from `prev` (or the idle context) to `next` (or the idle context).
@@ -150,7 +153,8 @@ pub fn finish_switch() {
         // SAFETY: the run queue's `current` keeps the task alive while it runs here.
         let t = unsafe { &*cur };
         crate::arch::activate_page_tables(t.cr3.load(Ordering::Acquire));
-        set_kernel_stack(t.kstack_top());
+        // SAFETY: `t`'s own kernel stack, alive while it runs here.
+        unsafe { set_kernel_stack(t.kstack_top()) };
         crate::arch::load_user_segment_bases(
             t.fs_base.load(Ordering::Relaxed),
             t.gs_base.load(Ordering::Relaxed),

@@ -3,7 +3,7 @@
 
 use super::runqueue::{self, wake};
 use super::switch::{self, Context};
-use crate::arch::gdt::{set_kernel_stack, this_cpu};
+use crate::arch::gdt::this_cpu;
 use crate::arch::mem::SpinLock;
 use crate::arch::trap::{self, SyscallFrame, XMM_AREA};
 use crate::ikc::slot;
@@ -173,7 +173,6 @@ pub fn adopt_main(tid: u32) -> TaskRef {
     let cpu = this_cpu();
     runqueue::set_current(cpu, t.clone());
     switch::adopt(cpu, &t);
-    set_kernel_stack(t.kstack_top());
     crate::arch::smp::set_in_user(cpu, true);
     t
 }
@@ -206,7 +205,7 @@ pub fn spawn_thread_prepared(
             )
         }
     };
-    let t = Task::new(tid, pid, slot, affinity);
+    let mut t = Task::new(tid, pid, slot, affinity);
     t.cr3.store(cr3, Ordering::Release);
     t.table.store(table, Ordering::Release);
     // The creator runs on this CPU: its live segment bases are in the MSRs
@@ -219,9 +218,10 @@ pub fn spawn_thread_prepared(
         t.sigmask
             .store(m.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
     }
-    let xmm: [u8; XMM_AREA as usize] = trap::saved_xmm(frame);
-    t.ctx
-        .set_initial_rsp(trap::build_new_task_stack(t.kstack_top(), frame, &xmm));
+    // The creator's xmm state, as its syscall entry saved it.
+    let xmm: [u8; XMM_AREA as usize] = trap::saved_xmm();
+    let rsp = trap::build_new_task_stack(&mut t.kstack, frame, &xmm);
+    t.ctx.set_initial_rsp(rsp);
     setup(&t);
     Some(Arc::new(t))
 }

@@ -2,8 +2,18 @@
 //! regions with the largest pages that fit, unmap and change protection
 //! (splitting large pages where a range ends inside one).
 
+use super::frames::Frames;
 use super::frames::{alloc_raw, free_raw};
-use super::mem::{phys_slice_mut, PhysRange};
+use super::mem::{phys_slice_mut, SpinLock};
+use alloc::collections::BTreeSet;
+
+/// Roots of the page tables that exist (what `activate_page_tables` accepts).
+static LIVE_ROOTS: SpinLock<BTreeSet<u64>> = SpinLock::new(BTreeSet::new());
+
+/// Whether `pml4` is the root of live `PageTables`.
+pub fn is_live_root(pml4: u64) -> bool {
+    LIVE_ROOTS.lock().contains(&pml4)
+}
 use lwk_core::region::{page_mappings, PageSize, PROT_EXEC, PROT_WRITE};
 
 const P: u64 = 1;
@@ -55,6 +65,7 @@ impl PageTables {
         let pml4 = new_table()?;
         let boot = table(super::boot::boot_pml4_phys());
         table(pml4)[256..].copy_from_slice(&boot[256..]);
+        LIVE_ROOTS.lock().insert(pml4);
         Ok(Self { pml4 })
     }
 
@@ -92,7 +103,7 @@ impl PageTables {
 
     /// Map `[va, va+len)` to the whole of `mem` (which the address space
     /// owns) with `prot` (PROT_NONE keeps the translation but not present).
-    pub fn map(&mut self, va: u64, mem: &PhysRange, prot: u32) -> Result<(), NoMemory> {
+    pub fn map(&mut self, va: u64, mem: &Frames, prot: u32) -> Result<(), NoMemory> {
         let (pa, len) = (mem.phys(), mem.len());
         let flags = leaf_flags(prot);
         for (v, p, size) in page_mappings(va, pa, len) {
@@ -152,6 +163,7 @@ impl PageTables {
     /// Free every page-table page of the user half (the upper half is shared
     /// with the boot tables and stays).
     pub fn destroy(self) {
+        LIVE_ROOTS.lock().remove(&self.pml4);
         fn free_level(t: u64, level: u32) {
             if level > 1 {
                 for &e in table(t).iter() {

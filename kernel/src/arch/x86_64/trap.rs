@@ -9,12 +9,16 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 /// and error code, then the interrupted registers in `UserRegs` layout (the
 /// stub moves the vector and error code below the general registers, so the
 /// registers and the CPU's iretq frame are one `UserRegs`).
+///
+/// Only the entry stub makes one (no constructor, no copies), so a
+/// `&TrapFrame` always has the stub's fxsave image right below it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Debug)]
 pub struct TrapFrame {
     pub vector: u64,
     pub error: u64,
     pub regs: UserRegs,
+    _entry_only: (),
 }
 
 impl TrapFrame {
@@ -414,10 +418,16 @@ pub fn resume(regs: &UserRegs, fpu: &FpuArea) -> ! {
 }
 
 /// The FPU image of a thread stopped in a syscall: live x87 state, with
-/// xmm0-15 and MXCSR from what the syscall entry saved below `frame`.
+/// xmm0-15 and MXCSR from what the syscall entry saved below `frame` (the
+/// running syscall's entry frame).
 pub fn fpu_of_syscall(frame: &SyscallFrame) -> FpuArea {
+    assert_eq!(
+        frame as *const SyscallFrame as u64,
+        entry_frame_addr(),
+        "fpu_of_syscall: not the running syscall's frame"
+    );
     let mut a = FpuArea::current();
-    let xmm = saved_xmm(frame);
+    let xmm = saved_xmm();
     a.0[160..416].copy_from_slice(&xmm[..256]);
     a.0[24..28].copy_from_slice(&xmm[256..260]);
     a
@@ -447,42 +457,60 @@ pub unsafe fn switch_to(prev_rsp: *mut u64, next_rsp: u64) {
     unsafe { switch_stacks(prev_rsp, next_rsp) }
 }
 
-/// Prepare a new thread's kernel stack (`top` 16-byte aligned, at least 1 KiB
-/// mapped below it): the first switch to the returned stack pointer leaves to
-/// user mode with registers `frame` and xmm/MXCSR state `xmm`.
-pub fn build_new_task_stack(top: u64, frame: &SyscallFrame, xmm: &[u8; XMM_AREA as usize]) -> u64 {
+/// Where the syscall entry put the running syscall's frame: right below the
+/// top of this CPU's kernel stack.
+fn entry_frame_addr() -> u64 {
+    super::gdt::kernel_stack_top() - core::mem::size_of::<SyscallFrame>() as u64
+}
+
+/// Prepare a new thread's kernel stack `stack` (its own, not in use): the
+/// first switch to the returned stack pointer leaves to user mode with
+/// registers `regs` and xmm/MXCSR state `xmm`.
+pub fn build_new_task_stack(
+    stack: &mut [u8],
+    regs: &SyscallFrame,
+    xmm: &[u8; XMM_AREA as usize],
+) -> u64 {
+    const NEED: usize = core::mem::size_of::<SyscallFrame>() + XMM_AREA as usize + 8 * 7;
+    let base = stack.as_mut_ptr() as u64;
+    let top = (base + stack.len() as u64) & !0xf;
+    assert!(top - base >= NEED as u64, "kernel stack too small");
     let frame_at = top - core::mem::size_of::<SyscallFrame>() as u64;
     let xmm_at = frame_at - XMM_AREA;
     let regs_at = xmm_at - 8 * 7;
-    // SAFETY: the caller owns [top - 1 KiB, top), which covers everything
-    // written here (160 + 272 + 56 bytes), and nothing else uses it yet.
+    // SAFETY: [regs_at, top) lies inside `stack` (checked above), which the
+    // caller holds exclusively: 160 + 272 + 56 bytes are written.
     unsafe {
-        core::ptr::write(frame_at as *mut SyscallFrame, *frame);
+        core::ptr::write_unaligned(frame_at as *mut SyscallFrame, *regs);
         core::ptr::copy_nonoverlapping(xmm.as_ptr(), xmm_at as *mut u8, xmm.len());
-        let regs = regs_at as *mut u64;
+        let words = regs_at as *mut u64;
         for i in 0..6 {
-            regs.add(i).write(0);
+            words.add(i).write(0);
         }
-        regs.add(6).write(new_task_start as *const () as u64);
+        words.add(6).write(new_task_start as *const () as u64);
     }
     regs_at
 }
 
-/// The xmm/MXCSR area the syscall entry saved below `frame`.
-pub fn saved_xmm(frame: &SyscallFrame) -> [u8; XMM_AREA as usize] {
+/// The xmm/MXCSR area the syscall entry saved for the running syscall (the
+/// creator's state for a new thread, a signal frame's fpstate).
+pub fn saved_xmm() -> [u8; XMM_AREA as usize] {
     let mut out = [0u8; XMM_AREA as usize];
-    let at = frame as *const SyscallFrame as u64 - XMM_AREA;
-    // SAFETY: `frame` is the frame syscall_entry built on this kernel stack,
-    // with the saved xmm area immediately below it.
+    let at = entry_frame_addr() - XMM_AREA;
+    // SAFETY: syscall_entry saved XMM_AREA bytes right below its frame at
+    // the top of this CPU's kernel stack, which the running task owns.
     unsafe { core::ptr::copy_nonoverlapping(at as *const u8, out.as_mut_ptr(), out.len()) };
     out
 }
 
 /// Prepare a kernel-only context on `top` that runs `entry` when first
 /// switched to (the idle loop of the boot CPU).
-pub fn build_kernel_thread_stack(top: u64, entry: extern "C" fn() -> !) -> u64 {
+///
+/// # Safety
+/// The 64 bytes below `top` must belong to a stack nothing uses yet.
+pub(super) unsafe fn build_kernel_thread_stack(top: u64, entry: extern "C" fn() -> !) -> u64 {
     let regs_at = top - 8 * 8;
-    // SAFETY: the caller owns the stack below `top`; 64 bytes are written.
+    // SAFETY: guaranteed by the caller; 64 bytes are written.
     unsafe {
         let regs = regs_at as *mut u64;
         // Popped as r15, r14, r13, r12, rbx, rbp; r12 carries the entry point.
