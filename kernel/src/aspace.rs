@@ -9,11 +9,13 @@
 use crate::arch::mem::{shared_area, PhysRange};
 use crate::arch::paging::PageTables;
 use crate::mm::{self, Frames};
+use crate::shm;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 use linux_abi::Errno;
 use lwk_core::region::{Region, RegionKind, RegionMap};
+use lwk_core::shm::{Chunk, ObjectId};
 use wire::{MirrorEntry, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, REGION_GEN_OFF};
 
 /// Where an address space publishes its regions for the proxy's mirror.
@@ -122,67 +124,164 @@ impl AddressSpace {
         prot: u32,
         kind: RegionKind,
     ) -> Result<(), Errno> {
+        self.check_free(va, len)?;
+        let frames = alloc_chunks(va, len)?;
+        let chunks = describe(&frames);
+        for f in frames {
+            self.add_frames(f);
+        }
+        if let Err(e) = self.insert_chunks(va, &chunks, prot, kind) {
+            for c in &chunks {
+                let f = self.take_frames(c.phys, c.len);
+                mm::free_user(f);
+            }
+            return Err(e);
+        }
+        crate::arch::cpu::flush_tlb();
+        self.publish();
+        Ok(())
+    }
+
+    /// Map a new shared object of `len` zeroed bytes at `[va, va+len)`
+    /// (`MAP_SHARED|MAP_ANONYMOUS`): forks share it instead of copying it.
+    pub fn map_shared_anon(&mut self, va: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        self.check_free(va, len)?;
+        let id = shm::create(alloc_chunks(va, len)?)?;
+        if let Err(e) = self.map_object(va, id, 0, len, prot) {
+            shm::discard(id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Map bytes `[off, off+len)` of shared object `id` at `[va, va+len)`
+    /// (free, page aligned). ENOMEM when the object is not that large.
+    pub fn map_object(
+        &mut self,
+        va: u64,
+        id: ObjectId,
+        off: u64,
+        len: u64,
+        prot: u32,
+    ) -> Result<(), Errno> {
+        self.check_free(va, len)?;
+        let Some(pieces) = shm::pieces(id, off, len) else {
+            crate::kprintln!(
+                "aspace: mapping {len:#x} bytes at offset {off:#x} of a shared object past its end"
+            );
+            return Err(Errno::ENOMEM);
+        };
+        let chunks: alloc::vec::Vec<Chunk> = pieces
+            .iter()
+            .map(|&(_, phys, len)| Chunk { phys, len })
+            .collect();
+        shm::mapped(id, len)?;
+        if let Err(e) = self.insert_chunks(va, &chunks, prot, RegionKind::Shared(id)) {
+            shm::unmapped(id, len);
+            return Err(e);
+        }
+        crate::arch::cpu::flush_tlb();
+        self.publish();
+        Ok(())
+    }
+
+    /// Map region `r` of another address space (a fork's parent) onto the
+    /// same physical memory: only for regions of shared objects.
+    pub fn share_region(&mut self, r: &Region) -> Result<(), Errno> {
+        let id = r.kind.shared_object().ok_or(Errno::EINVAL)?;
+        self.check_free(r.start, r.len)?;
+        shm::mapped(id, r.len)?;
+        let chunk = [Chunk {
+            phys: r.phys,
+            len: r.len,
+        }];
+        if let Err(e) = self.insert_chunks(r.start, &chunk, r.prot, r.kind) {
+            shm::unmapped(id, r.len);
+            return Err(e);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    fn check_free(&self, va: u64, len: u64) -> Result<(), Errno> {
         if len == 0 || !va.is_multiple_of(4096) || !len.is_multiple_of(4096) {
             return Err(Errno::EINVAL);
         }
         if !self.regions.is_free(va, len) {
             return Err(Errno::EEXIST);
         }
+        Ok(())
+    }
+
+    /// Add regions (and page-table entries) for `chunks` laid out from `va`:
+    /// memory this address space owns, or a shared object's. On failure
+    /// nothing of them stays mapped; the memory stays where it was.
+    fn insert_chunks(
+        &mut self,
+        va: u64,
+        chunks: &[Chunk],
+        prot: u32,
+        kind: RegionKind,
+    ) -> Result<(), Errno> {
         let mut done = 0u64;
-        while done < len {
-            let remaining = len - done;
-            let mut chunk = remaining;
-            // Map up to the next 2 MiB boundary on its own, so that the rest
-            // starts 2 MiB aligned in both va and phys (alloc_user aligns) and
-            // gets large pages.
-            let head = (va + done).wrapping_neg() & ((2 << 20) - 1);
-            if head != 0 && remaining >= head + (2 << 20) {
-                chunk = head;
-            }
-            let mem = loop {
-                if let Some(f) = mm::alloc_user(chunk) {
-                    break Some(f);
-                }
-                if chunk <= 4096 {
-                    break None;
-                }
-                chunk = (chunk / 2).next_power_of_two().min(remaining) & !0xfff;
-                if chunk == 0 {
-                    chunk = 4096;
-                }
-            };
-            let Some(mem) = mem else {
-                self.unmap_quiet(va, done);
-                self.publish();
-                return Err(Errno::ENOMEM);
-            };
+        for c in chunks {
             let r = Region {
                 start: va + done,
-                len: chunk,
-                phys: mem.phys(),
+                len: c.len,
+                phys: c.phys,
                 prot,
                 kind,
             };
             if self.regions.insert(r).is_err() {
-                mm::free_user(mem);
-                self.unmap_quiet(va, done);
-                self.publish();
+                self.forget(va, done);
                 return Err(Errno::ENOMEM);
             }
-            if self.pt.map(r.start, &mem, prot).is_err() {
-                self.regions.remove_range(r.start, r.len);
-                let _ = self.pt.unmap(r.start, r.len);
-                mm::free_user(mem);
-                self.unmap_quiet(va, done);
-                self.publish();
+            let pt = &mut self.pt;
+            let mapped = match lookup(&self.frames, c.phys, c.len) {
+                Some((f, off)) => pt.map(r.start, f, off, c.len, prot).is_ok(),
+                None => shm::with_frames(c.phys, c.len, |f, off| {
+                    pt.map(r.start, f, off, c.len, prot).is_ok()
+                })
+                .unwrap_or(false),
+            };
+            if !mapped {
+                self.forget(va, done + c.len);
                 return Err(Errno::ENOMEM);
             }
-            self.add_frames(mem);
-            done += chunk;
+            done += c.len;
         }
-        crate::arch::cpu::flush_tlb();
-        self.publish();
         Ok(())
+    }
+
+    /// Drop the regions and page-table entries of `[va, va+len)` without
+    /// releasing their memory (undoing a half-done `insert_chunks`).
+    fn forget(&mut self, va: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        for r in self.regions.remove_range(va, len) {
+            let _ = self.pt.unmap(r.start, r.len);
+        }
+        flush_everywhere();
+    }
+
+    /// The pieces of mapped regions that overlap `[va, va+len)`, clipped to it.
+    pub fn pieces(&self, va: u64, len: u64) -> alloc::vec::Vec<Region> {
+        let end = va.saturating_add(len);
+        self.regions
+            .iter()
+            .filter(|r| r.start < end && r.end() > va)
+            .map(|r| {
+                let s = r.start.max(va);
+                let e = r.end().min(end);
+                Region {
+                    start: s,
+                    len: e - s,
+                    phys: r.phys + (s - r.start),
+                    ..*r
+                }
+            })
+            .collect()
     }
 
     /// Own `mem`, joined with the frames it continues or that continue it.
@@ -218,13 +317,26 @@ impl AddressSpace {
         self.frames.insert(mem.phys(), mem);
     }
 
-    /// The frames holding `[phys, phys+len)` and the offset of `phys` in
-    /// them. The range comes from this address space's own region map, so
-    /// it is always owned: anything else is a kernel bug.
+    /// The frames this address space owns holding `[phys, phys+len)`, and
+    /// the offset of `phys` in them. The range comes from its own region
+    /// map, so it is always owned: anything else is a kernel bug.
     fn frames_at(&self, phys: u64, len: u64) -> (&Frames, u64) {
-        match self.frames.range(..=phys).next_back() {
-            Some((&k, f)) if f.contains(phys, len) => (f, phys - k),
-            _ => panic!("aspace: [{phys:#x}+{len:#x}) is not memory of this address space"),
+        match lookup(&self.frames, phys, len) {
+            Some(x) => x,
+            None => panic!("aspace: [{phys:#x}+{len:#x}) is not memory of this address space"),
+        }
+    }
+
+    /// Run `f` on the memory holding `[phys, phys+len)` (from this address
+    /// space's regions: its own frames or a shared object's) and the offset
+    /// of `phys` in it. Anything else is a kernel bug.
+    fn with_mem<R>(&self, phys: u64, len: u64, f: impl FnOnce(&Frames, u64) -> R) -> R {
+        if let Some((fr, off)) = lookup(&self.frames, phys, len) {
+            return f(fr, off);
+        }
+        match shm::with_frames(phys, len, f) {
+            Some(r) => r,
+            None => panic!("aspace: [{phys:#x}+{len:#x}) is not memory of this address space"),
         }
     }
 
@@ -250,45 +362,53 @@ impl AddressSpace {
 
     /// Read user memory at physical `phys` (from this address space's regions).
     pub fn read_phys(&self, phys: u64, buf: &mut [u8]) {
-        let (f, off) = self.frames_at(phys, buf.len() as u64);
-        f.read(off, buf);
+        self.with_mem(phys, buf.len() as u64, |f, off| f.read(off, buf));
     }
 
     /// Write user memory at physical `phys` (from this address space's regions).
     pub fn write_phys(&self, phys: u64, data: &[u8]) {
-        let (f, off) = self.frames_at(phys, data.len() as u64);
-        f.write(off, data);
+        self.with_mem(phys, data.len() as u64, |f, off| f.write(off, data));
     }
 
     /// Zero `len` bytes of user memory at physical `phys`.
     pub fn zero_phys(&self, phys: u64, len: u64) {
-        let (f, off) = self.frames_at(phys, len);
-        f.zero(off, len);
+        self.with_mem(phys, len, |f, off| f.zero(off, len));
     }
 
-    /// Copy `len` bytes of `from`'s memory at `src_phys` to this address
-    /// space's at `dst_phys` (fork).
+    /// Copy `len` bytes of `from`'s private memory at `src_phys` to this
+    /// address space's at `dst_phys` (fork).
     pub fn copy_phys_from(&self, dst_phys: u64, from: &AddressSpace, src_phys: u64, len: u64) {
         let (d, doff) = self.frames_at(dst_phys, len);
         let (s, soff) = from.frames_at(src_phys, len);
         d.copy_from(doff, s, soff, len);
     }
 
-    /// The user futex word at physical `phys` (4-byte aligned), if it is
-    /// memory of this address space.
-    pub fn atomic_u32(&self, phys: u64) -> Option<&core::sync::atomic::AtomicU32> {
-        let (&k, f) = self.frames.range(..=phys).next_back()?;
-        (f.contains(phys, 4) && phys.is_multiple_of(4)).then(|| f.atomic_u32(phys - k))
+    /// Run `f` on the user futex word at physical `phys` (4-byte aligned):
+    /// None if it is not memory of this address space (unmapped meanwhile).
+    pub fn with_atomic_u32<R>(
+        &self,
+        phys: u64,
+        f: impl FnOnce(&core::sync::atomic::AtomicU32) -> R,
+    ) -> Option<R> {
+        if !phys.is_multiple_of(4) {
+            return None;
+        }
+        if let Some((fr, off)) = lookup(&self.frames, phys, 4) {
+            return Some(f(fr.atomic_u32(off)));
+        }
+        shm::with_frames(phys, 4, |fr, off| f(fr.atomic_u32(off)))
     }
 
-    fn unmap_quiet(&mut self, va: u64, len: u64) {
-        if len == 0 {
-            return;
-        }
-        for r in self.regions.remove_range(va, len) {
-            let _ = self.pt.unmap(r.start, r.len);
-            let f = self.take_frames(r.phys, r.len);
-            mm::free_user(f);
+    /// Give back the memory of a region piece that left this address space:
+    /// private memory to the page allocator, a shared object's bytes to its
+    /// count.
+    fn release(&mut self, r: &Region) {
+        match r.kind.shared_object() {
+            Some(id) => shm::unmapped(id, r.len),
+            None => {
+                let f = self.take_frames(r.phys, r.len);
+                mm::free_user(f);
+            }
         }
     }
 
@@ -304,8 +424,7 @@ impl AddressSpace {
         // No core may keep a translation to memory that is about to be reused.
         flush_everywhere();
         for r in &pieces {
-            let f = self.take_frames(r.phys, r.len);
-            mm::free_user(f);
+            self.release(r);
         }
         self.publish();
         Ok(())
@@ -375,6 +494,10 @@ impl AddressSpace {
     /// Release the memory and page tables of an address space no core uses
     /// any more.
     pub fn destroy(mut self) {
+        let regions: alloc::vec::Vec<Region> = self.regions.iter().copied().collect();
+        for r in regions.iter().filter(|r| r.kind.shared_object().is_some()) {
+            self.release(r);
+        }
         self.regions = RegionMap::new();
         let frames = core::mem::take(&mut self.frames);
         for (_, f) in frames {
@@ -391,7 +514,64 @@ fn region_kind_to_wire(k: RegionKind) -> u32 {
         RegionKind::Image => wire::REGION_IMAGE,
         RegionKind::Heap => wire::REGION_HEAP,
         RegionKind::Stack => wire::REGION_STACK,
+        RegionKind::Shared(_) => wire::REGION_SHARED,
     }
+}
+
+/// The frames of `frames` holding `[phys, phys+len)`, and the offset of
+/// `phys` in them.
+fn lookup(frames: &BTreeMap<u64, Frames>, phys: u64, len: u64) -> Option<(&Frames, u64)> {
+    let (&k, f) = frames.range(..=phys).next_back()?;
+    f.contains(phys, len).then_some((f, phys - k))
+}
+
+/// Where chunks of memory lie (for the region map and shared objects).
+fn describe(frames: &[Frames]) -> alloc::vec::Vec<Chunk> {
+    frames
+        .iter()
+        .map(|f| Chunk {
+            phys: f.phys(),
+            len: f.len(),
+        })
+        .collect()
+}
+
+/// Zeroed physical memory for `[va, va+len)` in as few contiguous chunks as
+/// the allocator gives, split so that whatever lies beyond the first 2 MiB
+/// boundary starts 2 MiB aligned in both va and phys (large pages fit). On
+/// failure, what was allocated goes back (dropped).
+fn alloc_chunks(va: u64, len: u64) -> Result<alloc::vec::Vec<Frames>, Errno> {
+    let mut chunks: alloc::vec::Vec<Frames> = alloc::vec::Vec::new();
+    let mut done = 0u64;
+    while done < len {
+        let remaining = len - done;
+        let mut chunk = remaining;
+        let head = (va + done).wrapping_neg() & ((2 << 20) - 1);
+        if head != 0 && remaining >= head + (2 << 20) {
+            chunk = head;
+        }
+        let mem = loop {
+            if let Some(f) = mm::alloc_user(chunk) {
+                break Some(f);
+            }
+            if chunk <= 4096 {
+                break None;
+            }
+            chunk = (chunk / 2).next_power_of_two().min(remaining) & !0xfff;
+            if chunk == 0 {
+                chunk = 4096;
+            }
+        };
+        let Some(mem) = mem.filter(|_| chunks.try_reserve(1).is_ok()) else {
+            for f in chunks {
+                mm::free_user(f);
+            }
+            return Err(Errno::ENOMEM);
+        };
+        chunks.push(mem);
+        done += chunk;
+    }
+    Ok(chunks)
 }
 
 /// Drop stale user translations on this core and on every other core this

@@ -38,7 +38,7 @@ fn key(uaddr: u64) -> Result<u64, Errno> {
 /// Apply `f` to the futex word at physical `k` (EFAULT if the memory is no
 /// longer the process's: unmapped meanwhile).
 fn with_word<R>(k: u64, f: impl FnOnce(&core::sync::atomic::AtomicU32) -> R) -> Result<R, Errno> {
-    process::with(|p| p.aspace.atomic_u32(k).map(f).ok_or(Errno::EFAULT))
+    process::with(|p| p.aspace.with_atomic_u32(k, f).ok_or(Errno::EFAULT))
 }
 
 /// FUTEX_WAIT(_BITSET): sleep while `*uaddr == val`, until woken or the TSC

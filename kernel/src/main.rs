@@ -22,6 +22,7 @@ mod panic;
 mod process;
 mod sched;
 mod shared;
+mod shm;
 mod signal;
 mod syscall;
 mod time;

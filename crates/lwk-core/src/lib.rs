@@ -16,6 +16,7 @@ pub mod buddy;
 pub mod elf;
 pub mod pmem;
 pub mod region;
+pub mod shm;
 pub mod stack;
 
 /// Size of a base page in bytes.

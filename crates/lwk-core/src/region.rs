@@ -31,6 +31,20 @@ pub enum RegionKind {
     Stack,
     /// Anonymous mmap.
     Anon,
+    /// A mapping of a partition-wide shared object (`MAP_SHARED`): its physical memory
+    /// belongs to the object, is never copied on fork and is freed only when the last
+    /// mapping of it goes.
+    Shared(crate::shm::ObjectId),
+}
+
+impl RegionKind {
+    /// The shared object behind a region of this kind.
+    pub fn shared_object(self) -> Option<crate::shm::ObjectId> {
+        match self {
+            RegionKind::Shared(id) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// Virtual `[start, start + len)` backed by physical `[phys, phys + len)`.
@@ -428,6 +442,36 @@ mod tests {
 
     fn all(m: &RegionMap) -> Vec<Region> {
         m.iter().copied().collect()
+    }
+
+    #[test]
+    fn shared_regions_keep_their_object_and_never_merge_across_objects() {
+        let mut m = RegionMap::new();
+        m.insert(reg(0x1000, 0x2000, 0x10000, RW, RegionKind::Shared(1)))
+            .unwrap();
+        m.insert(reg(0x3000, 0x1000, 0x12000, RW, RegionKind::Shared(2)))
+            .unwrap();
+        // Same prot everywhere and contiguous phys, but two objects: no merge.
+        m.protect_range(0x1000, 0x3000, PROT_READ).unwrap();
+        assert_eq!(m.len(), 2);
+        let gone = m.remove_range(0x2000, 0x2000);
+        assert_eq!(
+            gone.iter()
+                .map(|r| r.kind.shared_object())
+                .collect::<Vec<_>>(),
+            [Some(1), Some(2)]
+        );
+        assert_eq!(
+            all(&m),
+            [reg(
+                0x1000,
+                0x1000,
+                0x10000,
+                PROT_READ,
+                RegionKind::Shared(1)
+            )]
+        );
+        assert_eq!(RegionKind::Anon.shared_object(), None);
     }
 
     #[test]

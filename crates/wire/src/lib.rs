@@ -322,6 +322,8 @@ pub const REGION_ANON: u32 = 0;
 pub const REGION_IMAGE: u32 = 1;
 pub const REGION_HEAP: u32 = 2;
 pub const REGION_STACK: u32 = 3;
+/// A mapping of a partition-wide shared object (`MAP_SHARED|MAP_ANONYMOUS`).
+pub const REGION_SHARED: u32 = 4;
 const _: () = assert!(size_of::<MirrorEntry>() == 32);
 /// Capacity of the region table.
 pub const MAX_REGIONS: usize = 1024;

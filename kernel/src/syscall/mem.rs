@@ -96,58 +96,103 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
         return Err(Errno::EINVAL);
     }
     let anon = flags & MAP_ANONYMOUS != 0;
-    if !anon {
-        if kind != MAP_PRIVATE {
-            crate::kprintln!(
-                "mmap: MAP_SHARED of a file is not supported on the LWK (fd {})",
-                fd as i64
-            );
-            return Err(Errno::ENODEV);
-        }
-        if !off.is_multiple_of(PAGE) {
-            return Err(Errno::EINVAL);
-        }
+    let shared = kind != MAP_PRIVATE;
+    if !anon && !off.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
     }
     let prot = prot as u32;
+    // File mappings are filled (or, shared, checked) through the mapping
+    // itself, so they start readable and writable.
+    let initial = if anon {
+        prot
+    } else {
+        prot | PROT_READ | PROT_WRITE
+    };
     let va = process::with(|p| {
         let va = place(p, addr, len, flags)?;
         if flags & MAP_FIXED != 0 {
             p.aspace.unmap(va, len)?;
         }
-        let initial = if anon {
-            prot
+        if shared {
+            p.aspace.map_shared_anon(va, len, initial)?;
         } else {
-            prot | PROT_READ | PROT_WRITE
-        };
-        p.aspace.map_anon(va, len, initial, RegionKind::Anon)?;
+            p.aspace.map_anon(va, len, initial, RegionKind::Anon)?;
+        }
         Ok::<u64, Errno>(va)
     })?;
-    if !anon {
-        // MAP_PRIVATE file mapping: LWK memory filled from the file by the proxy.
-        let mut done = 0u64;
-        while done < len {
-            let r = super::offload(
-                u64::from(linux_abi::syscalls_gen::SYS_PREAD64),
-                [fd, va + done, len - done, off + done, 0, 0],
-            ) as i64;
-            if r < 0 {
-                let _ = process::with(|p| p.aspace.unmap(va, len));
-                return Err(if r == Errno::ESPIPE.as_ret() {
-                    Errno::ENODEV
-                } else {
-                    errno_from(r)
-                });
-            }
-            if r == 0 {
-                break;
-            }
-            done += r as u64;
-        }
-        if prot != prot | PROT_READ | PROT_WRITE {
-            process::with(|p| p.aspace.protect(va, len, prot))?;
-        }
+    if anon {
+        return Ok(va);
+    }
+    let filled = if shared {
+        shared_file(va, fd)
+    } else {
+        fill_from_file(va, len, fd, off)
+    };
+    if let Err(e) = filled {
+        let _ = process::with(|p| p.aspace.unmap(va, len));
+        return Err(e);
+    }
+    if prot != initial {
+        process::with(|p| p.aspace.protect(va, len, prot))?;
     }
     Ok(va)
+}
+
+/// MAP_PRIVATE file mapping: LWK memory filled from the file by the proxy.
+fn fill_from_file(va: u64, len: u64, fd: u64, off: u64) -> Result<(), Errno> {
+    let mut done = 0u64;
+    while done < len {
+        let r = super::offload(
+            u64::from(linux_abi::syscalls_gen::SYS_PREAD64),
+            [fd, va + done, len - done, off + done, 0, 0],
+        ) as i64;
+        if r < 0 {
+            return Err(if r == Errno::ESPIPE.as_ret() {
+                Errno::ENODEV
+            } else {
+                errno_from(r)
+            });
+        }
+        if r == 0 {
+            break;
+        }
+        done += r as u64;
+    }
+    Ok(())
+}
+
+/// MAP_SHARED of a descriptor: `/dev/zero` is anonymous shared memory (the
+/// new mapping at `va` already is); any other file is not supported yet. The
+/// proxy's fstat writes into the fresh mapping, which is zeroed again after.
+fn shared_file(va: u64, fd: u64) -> Result<(), Errno> {
+    const ST_MODE: u64 = 24;
+    const ST_RDEV: u64 = 40;
+    const S_IFMT: u32 = 0o170000;
+    const S_IFCHR: u32 = 0o020000;
+    const DEV_ZERO: u64 = (1 << 8) | 5;
+    let r = super::offload(
+        u64::from(linux_abi::syscalls_gen::SYS_FSTAT),
+        [fd, va, 0, 0, 0, 0],
+    ) as i64;
+    if r < 0 {
+        return Err(errno_from(r));
+    }
+    let (mode, rdev) = process::with(|p| {
+        let mut m = [0u8; 4];
+        let mut d = [0u8; 8];
+        uaccess::copy_from_user(&p.aspace, va + ST_MODE, &mut m)?;
+        uaccess::copy_from_user(&p.aspace, va + ST_RDEV, &mut d)?;
+        uaccess::zero_user(&p.aspace, va, 144)?;
+        Ok::<_, Errno>((u32::from_le_bytes(m), u64::from_le_bytes(d)))
+    })?;
+    if mode & S_IFMT == S_IFCHR && rdev == DEV_ZERO {
+        return Ok(());
+    }
+    crate::kprintln!(
+        "mmap: MAP_SHARED of a file is not supported on the LWK yet (fd {})",
+        fd as i64
+    );
+    Err(Errno::ENODEV)
 }
 
 fn errno_from(r: i64) -> Errno {
@@ -186,6 +231,7 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
 }
 
 const MADV_DONTNEED: u64 = 4;
+const MADV_REMOVE: u64 = 9;
 
 pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
     if !addr.is_multiple_of(PAGE) {
@@ -196,9 +242,29 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         if !p.aspace.regions().check_range(addr, len, 0) {
             return Err(Errno::ENOMEM);
         }
-        if advice == MADV_DONTNEED {
-            // Private anonymous memory reads back as zeros after DONTNEED.
-            uaccess::zero_user(&p.aspace, addr, len)?;
+        let pieces = p.aspace.pieces(addr, len);
+        match advice {
+            MADV_DONTNEED => {
+                // Private anonymous memory reads back as zeros after DONTNEED; a
+                // shared object keeps its contents (the pages come back from it).
+                for r in pieces.iter().filter(|r| r.kind.shared_object().is_none()) {
+                    uaccess::zero_user(&p.aspace, r.start, r.len)?;
+                }
+            }
+            MADV_REMOVE => {
+                // Frees the backing store of shared memory: every process
+                // mapping the object reads zeros.
+                if pieces.iter().any(|r| r.kind.shared_object().is_none()) {
+                    return Err(Errno::EINVAL);
+                }
+                if pieces.iter().any(|r| r.prot & PROT_WRITE == 0) {
+                    return Err(Errno::EACCES);
+                }
+                for r in &pieces {
+                    p.aspace.zero_phys(r.phys, r.len);
+                }
+            }
+            _ => {}
         }
         Ok(0)
     })
@@ -249,6 +315,9 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         if !p.aspace.regions().check_range(old, old_len, 0) {
             return Err(Errno::EFAULT);
         }
+        if let Some(id) = r.kind.shared_object() {
+            return mremap_shared(p, id, old, old_len, new_len, flags, new_addr);
+        }
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
                 p.aspace.unmap(old + new_len, old_len - new_len)?;
@@ -292,6 +361,62 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         p.aspace.unmap(old, old_len)?;
         Ok(dst)
     })
+}
+
+/// mremap of a shared mapping: the same object bytes at the new place (never
+/// a copy); growing past the object's end is ENOMEM.
+fn mremap_shared(
+    p: &mut Process,
+    id: lwk_core::shm::ObjectId,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> SysResult {
+    // The old range must be one contiguous stretch of the object.
+    let pieces = p.aspace.pieces(old, old_len);
+    let off = crate::shm::offset_of(id, pieces[0].phys).ok_or(Errno::EFAULT)?;
+    let mut expect = off;
+    for r in &pieces {
+        if r.kind.shared_object() != Some(id) || crate::shm::offset_of(id, r.phys) != Some(expect) {
+            return Err(Errno::EFAULT);
+        }
+        expect += r.len;
+    }
+    let prot = pieces[0].prot;
+    if flags & MREMAP_FIXED == 0 {
+        if new_len <= old_len {
+            p.aspace.unmap(old + new_len, old_len - new_len)?;
+            return Ok(old);
+        }
+        let extra = new_len - old_len;
+        if in_window(old + old_len, extra) && p.aspace.is_free(old + old_len, extra) {
+            p.aspace
+                .map_object(old + old_len, id, off + old_len, extra, prot)?;
+            return Ok(old);
+        }
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    let dst = if flags & MREMAP_FIXED != 0 {
+        if !new_addr.is_multiple_of(PAGE) || !in_window(new_addr, new_len) {
+            return Err(Errno::EINVAL);
+        }
+        if new_addr < old + old_len && old < new_addr + new_len {
+            return Err(Errno::EINVAL);
+        }
+        p.aspace.unmap(new_addr, new_len)?;
+        new_addr
+    } else {
+        p.aspace
+            .find_free(new_len, PAGE, MMAP_BOTTOM, MMAP_TOP)
+            .ok_or(Errno::ENOMEM)?
+    };
+    p.aspace.map_object(dst, id, off, new_len, prot)?;
+    p.aspace.unmap(old, old_len)?;
+    Ok(dst)
 }
 
 fn copy_raw(p: &Process, src: u64, dst: u64, buf: &mut [u8]) -> Result<(), Errno> {

@@ -192,7 +192,8 @@ fn clone_thread(
     Ok(tid)
 }
 
-/// Copy every region of `from` into `to` (fresh, contiguous memory).
+/// Copy every private region of `from` into `to` (fresh, contiguous memory)
+/// and map its shared ones onto the same memory.
 fn copy_regions(
     from: &crate::aspace::AddressSpace,
     to: &mut crate::aspace::AddressSpace,
@@ -200,9 +201,14 @@ fn copy_regions(
     let regions: alloc::vec::Vec<lwk_core::region::Region> =
         from.regions().iter().copied().collect();
     for r in &regions {
-        to.map_anon(r.start, r.len, r.prot, r.kind)?;
+        if r.kind.shared_object().is_some() {
+            // Shared objects are mapped, not copied: parent and child see the same bytes.
+            to.share_region(r)?;
+        } else {
+            to.map_anon(r.start, r.len, r.prot, r.kind)?;
+        }
     }
-    for r in &regions {
+    for r in regions.iter().filter(|r| r.kind.shared_object().is_none()) {
         let mut va = r.start;
         while va < r.end() {
             let dst = to.regions().find(va).copied().ok_or(Errno::ENOMEM)?;

@@ -15,7 +15,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _, IntoRawFd as _};
 
 use linux_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use linux_abi::Errno;
-use wire::{MirrorEntry, REGION_HEAP, REGION_IMAGE, REGION_STACK};
+use wire::{MirrorEntry, REGION_HEAP, REGION_IMAGE, REGION_SHARED, REGION_STACK};
 
 /// A file with an LWK view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,15 +278,18 @@ pub fn maps(regions: &[MirrorEntry], exe: &[u8], exe_id: FileId) -> Vec<u8> {
             REGION_IMAGE => (exe, exe_id),
             REGION_HEAP => (b"[heap]", FileId::default()),
             REGION_STACK => (b"[stack]", FileId::default()),
+            // Linux names anonymous shared memory after the shmem file behind it.
+            REGION_SHARED => (b"/dev/zero (deleted)", FileId::default()),
             _ => (b"", FileId::default()),
         };
         let prefix = format!(
-            "{:08x}-{:08x} {}{}{}p {:08x} {:02x}:{:02x} {}",
+            "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {}",
             e.vaddr,
             e.vaddr.saturating_add(e.len),
             bit(PROT_READ, 'r'),
             bit(PROT_WRITE, 'w'),
             bit(PROT_EXEC, 'x'),
+            if e.kind == REGION_SHARED { 's' } else { 'p' },
             0,
             id.major,
             id.minor,

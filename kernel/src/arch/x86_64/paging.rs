@@ -101,10 +101,19 @@ impl PageTables {
         Ok(&mut table(t)[idx])
     }
 
-    /// Map `[va, va+len)` to the whole of `mem` (which the address space
-    /// owns) with `prot` (PROT_NONE keeps the translation but not present).
-    pub fn map(&mut self, va: u64, mem: &Frames, prot: u32) -> Result<(), NoMemory> {
-        let (pa, len) = (mem.phys(), mem.len());
+    /// Map `[va, va+len)` to bytes `[off, off+len)` of `mem` (memory the
+    /// address space owns or shares) with `prot` (PROT_NONE keeps the
+    /// translation but not present).
+    pub fn map(
+        &mut self,
+        va: u64,
+        mem: &Frames,
+        off: u64,
+        len: u64,
+        prot: u32,
+    ) -> Result<(), NoMemory> {
+        let pa = mem.phys() + off;
+        assert!(mem.contains(pa, len), "mapping beyond the frames given");
         let flags = leaf_flags(prot);
         for (v, p, size) in page_mappings(va, pa, len) {
             match size {
