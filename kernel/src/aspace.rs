@@ -237,13 +237,10 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
             let pt = &mut self.pt;
-            let mapped = match lookup(&self.frames, c.phys, c.len) {
-                Some((f, off)) => pt.map(r.start, f, off, c.len, prot).is_ok(),
-                None => shm::with_frames(c.phys, c.len, |f, off| {
-                    pt.map(r.start, f, off, c.len, prot).is_ok()
-                })
-                .unwrap_or(false),
-            };
+            let mut mapped = true;
+            walk(&self.frames, c.phys, c.len, |f, off, at, n| {
+                mapped &= pt.map(r.start + at, f, off, n, prot).is_ok();
+            });
             if !mapped {
                 self.forget(va, done + c.len);
                 return Err(Errno::ENOMEM);
@@ -327,19 +324,6 @@ impl AddressSpace {
         }
     }
 
-    /// Run `f` on the memory holding `[phys, phys+len)` (from this address
-    /// space's regions: its own frames or a shared object's) and the offset
-    /// of `phys` in it. Anything else is a kernel bug.
-    fn with_mem<R>(&self, phys: u64, len: u64, f: impl FnOnce(&Frames, u64) -> R) -> R {
-        if let Some((fr, off)) = lookup(&self.frames, phys, len) {
-            return f(fr, off);
-        }
-        match shm::with_frames(phys, len, f) {
-            Some(r) => r,
-            None => panic!("aspace: [{phys:#x}+{len:#x}) is not memory of this address space"),
-        }
-    }
-
     /// Take `[phys, phys+len)` out of the owned frames (to free it).
     fn take_frames(&mut self, phys: u64, len: u64) -> Frames {
         let (_, off) = self.frames_at(phys, len);
@@ -362,17 +346,21 @@ impl AddressSpace {
 
     /// Read user memory at physical `phys` (from this address space's regions).
     pub fn read_phys(&self, phys: u64, buf: &mut [u8]) {
-        self.with_mem(phys, buf.len() as u64, |f, off| f.read(off, buf));
+        walk(&self.frames, phys, buf.len() as u64, |f, off, at, n| {
+            f.read(off, &mut buf[at as usize..(at + n) as usize]);
+        });
     }
 
     /// Write user memory at physical `phys` (from this address space's regions).
     pub fn write_phys(&self, phys: u64, data: &[u8]) {
-        self.with_mem(phys, data.len() as u64, |f, off| f.write(off, data));
+        walk(&self.frames, phys, data.len() as u64, |f, off, at, n| {
+            f.write(off, &data[at as usize..(at + n) as usize]);
+        });
     }
 
     /// Zero `len` bytes of user memory at physical `phys`.
     pub fn zero_phys(&self, phys: u64, len: u64) {
-        self.with_mem(phys, len, |f, off| f.zero(off, len));
+        walk(&self.frames, phys, len, |f, off, _, n| f.zero(off, n));
     }
 
     /// Copy `len` bytes of `from`'s private memory at `src_phys` to this
@@ -523,6 +511,39 @@ fn region_kind_to_wire(k: RegionKind) -> u32 {
 fn lookup(frames: &BTreeMap<u64, Frames>, phys: u64, len: u64) -> Option<(&Frames, u64)> {
     let (&k, f) = frames.range(..=phys).next_back()?;
     f.contains(phys, len).then_some((f, phys - k))
+}
+
+/// Run `f(frames, offset in them, offset in the range, length)` on each
+/// piece of `[phys, phys+len)`: memory in `own` (an address space's frames)
+/// or in a shared object. The range comes from an address space's region
+/// map, so it is always such memory: anything else is a kernel bug.
+fn walk(
+    own: &BTreeMap<u64, Frames>,
+    phys: u64,
+    len: u64,
+    mut f: impl FnMut(&Frames, u64, u64, u64),
+) {
+    let mut at = 0u64;
+    while at < len {
+        let p = phys + at;
+        let step = |fr: &Frames, off: u64| (fr.len() - off).min(len - at);
+        let n = match lookup(own, p, 1) {
+            Some((fr, off)) => {
+                let n = step(fr, off);
+                f(fr, off, at, n);
+                Some(n)
+            }
+            None => shm::with_frames(p, 1, |fr, off| {
+                let n = step(fr, off);
+                f(fr, off, at, n);
+                n
+            }),
+        };
+        match n {
+            Some(n) => at += n,
+            None => panic!("aspace: {p:#x} is not memory of an address space"),
+        }
+    }
 }
 
 /// Where chunks of memory lie (for the region map and shared objects).
