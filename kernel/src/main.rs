@@ -2,6 +2,18 @@
 //! header from the shared area, loads one static Linux executable and runs it,
 //! serving memory, time and task syscalls locally and offloading the rest to
 //! the proxy on Linux.
+//!
+//! Layers, each importing only those below it:
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | hardware, the only `unsafe` (with `sched/switch.rs`) | `arch` (boot, traps, page tables, `frames`: the page allocator, `mem`: bounded physical windows, `smp`: per-core state, IPIs, TLB shootdown) |
+//! | shared area, logs, firmware | `shared`, `kmsg`, `bootinfo` |
+//! | memory | `mm`, `shm`, `aspace`, `uaccess` |
+//! | tasks | `ikc::slot`, `sched` (tasks, run queues, switch, SMP, timers; upcalls through `sched::Hooks`) |
+//! | channel, time, processes | `ikc`, `time`, `process`, `loader` |
+//! | signals | `signal`, `alarm`, `host_signals`, `futex` |
+//! | system calls and entry | `syscall`, `trap`, `panic`, `main` (registers `arch`'s entry points and the scheduler's hooks) |
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
