@@ -462,7 +462,7 @@ impl AddressSpace {
                 len: r.len,
                 file_off: r.phys,
                 prot: r.prot,
-                kind: region_kind_to_wire(r.kind),
+                kind: wire::RegionKind::from(r.kind).into(),
             };
             mem.write_obj(
                 base + core::mem::size_of::<RegionTableHeader>() as u64
@@ -492,17 +492,6 @@ impl AddressSpace {
             mm::free_user(f);
         }
         self.pt.destroy();
-    }
-}
-
-/// The mirror table's code for a region kind.
-fn region_kind_to_wire(k: RegionKind) -> u32 {
-    match k {
-        RegionKind::Anon => wire::REGION_ANON,
-        RegionKind::Image => wire::REGION_IMAGE,
-        RegionKind::Heap => wire::REGION_HEAP,
-        RegionKind::Stack => wire::REGION_STACK,
-        RegionKind::Shared(_) => wire::REGION_SHARED,
     }
 }
 

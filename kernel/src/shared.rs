@@ -13,17 +13,7 @@ use core::sync::atomic::Ordering;
 use wire::{Header, State, BOOTDATA_OFF, BOOTDATA_SIZE, HEADER_OFF, HEADER_STATE_OFF};
 
 /// What the host asked for, copied out of the header once at boot.
-#[derive(Clone, Copy)]
-pub struct BootParams {
-    pub ncpus: u32,
-    pub mem_size: u64,
-    pub flags: u32,
-    pub proxy_pid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub euid: u32,
-    pub egid: u32,
-}
+pub use wire::BootParams;
 
 /// The program to run: path, argv and envp.
 pub struct BootData {
@@ -54,35 +44,26 @@ pub fn write_obj<T: Plain>(off: u64, v: T) {
 }
 
 pub fn boot_params() -> Result<BootParams, &'static str> {
-    let h = header();
-    if h.magic != wire::MAGIC {
-        return Err("boot header missing (bad magic)");
-    }
-    if h.version != wire::VERSION {
-        return Err("boot header version mismatch between margay and its kernel");
-    }
-    Ok(BootParams {
-        ncpus: h.ncpus,
-        mem_size: h.mem_size,
-        flags: h.flags,
-        proxy_pid: h.proxy_pid,
-        uid: h.uid,
-        gid: h.gid,
-        euid: h.euid,
-        egid: h.egid,
-    })
+    let boot = header().boot;
+    boot.check().map_err(|e| match e {
+        wire::HandshakeError::BadMagic => "boot header missing (bad magic)",
+        wire::HandshakeError::VersionMismatch { .. } => {
+            "boot header version mismatch between margay and its kernel"
+        }
+    })?;
+    Ok(boot)
 }
 
 pub fn boot_data() -> Result<BootData, &'static str> {
     let h = header();
-    let len = u64::from(h.bootdata_len);
+    let len = u64::from(h.boot.bootdata_len);
     if len > BOOTDATA_SIZE {
         return Err("boot data too long");
     }
     let mut buf = alloc::vec![0u8; len as usize];
     shared_area().read(BOOTDATA_OFF, &mut buf);
-    let argc = h.argc as usize;
-    let envc = h.envc as usize;
+    let argc = h.boot.argc as usize;
+    let envc = h.boot.envc as usize;
     let total = 1 + argc + envc;
     let mut parts = wire::split_bootdata(&buf, total).ok_or("malformed boot data")?;
     let path = parts.next().ok_or("boot data without a path")?.to_vec();

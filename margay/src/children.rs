@@ -6,6 +6,7 @@
 //! A child's pid is only reaped while the registry lock is held, and the signal
 //! thread only kills registered (so unreaped) pids: a pid is never reused under us.
 
+use crate::guest_mem::GuestMem;
 use std::io;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::{Mutex, MutexGuard};
@@ -69,15 +70,15 @@ impl Drop for Supervised {
     }
 }
 
-/// Where a terminal signal goes while the application runs: the host address
-/// of the guest's HOST_SIGNALS word (0 until the partition exists).
-static FORWARD_TO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Where a terminal signal goes while the application runs: the guest RAM
+/// whose HOST_SIGNALS word takes it (unset until the partition exists).
+static FORWARD_TO: std::sync::OnceLock<std::sync::Arc<GuestMem>> = std::sync::OnceLock::new();
 
-/// From now on, terminal signals are posted to the LWK application
-/// (through the HOST_SIGNALS word at host address `addr`, 8-byte aligned,
-/// mapped for the rest of margay's life) instead of ending the run.
-pub fn forward_terminal_signals_to(addr: usize) {
-    FORWARD_TO.store(addr, std::sync::atomic::Ordering::Release);
+/// From now on, terminal signals are posted to the LWK application (through
+/// the HOST_SIGNALS word of `ram`, kept mapped for the rest of margay's life)
+/// instead of ending the run.
+pub fn forward_terminal_signals_to(ram: std::sync::Arc<GuestMem>) {
+    let _ = FORWARD_TO.set(ram);
 }
 
 /// How long a forwarded terminal signal may sit unclaimed by the kernel
@@ -91,7 +92,8 @@ const UNCLAIMED_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// the application runs, or that the kernel has not claimed two seconds after
 /// it was forwarded (a wedged partition), ends everything with 128+signal.
 pub fn handle_terminal_signals() -> io::Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
+    use wire::{signal_bit, HOST_SIGNALS_PHYS};
     crate::sys::block_terminal_signals()?;
     std::thread::Builder::new()
         .name("signals".into())
@@ -101,12 +103,10 @@ pub fn handle_terminal_signals() -> io::Result<()> {
             let sig = loop {
                 let got = crate::sys::wait_terminal_signal(std::time::Duration::from_millis(200))
                     .unwrap_or(None);
-                let addr = FORWARD_TO.load(Ordering::Acquire);
-                // SAFETY: `addr` is the aligned HOST_SIGNALS word inside the
-                // guest RAM mapping, which margay keeps mapped until it exits.
-                let word = (addr != 0).then(|| unsafe { &*(addr as *const AtomicU64) });
-                if let (Some((s, since)), Some(w)) = (unclaimed, word) {
-                    if w.load(Ordering::Acquire) & (1 << (s - 1)) == 0 {
+                let ram = FORWARD_TO.get();
+                if let (Some((s, since)), Some(ram)) = (unclaimed, ram) {
+                    let word = ram.load_u64(HOST_SIGNALS_PHYS, Ordering::Acquire);
+                    if word.unwrap_or(0) & signal_bit(s.unsigned_abs()) == 0 {
                         unclaimed = None;
                     } else if since.elapsed() >= UNCLAIMED_LIMIT {
                         break s;
@@ -114,12 +114,13 @@ pub fn handle_terminal_signals() -> io::Result<()> {
                 }
                 let Some(s) = got else { continue };
                 let job = crate::sys::JOB_SIGNALS.contains(&s);
-                match word {
+                match ram {
                     // Nothing runs yet: job control has nothing to act on.
                     None if job => continue,
                     None => break s,
-                    Some(w) => {
-                        w.fetch_or(1 << (s - 1), Ordering::AcqRel);
+                    Some(ram) => {
+                        let bit = signal_bit(s.unsigned_abs());
+                        let _ = ram.fetch_or_u64(HOST_SIGNALS_PHYS, bit, Ordering::AcqRel);
                         if !job && unclaimed.is_none() {
                             unclaimed = Some((s, std::time::Instant::now()));
                         }

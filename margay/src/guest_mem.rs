@@ -1,14 +1,21 @@
 //! The host's only window onto guest RAM: a shared mapping of the memory file,
 //! accessed through bounds-checked volatile copies of plain values and byte ranges,
 //! and atomics at checked, aligned offsets. No reference to guest memory ever
-//! escapes this module (vm-memory's `GuestMemory` is the model).
+//! escapes this module (vm-memory's `GuestMemory` is the model). Code that must
+//! reach guest RAM from a signal handler or a long-lived thread keeps an
+//! `Arc<GuestMem>` and an offset, never a host address. The atomic methods do
+//! not allocate, so they are async-signal-safe.
 
+use std::ffi::c_void;
 use std::mem::{align_of, size_of, MaybeUninit};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use rustix::mm;
 use thiserror::Error;
+
+const PROT_RW: mm::ProtFlags = mm::ProtFlags::READ.union(mm::ProtFlags::WRITE);
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum GuestMemError {
@@ -68,36 +75,32 @@ impl GuestMem {
     /// Map `size` bytes of `fd` (the RAM memfd) read-write and shared.
     pub fn map_shared(fd: BorrowedFd<'_>, size: u64) -> Result<Self, GuestMemError> {
         let len = usize::try_from(size).map_err(|e| GuestMemError::Map(e.to_string()))?;
-        Self::mmap(len, libc::MAP_SHARED, fd.as_raw_fd())
+        Self::check_len(len)?;
+        // SAFETY: a fresh mapping at an address the kernel chooses; it overlaps no
+        // existing Rust object. `fd` is open for the duration of the call.
+        let p = unsafe { mm::mmap(ptr::null_mut(), len, PROT_RW, mm::MapFlags::SHARED, fd, 0) };
+        Self::mapped(p, len)
     }
 
     /// Private anonymous memory with the same interface (for tests).
     #[cfg(test)]
     pub fn anonymous(size: usize) -> Self {
-        Self::mmap(size, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1).expect("mmap")
+        Self::check_len(size).expect("mmap");
+        // SAFETY: as in `map_shared`, without a file.
+        let p =
+            unsafe { mm::mmap_anonymous(ptr::null_mut(), size, PROT_RW, mm::MapFlags::PRIVATE) };
+        Self::mapped(p, size).expect("mmap")
     }
 
-    fn mmap(len: usize, flags: i32, fd: i32) -> Result<Self, GuestMemError> {
+    fn check_len(len: usize) -> Result<(), GuestMemError> {
         if len == 0 {
             return Err(GuestMemError::Map("empty mapping".into()));
         }
-        // SAFETY: a fresh mapping at an address the kernel chooses; it overlaps no
-        // existing Rust object. `fd` is valid (or -1 with MAP_ANONYMOUS).
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(GuestMemError::Map(
-                std::io::Error::last_os_error().to_string(),
-            ));
-        }
+        Ok(())
+    }
+
+    fn mapped(p: rustix::io::Result<*mut c_void>, len: usize) -> Result<Self, GuestMemError> {
+        let p = p.map_err(|e| GuestMemError::Map(std::io::Error::from(e).to_string()))?;
         let base = NonNull::new(p.cast::<u8>())
             .ok_or_else(|| GuestMemError::Map("mmap returned NULL".into()))?;
         Ok(GuestMem { base, size: len })
@@ -265,13 +268,16 @@ impl GuestMem {
         Ok(self.atomic_u64(off)?.fetch_and(v, order))
     }
 
+    /// Atomically OR `v` into the u32 at `off`; returns the previous value.
+    pub fn fetch_or_u32(&self, off: u64, v: u32, order: Ordering) -> Result<u32, GuestMemError> {
+        Ok(self.atomic_u32(off)?.fetch_or(v, order))
+    }
+
     /// Atomically OR `v` into the u64 at `off`; returns the previous value.
-    #[cfg(test)]
     pub fn fetch_or_u64(&self, off: u64, v: u64, order: Ordering) -> Result<u64, GuestMemError> {
         Ok(self.atomic_u64(off)?.fetch_or(v, order))
     }
 
-    #[cfg(test)]
     pub fn store_u64(&self, off: u64, v: u64, order: Ordering) -> Result<(), GuestMemError> {
         self.atomic_u64(off)?.store(v, order);
         Ok(())
@@ -282,7 +288,7 @@ impl Drop for GuestMem {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping this value created; no references into
         // it exist (none ever leave this module).
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.size) };
+        let _ = unsafe { mm::munmap(self.base.as_ptr().cast(), self.size) };
     }
 }
 

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use std::sync::Arc;
 use thiserror::Error;
 use wire::{Header, BOOTDATA_OFF, BOOTDATA_SIZE, HEADER_OFF, SHARED_PHYS};
 
@@ -40,7 +41,7 @@ pub fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
 /// Guest RAM: the memfd and margay's mapping of it.
 pub struct Ram {
     fd: OwnedFd,
-    mem: GuestMem,
+    mem: Arc<GuestMem>,
 }
 
 impl Ram {
@@ -50,7 +51,7 @@ impl Ram {
         file.set_len(size)
             .map_err(|err| PartitionError::Size { size, err })?;
         let fd = OwnedFd::from(file);
-        let mem = GuestMem::map_shared(fd.as_fd(), size)?;
+        let mem = Arc::new(GuestMem::map_shared(fd.as_fd(), size)?);
         Ok(Ram { fd, mem })
     }
 
@@ -60,6 +61,11 @@ impl Ram {
 
     pub fn mem(&self) -> &GuestMem {
         &self.mem
+    }
+
+    /// The mapping, for a thread that outlives this borrow.
+    pub fn shared_mem(&self) -> Arc<GuestMem> {
+        Arc::clone(&self.mem)
     }
 }
 
@@ -104,20 +110,23 @@ pub fn encode_bootdata(p: &BootParams<'_>) -> Result<Vec<u8>, PartitionError> {
 pub fn header(p: &BootParams<'_>, bootdata_len: usize) -> Result<Header, PartitionError> {
     let count = |n: usize| u32::try_from(n).map_err(|_| PartitionError::TooLong);
     Ok(Header {
-        magic: wire::MAGIC,
-        version: wire::VERSION,
-        ncpus: p.ncpus,
-        mem_size: p.mem_size,
-        flags: p.flags,
-        proxy_pid: p.proxy_pid,
-        uid: p.ids.uid,
-        gid: p.ids.gid,
-        euid: p.ids.euid,
-        egid: p.ids.egid,
-        argc: count(p.argv.len())?,
-        envc: count(p.envp.len())?,
-        bootdata_len: count(bootdata_len)?,
-        host_start_ns: p.host_start_ns,
+        boot: wire::BootParams {
+            magic: wire::MAGIC,
+            version: wire::VERSION,
+            ncpus: p.ncpus,
+            mem_size: p.mem_size,
+            flags: p.flags,
+            proxy_pid: p.proxy_pid,
+            uid: p.ids.uid,
+            gid: p.ids.gid,
+            euid: p.ids.euid,
+            egid: p.ids.egid,
+            argc: count(p.argv.len())?,
+            envc: count(p.envp.len())?,
+            bootdata_len: count(bootdata_len)?,
+            host_start_ns: p.host_start_ns,
+            ..wire::BootParams::default()
+        },
         ..Header::default()
     })
 }
@@ -157,17 +166,19 @@ mod tests {
         let mem = GuestMem::anonymous(64 << 20);
         write_boot(&mem, &p).unwrap();
         let h: Header = mem.read_obj(SHARED_PHYS + HEADER_OFF).unwrap();
+        assert_eq!(h.boot.check(), Ok(()));
+        let b = h.boot;
         assert_eq!(
-            (h.magic, h.version, h.argc, h.envc),
+            (b.magic, b.version, b.argc, b.envc),
             (wire::MAGIC, wire::VERSION, 2, 1)
         );
         assert_eq!(
-            (h.proxy_pid, h.flags, h.host_start_ns),
+            (b.proxy_pid, b.flags, b.host_start_ns),
             (1234, wire::FLAG_STATS, 42)
         );
         assert_eq!(h.state, wire::State::Booting as u32);
         let data = mem
-            .read_bytes(SHARED_PHYS + BOOTDATA_OFF, h.bootdata_len as usize)
+            .read_bytes(SHARED_PHYS + BOOTDATA_OFF, b.bootdata_len as usize)
             .unwrap();
         let parts: Vec<&[u8]> = wire::split_bootdata(&data, 4).unwrap().collect();
         assert_eq!(parts, [&b"/bin/prog"[..], b"prog", b"a b", b"X=1"]);

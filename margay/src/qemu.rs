@@ -14,7 +14,6 @@ use std::thread::JoinHandle;
 use thiserror::Error;
 
 use crate::children::Supervised;
-use crate::cli::AccelArg;
 
 /// QEMU binary, unless MARGAY_QEMU names another.
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -29,10 +28,29 @@ pub enum QemuError {
     Spawn { qemu: String, err: io::Error },
 }
 
+/// How QEMU runs the guest. `--accel` takes `auto`, `kvm` or `tcg`; `auto`
+/// (parsed as `None`) is resolved by `choose_accel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
+    /// Hardware virtualization.
     Kvm,
+    /// QEMU's instruction emulator.
     Tcg,
+}
+
+/// The parser of `--accel`: `auto` (None), `kvm` or `tcg`.
+pub fn accel_parser() -> impl clap::builder::TypedValueParser<Value = Option<Accel>> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new("auto").help("KVM when the CPU and /dev/kvm allow it, else TCG"),
+        PossibleValue::new("kvm").help("Hardware virtualization (fails if unavailable)"),
+        PossibleValue::new("tcg").help("QEMU's instruction emulator"),
+    ])
+    .map(|s| match s.as_str() {
+        "kvm" => Some(Accel::Kvm),
+        "tcg" => Some(Accel::Tcg),
+        _ => None,
+    })
 }
 
 /// Why KVM cannot be used, or `None` if it can: the CPU must advertise vmx or svm
@@ -48,8 +66,9 @@ fn kvm_problem(cpuinfo: &str, dev_kvm: impl FnOnce() -> io::Result<()>) -> Optio
     dev_kvm().err().map(|e| format!("/dev/kvm: {e}"))
 }
 
-pub fn choose_accel(req: AccelArg) -> Result<Accel, QemuError> {
-    if req == AccelArg::Tcg {
+/// The accelerator to use for `--accel` `req` (None: auto).
+pub fn choose_accel(req: Option<Accel>) -> Result<Accel, QemuError> {
+    if req == Some(Accel::Tcg) {
         return Ok(Accel::Tcg);
     }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -62,7 +81,7 @@ pub fn choose_accel(req: AccelArg) -> Result<Accel, QemuError> {
     });
     match (req, problem) {
         (_, None) => Ok(Accel::Kvm),
-        (AccelArg::Kvm, Some(why)) => Err(QemuError::KvmUnavailable(why)),
+        (Some(Accel::Kvm), Some(why)) => Err(QemuError::KvmUnavailable(why)),
         _ => Ok(Accel::Tcg),
     }
 }
@@ -293,7 +312,7 @@ mod tests {
         assert!(kvm_problem("flags : vmxfoo", || Ok(())).is_some());
         let no_dev = kvm_problem(vmx, || Err(io::Error::from_raw_os_error(libc::ENOENT))).unwrap();
         assert!(no_dev.starts_with("/dev/kvm"), "{no_dev}");
-        assert_eq!(choose_accel(AccelArg::Tcg).unwrap(), Accel::Tcg);
+        assert_eq!(choose_accel(Some(Accel::Tcg)).unwrap(), Accel::Tcg);
     }
 
     #[test]

@@ -81,16 +81,11 @@ pub fn is_quiet_signal(signal: u32) -> bool {
 
 /// The last `min(head, ring.len())` bytes written into the ring, oldest first.
 pub fn kmsg_tail(ring: &[u8], head: u64) -> Vec<u8> {
-    let size = ring.len() as u64;
-    if size == 0 {
-        return Vec::new();
+    let mut out = Vec::new();
+    for (start, len) in wire::kmsg_spans(head, ring.len() as u64) {
+        // Both spans lie inside the ring (kmsg_spans keeps them below its size).
+        out.extend_from_slice(&ring[start as usize..(start + len) as usize]);
     }
-    let n = head.min(size) as usize;
-    let start = ((head - n as u64) % size) as usize;
-    let mut out = Vec::with_capacity(n);
-    let first = (size as usize - start).min(n);
-    out.extend_from_slice(&ring[start..start + first]);
-    out.extend_from_slice(&ring[..n - first]);
     out
 }
 
@@ -255,8 +250,9 @@ pub fn render_stats(
             c.timer_irqs, c.ipis, c.context_switches
         );
     }
-    if h.user_entry_ns != 0 && h.host_start_ns != 0 && h.user_entry_ns >= h.host_start_ns {
-        let ms = (h.user_entry_ns - h.host_start_ns) as f64 / 1e6;
+    if h.user_entry_ns != 0 && h.boot.host_start_ns != 0 && h.user_entry_ns >= h.boot.host_start_ns
+    {
+        let ms = (h.user_entry_ns - h.boot.host_start_ns) as f64 / 1e6;
         let _ = writeln!(
             s,
             "  start-up: first user instruction {ms:.1} ms after margay started"
@@ -362,7 +358,10 @@ mod tests {
         };
         let h = Header {
             tsc_hz: 1_000_000_000,
-            host_start_ns: 1_000_000_000,
+            boot: wire::BootParams {
+                host_start_ns: 1_000_000_000,
+                ..Default::default()
+            },
             user_entry_ns: 1_123_400_000,
             ..Header::default()
         };

@@ -1,16 +1,23 @@
 //! Thin wrappers over the Linux calls std does not offer: memfds, clocks, identity,
-//! signal masks, child set-up before exec, and the raw syscall the proxy forwards.
+//! signal masks and handlers, child set-up before exec, fixed mappings in a
+//! reserved address range, and the raw syscall the proxy forwards.
 //!
-//! Together with `guest_mem` (guest RAM access) and `proxy::window` (the proxy's
-//! fixed mappings) this is where margay's `unsafe` lives.
+//! `rustix` makes most of them safe calls; what it does not cover (signal
+//! dispositions, masks and waits, `fork`, `waitid` with the child's pid, `fcntl`
+//! on raw descriptor numbers, `_exit`, the forwarded raw syscall) calls `libc`
+//! here. Together with `guest_mem` (guest RAM access) this is the only place
+//! margay has `unsafe`.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, OsStr};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+
+use rustix::process::{Pid, Signal};
+use rustix::thread::CpuSet;
+pub use rustix::time::ClockId;
 
 /// The signals a terminal or a supervisor sends, which margay handles itself.
 pub const TERMINAL_SIGNALS: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
@@ -26,13 +33,10 @@ fn handled_signals() -> libc::sigset_t {
 
 /// Create an anonymous memory file (no path in any file system), close-on-exec.
 pub fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by memfd_create, so it is open and owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::fs::memfd_create(
+        name,
+        rustix::fs::MemfdFlags::CLOEXEC,
+    )?)
 }
 
 /// Make `dst` refer to `src`'s open file description (dup3), with close-on-exec
@@ -51,16 +55,9 @@ pub fn dup3(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, cloexec: bool) -> io::Resu
     Ok(())
 }
 
-/// A clock's current value in nanoseconds (0 if the clock cannot be read).
-pub fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-        return 0;
-    }
+/// A clock's current value in nanoseconds.
+pub fn clock_ns(clock: ClockId) -> u64 {
+    let ts = rustix::time::clock_gettime(clock);
     let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
@@ -76,24 +73,18 @@ pub struct Ids {
 }
 
 pub fn ids() -> Ids {
-    // SAFETY: these calls take no arguments, cannot fail and touch no memory of ours.
-    unsafe {
-        Ids {
-            uid: libc::getuid(),
-            gid: libc::getgid(),
-            euid: libc::geteuid(),
-            egid: libc::getegid(),
-        }
+    use rustix::process::{getegid, geteuid, getgid, getuid};
+    Ids {
+        uid: getuid().as_raw(),
+        gid: getgid().as_raw(),
+        euid: geteuid().as_raw(),
+        egid: getegid().as_raw(),
     }
 }
 
 /// Whether the calling user may execute `path` (access(2) with X_OK).
 pub fn may_execute(path: &OsStr) -> bool {
-    let Ok(c) = CString::new(path.as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+    rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
 }
 
 fn sigset(signals: &[i32]) -> libc::sigset_t {
@@ -159,15 +150,13 @@ pub fn ignore_signals(signals: &[i32]) -> io::Result<()> {
 pub fn die_with_parent(cmd: &mut Command) {
     let parent = i32::try_from(std::process::id()).unwrap_or(0);
     let empty = sigset(&[]);
-    // SAFETY: the closure runs in the forked child before exec. It only calls
-    // async-signal-safe functions (prctl, getppid, pthread_sigmask) on values
-    // captured by copy, and allocates nothing.
+    // SAFETY: the closure runs in the forked child before exec. It only makes
+    // async-signal-safe calls (prctl and getppid, raw syscalls through rustix;
+    // pthread_sigmask) on values captured by copy, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            if rustix::process::getppid().map_or(0, |p| p.as_raw_pid()) != parent {
                 // margay is already gone: the death signal will never come.
                 return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
@@ -181,35 +170,48 @@ pub fn die_with_parent(cmd: &mut Command) {
 }
 
 /// Let this thread's timed sleeps end within `ns` of their deadline (the default
-/// slack of 50 µs would dominate the proxy's short idle naps).
+/// slack of 50 µs would dominate the proxy's short idle naps). 0: the default.
 pub fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
-    let ns = libc::c_ulong::try_from(ns).unwrap_or(libc::c_ulong::MAX);
-    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory.
-    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::thread::set_current_timer_slack(
+        std::num::NonZeroU64::new(ns),
+    )?)
+}
+
+/// A pid to signal or wait for: positive (not 0, -1 or a process group).
+fn child_pid(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .and_then(Pid::from_raw)
 }
 
 /// Send SIGKILL to `pid` (errors, e.g. an already-reaped child, are ignored).
+/// Callers only pass pids of their own unreaped children, so the pid cannot
+/// have been reused.
 pub fn kill9(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: kill touches no memory; callers only pass pids of their own
-            // unreaped children, so the pid cannot have been reused.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+    if let Some(pid) = child_pid(pid) {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
+    }
+}
+
+/// Send SIGKILL to the process group led by `pid` (a child started in its own
+/// group); errors are ignored.
+pub fn kill9_group(pid: u32) {
+    if let Some(pid) = child_pid(pid) {
+        let _ = rustix::process::kill_process_group(pid, Signal::KILL);
     }
 }
 
 /// Reap child `pid` (blocking unless `nohang`), ignoring its status and errors.
 /// Only for children no `std::process::Child` owns or that are known unreaped.
 pub fn reap(pid: u32, nohang: bool) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let flags = if nohang { libc::WNOHANG } else { 0 };
-        // SAFETY: waitpid with a NULL status pointer writes no memory; the caller
-        // guarantees the pid is an unreaped child of ours.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), flags) };
+    if let Some(pid) = child_pid(pid) {
+        let flags = if nohang {
+            rustix::process::WaitOptions::NOHANG
+        } else {
+            rustix::process::WaitOptions::empty()
+        };
+        let _ = rustix::process::waitpid(Some(pid), flags);
     }
 }
 
@@ -287,41 +289,19 @@ pub fn inherit_fd(cmd: &mut Command, fd: std::os::fd::RawFd) {
 
 /// The host cores this process may run on (sched_getaffinity), in increasing order.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    let mut set = MaybeUninit::<libc::cpu_set_t>::zeroed();
-    // SAFETY: `set` is a writable cpu_set_t of the size passed; the call fills it.
-    let r = unsafe {
-        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set.as_mut_ptr())
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: zero-initialized, then filled in by the successful call.
-    let set = unsafe { set.assume_init() };
-    let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
-    // SAFETY: CPU_ISSET only reads `set` at bit `c`, and c < CPU_SETSIZE.
-    Ok((0..max)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect())
+    let set = rustix::thread::sched_getaffinity(None)?;
+    Ok((0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
 }
 
 /// Restrict thread `tid` (any process's) to host core `cpu`.
 pub fn pin_thread(tid: u32, cpu: usize) -> io::Result<()> {
-    let tid = libc::pid_t::try_from(tid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    if tid <= 0 || cpu >= usize::try_from(libc::CPU_SETSIZE).unwrap_or(0) {
+    let tid = child_pid(tid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    if cpu >= CpuSet::MAX_CPU {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let set = MaybeUninit::<libc::cpu_set_t>::zeroed();
-    // SAFETY: `set` is zero-initialized (an empty set); CPU_SET writes bit `cpu`,
-    // which is below CPU_SETSIZE; sched_setaffinity only reads the set.
-    let r = unsafe {
-        let mut set = set.assume_init();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    Ok(rustix::thread::sched_setaffinity(Some(tid), &set)?)
 }
 
 /// Close every descriptor marked close-on-exec, as execve does.
@@ -383,9 +363,8 @@ static MARGAY_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::
 /// In the initial proxy: remember margay (the parent), which every forked
 /// proxy outlives only briefly (see `exit_after_margay`).
 pub fn remember_margay() {
-    // SAFETY: getppid has no preconditions.
     MARGAY_PID.store(
-        unsafe { libc::getppid() },
+        rustix::process::getppid().map_or(0, |p| p.as_raw_pid()),
         std::sync::atomic::Ordering::Release,
     );
 }
@@ -405,9 +384,9 @@ pub fn exit_after_margay() -> ! {
                     .is_none_or(|state| state == 'Z' || state == 'X')
             });
         if gone {
-            // SAFETY: raising SIGKILL at ourselves ends the process at once,
-            // without running destructors while worker threads hold locks.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            // SIGKILL at ourselves ends the process at once, without running
+            // destructors while worker threads hold locks.
+            let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL);
         }
     }
 }
@@ -421,4 +400,139 @@ pub fn exit_like(status: u64, signal: u64) -> ! {
     // SAFETY: _exit ends the process without running Rust destructors, as a
     // dying LWK process's proxy must (other threads may hold locks).
     unsafe { libc::_exit((status & 0xff) as i32) }
+}
+
+/// An address range this process reserved for itself (inaccessible, nothing
+/// committed) while nothing was mapped there, so no Rust object lives in it:
+/// mappings inside it can be replaced at will. Only its owner maps there.
+pub struct Reservation {
+    addr: usize,
+    len: usize,
+}
+
+impl Reservation {
+    /// Reserve `[addr, addr+len)`. Fails if anything is already mapped there.
+    pub fn reserve(addr: usize, len: usize) -> io::Result<Reservation> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        if addr.checked_add(len).is_none() || len == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let flags = MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED_NOREPLACE;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so no
+        // memory in use can be affected.
+        let r =
+            unsafe { rustix::mm::mmap_anonymous(addr as *mut _, len, ProtFlags::empty(), flags) }?;
+        if r as usize != addr {
+            // A kernel older than 4.17 treats the flag as a hint.
+            // SAFETY: unmapping the mapping just created (nothing else uses it).
+            let _ = unsafe { rustix::mm::munmap(r, len) };
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        Ok(Reservation { addr, len })
+    }
+
+    /// `[addr, addr+len)` as a pointer, if it lies inside the reservation.
+    fn inside(&self, addr: usize, len: usize) -> io::Result<*mut std::ffi::c_void> {
+        let end = addr.checked_add(len);
+        if len == 0 || addr < self.addr || end.is_none_or(|e| e > self.addr + self.len) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(addr as *mut _)
+    }
+
+    /// Return `[addr, addr+len)` (inside the reservation) to inaccessible.
+    pub fn clear(&self, addr: usize, len: usize) -> io::Result<()> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        let p = self.inside(addr, len)?;
+        let flags = MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED;
+        // SAFETY: the range is inside the reservation, where no Rust object
+        // lives; MAP_FIXED replaces only mappings made there by this type.
+        unsafe { rustix::mm::mmap_anonymous(p, len, ProtFlags::empty(), flags) }?;
+        Ok(())
+    }
+
+    /// Map guest RAM `[off, off+len)` of `ram` at `addr` (inside the
+    /// reservation) too, readable and, if `writable`, writable.
+    pub fn alias(
+        &self,
+        ram: &crate::guest_mem::GuestMem,
+        off: u64,
+        addr: usize,
+        len: usize,
+        writable: bool,
+    ) -> io::Result<()> {
+        use rustix::mm::{MprotectFlags, MremapFlags};
+        let dst = self.inside(addr, len)?;
+        let src = ram
+            .host_addr(off, len as u64)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EFAULT))?;
+        // SAFETY: `src` is inside the shared RAM mapping (checked by host_addr);
+        // with old_size 0 mremap duplicates those pages instead of moving them,
+        // so the source is unaffected. The target is inside the reservation,
+        // where no Rust object lives.
+        unsafe { rustix::mm::mremap_fixed(src as *mut _, 0, len, MremapFlags::MAYMOVE, dst) }?;
+        if !writable {
+            // SAFETY: changes the protection of the mapping just made inside the
+            // reservation.
+            let r = unsafe { rustix::mm::mprotect(dst, len, MprotectFlags::READ) };
+            if let Err(e) = r {
+                let _ = self.clear(addr, len);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// This thread's Linux thread id (never 0).
+pub fn thread_id() -> u64 {
+    rustix::thread::gettid().as_raw_pid().unsigned_abs().into()
+}
+
+/// Send `sig` to thread `tid` of this process (tgkill); errors (a thread that
+/// has ended) are ignored. The thread group is checked by the kernel, so a
+/// stale id can only reach another thread of this process.
+pub fn signal_thread(tid: u64, sig: i32) {
+    let Ok(tid) = libc::pid_t::try_from(tid) else {
+        return;
+    };
+    // SAFETY: tgkill takes integers only and touches no memory.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+}
+
+/// The signal handlers margay installs, a closed list so that each is
+/// reviewed here: both make only async-signal-safe calls.
+#[derive(Clone, Copy, Debug)]
+pub enum Handler {
+    /// `proxy::signals::forward`: posts the signal to the LWK through
+    /// `GuestMem`'s atomics (no allocation, no locks).
+    ForwardToLwk,
+    /// Does nothing: installed without SA_RESTART it cuts a blocking call short.
+    Nothing,
+}
+
+extern "C" fn forward_to_lwk(sig: i32) {
+    crate::proxy::signals::forward(sig);
+}
+
+extern "C" fn nothing(_sig: i32) {}
+
+/// Install `handler` for `sig` (with SA_RESTART when `restart`).
+pub fn set_handler(sig: i32, handler: Handler, restart: bool) -> io::Result<()> {
+    let f: extern "C" fn(i32) = match handler {
+        Handler::ForwardToLwk => forward_to_lwk,
+        Handler::Nothing => nothing,
+    };
+    // SAFETY: a zeroed sigaction is a valid starting point (empty mask, no
+    // flags); the handler is one of the async-signal-safe functions above.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = f as usize;
+        sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -137,12 +137,25 @@ fn sigtstp_to_margay_stops_the_job_and_sigcont_resumes_it() {
 fn unhandled_sigterm_from_linux_ends_the_application_with_143() {
     let _permit = qemu_permit();
     let mut child = Command::new(env!("CARGO_BIN_EXE_margay"))
-        .args(["run", "--", "/bin/busybox", "sleep", "30"])
-        .stdout(Stdio::null())
+        .args([
+            "run",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "echo ready; exec /bin/busybox sleep 30",
+        ])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn margay");
-    // The proxy is margay's child; signal it once the application sleeps.
+    // The application's first line went through its proxy, which had its
+    // signal handlers installed by then.
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    // The proxy is margay's child.
     let start = Instant::now();
     let proxy = loop {
         let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
@@ -163,7 +176,6 @@ fn unhandled_sigterm_from_linux_ends_the_application_with_143() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    std::thread::sleep(Duration::from_millis(500));
     send_signal("TERM", proxy, false);
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(143));

@@ -37,6 +37,20 @@ pub enum RegionKind {
     Shared(crate::shm::ObjectId),
 }
 
+/// The kind the proxy sees in the mirror region table: the one conversion
+/// between the kernel's region kinds and the wire contract's.
+impl From<RegionKind> for wire::RegionKind {
+    fn from(k: RegionKind) -> wire::RegionKind {
+        match k {
+            RegionKind::Image => wire::RegionKind::Image,
+            RegionKind::Heap => wire::RegionKind::Heap,
+            RegionKind::Stack => wire::RegionKind::Stack,
+            RegionKind::Anon => wire::RegionKind::Anon,
+            RegionKind::Shared(_) => wire::RegionKind::Shared,
+        }
+    }
+}
+
 impl RegionKind {
     /// The shared object behind a region of this kind.
     pub fn shared_object(self) -> Option<crate::shm::ObjectId> {

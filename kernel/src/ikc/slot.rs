@@ -4,7 +4,7 @@
 
 use crate::arch::mem::{shared_area, SpinLock};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use wire::{Slot, SlotState, CHANNEL_OFF, SLOT_SIZE, SLOT_STATE_OFF};
+use wire::{Slot, SlotState, SLOT_STATE_OFF};
 
 static SLOTS: SpinLock<[u64; wire::DOORBELL_WORDS]> = SpinLock::new([0; wire::DOORBELL_WORDS]);
 
@@ -26,10 +26,10 @@ pub fn free(slot: usize) {
     SLOTS.lock()[slot / 64] &= !(1 << (slot % 64));
 }
 
-/// Offset of slot `slot` in the shared area (the one place that computes it).
+/// Offset of slot `slot` in the shared area (wire's layout).
 pub fn slot_addr(slot: usize) -> u64 {
     assert!(slot < wire::MAX_SLOTS, "no channel slot {slot}");
-    CHANNEL_OFF + slot as u64 * SLOT_SIZE
+    wire::slot_off(slot)
 }
 
 /// Read the whole of slot `slot`.
@@ -49,10 +49,8 @@ pub fn state(slot: usize) -> &'static AtomicU32 {
 
 /// The word and bit of `slot` in the per-slot bitmap at shared offset `area`.
 pub fn slot_bit(area: u64, slot: usize) -> (&'static AtomicU64, u64) {
-    (
-        shared_area().atomic_u64(area + (slot / 64) as u64 * 8),
-        1 << (slot % 64),
-    )
+    let (phys, bit) = wire::slot_bit(area, slot);
+    (shared_area().atomic_u64(phys - wire::SHARED_PHYS), bit)
 }
 
 /// Ask the proxy to interrupt the syscall running for `slot` (EINTR).

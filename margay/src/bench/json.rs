@@ -1,142 +1,102 @@
-//! A minimal JSON value and pretty printer for `results.json`.
+//! The shape of `results.json`, serialized with serde: the run's
+//! configuration, per probe and kernel the status, error, every run and the
+//! summaries, the Margay/Linux ratios, and fwq's samples. Maps keep the order
+//! in which they are built (kernels: Linux, Margay, native).
 
-use std::fmt::Write as _;
+use serde::{Serialize, Serializer};
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-}
+use super::parse::{CoreSamples, Metrics};
 
-impl Json {
-    /// An object from (key, value) pairs, keeping their order.
-    pub fn obj<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Json)>) -> Json {
-        Json::Obj(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
-    }
+/// A JSON object whose keys keep the order of `0`.
+pub struct Ordered<K, V>(pub Vec<(K, V)>);
 
-    pub fn str(s: impl Into<String>) -> Json {
-        Json::Str(s.into())
-    }
-
-    /// Pretty-printed with two-space indentation and a final newline.
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        self.write(&mut s, 0);
-        s.push('\n');
-        s
-    }
-
-    fn write(&self, out: &mut String, depth: usize) {
-        let pad = |out: &mut String, d: usize| {
-            out.push('\n');
-            out.extend(std::iter::repeat_n("  ", d));
-        };
-        match self {
-            Json::Null => out.push_str("null"),
-            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            // JSON has no NaN or infinity.
-            Json::Num(n) if !n.is_finite() => out.push_str("null"),
-            Json::Num(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Json::Str(s) => escape(out, s),
-            Json::Arr(v) if v.is_empty() => out.push_str("[]"),
-            Json::Obj(v) if v.is_empty() => out.push_str("{}"),
-            Json::Arr(v) => {
-                out.push('[');
-                // Arrays of numbers stay on one line.
-                let flat = v.iter().all(|x| matches!(x, Json::Num(_) | Json::Null));
-                for (i, x) in v.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    if flat {
-                        if i > 0 {
-                            out.push(' ');
-                        }
-                    } else {
-                        pad(out, depth + 1);
-                    }
-                    x.write(out, depth + 1);
-                }
-                if !flat {
-                    pad(out, depth);
-                }
-                out.push(']');
-            }
-            Json::Obj(v) => {
-                out.push('{');
-                for (i, (k, x)) in v.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    pad(out, depth + 1);
-                    escape(out, k);
-                    out.push_str(": ");
-                    x.write(out, depth + 1);
-                }
-                pad(out, depth);
-                out.push('}');
-            }
-        }
+impl<K: Serialize, V: Serialize> Serialize for Ordered<K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
-fn escape(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
+impl<K, V> FromIterator<(K, V)> for Ordered<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Ordered(iter.into_iter().collect())
     }
-    out.push('"');
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders() {
-        let v = Json::obj([
-            ("name", Json::str("a\"b\\c\nd\u{1}")),
-            ("n", Json::Num(1.5)),
-            ("i", Json::Num(42.0)),
-            ("nan", Json::Num(f64::NAN)),
-            ("ok", Json::Bool(true)),
-            ("none", Json::Null),
-            ("xs", Json::Arr(vec![Json::Num(1.0), Json::Num(2.0)])),
-            ("empty", Json::Arr(vec![])),
-            ("o", Json::obj([("k", Json::Arr(vec![Json::str("s")]))])),
-        ]);
-        let expect = r#"{
-  "name": "a\"b\\c\nd\u0001",
-  "n": 1.5,
-  "i": 42,
-  "nan": null,
-  "ok": true,
-  "none": null,
-  "xs": [1, 2],
-  "empty": [],
-  "o": {
-    "k": [
-      "s"
-    ]
-  }
+/// How the bench ran (`config`).
+#[derive(Serialize)]
+pub struct Config {
+    pub command: String,
+    pub cpus: u32,
+    pub mem_mib: u64,
+    pub accel: &'static str,
+    pub icount: bool,
+    pub icount_options: Option<&'static str>,
+    pub repeat: usize,
+    pub scale: String,
+    pub linux_kernel: String,
+    pub linux_guest: String,
+    pub linux_cmdline: &'static str,
+    pub elapsed_s: u64,
+    pub host: String,
 }
-"#;
-        assert_eq!(v.render(), expect);
-    }
+
+/// The whole file.
+#[derive(Serialize)]
+pub struct ResultsFile<'a> {
+    pub config: &'a Config,
+    pub probes: Vec<ProbeResults<'a>>,
+    /// Per kernel, fwq's per-quantum samples from its first run.
+    pub fwq_samples: Ordered<&'a str, &'a [CoreSamples]>,
+}
+
+#[derive(Serialize)]
+pub struct ProbeResults<'a> {
+    pub name: &'static str,
+    pub kernels: Ordered<&'a str, KernelResults<'a>>,
+    pub ratios: Ordered<&'static str, Ratio>,
+}
+
+/// One probe on one kernel.
+#[derive(Serialize)]
+pub struct KernelResults<'a> {
+    /// "ok" or "failed".
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub summary: Ordered<&'static str, Summary>,
+    pub runs: Vec<Run<'a>>,
+}
+
+/// One run: its metrics, or `{"error": ...}`.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Run<'a> {
+    Metrics(&'a Metrics),
+    Failed { error: &'a str },
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub spread_pct: f64,
+    pub runs: usize,
+}
+
+/// Margay/Linux for one metric.
+#[derive(Serialize)]
+pub struct Ratio {
+    pub label: &'static str,
+    pub margay_over_linux: Option<f64>,
+    /// "lower" or "higher".
+    pub better: &'static str,
+    pub goal: Option<String>,
+    pub goal_met: Option<bool>,
+}
+
+/// Pretty-printed with two-space indentation and a final newline.
+pub fn render(value: &impl Serialize) -> serde_json::Result<String> {
+    let mut s = serde_json::to_string_pretty(value)?;
+    s.push('\n');
+    Ok(s)
 }

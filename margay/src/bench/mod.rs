@@ -27,9 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Args;
 
-use crate::cli::{parse_cpus, parse_mem_size, AccelArg};
+use crate::args::{parse_cpus, parse_mem_size};
 use crate::qemu::{self, Accel, Machine};
-use json::Json;
 use parse::Metrics;
 use probes::{Probe, Scale, PROBES};
 use table::{Column, Results};
@@ -47,8 +46,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "1G", value_name = "SIZE", value_parser = parse_mem_size)]
     pub mem: u64,
     /// How QEMU runs both guests.
-    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
-    pub accel: AccelArg,
+    #[arg(long, default_value = "auto", value_parser = qemu::accel_parser())]
+    pub accel: ::std::option::Option<Accel>,
     /// QEMU's deterministic instruction counting (TCG, one core): virtual
     /// time is one nanosecond per guest instruction.
     #[arg(long)]
@@ -311,37 +310,29 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
     )?;
     write!(out, "{table}")?;
 
-    let config = Json::obj([
-        ("command", Json::str(command.join(" "))),
-        ("cpus", Json::Num(f64::from(cpus))),
-        ("mem_mib", Json::Num((args.mem >> 20) as f64)),
-        ("accel", Json::str(accel_name)),
-        ("icount", Json::Bool(args.icount)),
-        (
-            "icount_options",
-            if args.icount {
-                Json::str(qemu::ICOUNT)
-            } else {
-                Json::Null
-            },
-        ),
-        ("repeat", Json::Num(reps as f64)),
-        (
-            "scale",
-            Json::str(format!("{:?}", args.scale).to_lowercase()),
-        ),
-        ("linux_kernel", Json::str(kernel.display().to_string())),
-        ("linux_guest", Json::str(guest.info.clone())),
-        ("linux_cmdline", Json::str(linux::APPEND)),
-        ("elapsed_s", Json::Num(elapsed as f64)),
-        ("host", Json::str(host_cpu())),
-    ]);
+    let config = json::Config {
+        command: command.join(" "),
+        cpus,
+        mem_mib: args.mem >> 20,
+        accel: accel_name,
+        icount: args.icount,
+        icount_options: args.icount.then_some(qemu::ICOUNT),
+        repeat: reps,
+        scale: format!("{:?}", args.scale).to_lowercase(),
+        linux_kernel: kernel.display().to_string(),
+        linux_guest: guest.info.clone(),
+        linux_cmdline: linux::APPEND,
+        elapsed_s: elapsed,
+        host: host_cpu(),
+    };
     let write = |name: &str, data: &str| -> anyhow::Result<PathBuf> {
         let p = args.out.join(name);
         fs::write(&p, data).with_context(|| format!("cannot write {}", p.display()))?;
         Ok(p)
     };
-    write("results.json", &results.to_json(config).render())?;
+    let results_json =
+        json::render(&results.to_json(&config)).context("cannot encode results.json")?;
+    write("results.json", &results_json)?;
     write("table.md", &table)?;
     let fwq_cols: Vec<(&str, &[parse::CoreSamples])> = results
         .columns
@@ -443,10 +434,7 @@ fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Captured
         }
         if Instant::now() >= deadline {
             timed_out = true;
-            if let Ok(pid) = i32::try_from(child.id()) {
-                // SAFETY: kill(2) on our own child's process group has no memory effects.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
+            crate::sys::kill9_group(child.id());
             break child.wait()?;
         }
         std::thread::sleep(Duration::from_millis(20));

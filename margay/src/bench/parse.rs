@@ -14,7 +14,7 @@ pub const FWQ: &str = "MARGAY-FWQ ";
 pub type Metrics = BTreeMap<String, f64>;
 
 /// Per-quantum times (ns) of one core.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CoreSamples {
     pub core: u32,
     pub ns: Vec<u64>,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::json::Json;
+use super::json;
 use super::parse::{CoreSamples, Metrics, Summary};
 use super::probes::{Better, Metric, Probe, Unit};
 use super::svg::RatioBar;
@@ -187,38 +187,35 @@ impl Results {
 
     /// `results.json`: `config` is passed through; per probe and kernel the
     /// status, error, every run and the summaries; the ratios; fwq samples.
-    pub fn to_json(&self, config: Json) -> Json {
+    pub fn to_json<'a>(&'a self, config: &'a json::Config) -> json::ResultsFile<'a> {
         let probes = self.probes.iter().enumerate().map(|(p, probe)| {
             let kernels = self.columns.iter().map(|c| {
                 let status = c.status(p);
                 let runs = c.runs[p].iter().map(|r| match r {
-                    Ok(m) => Json::obj(m.iter().map(|(k, v)| (k.clone(), Json::Num(*v)))),
-                    Err(e) => Json::obj([("error", Json::str(e.clone()))]),
+                    Ok(m) => json::Run::Metrics(m),
+                    Err(e) => json::Run::Failed { error: e },
                 });
-                let summaries = probe.metrics.iter().filter_map(|m| {
+                let summary = probe.metrics.iter().filter_map(|m| {
                     let s = c.summary(p, m.key)?;
                     Some((
                         m.key,
-                        Json::obj([
-                            ("median", Json::Num(s.median)),
-                            ("min", Json::Num(s.min)),
-                            ("max", Json::Num(s.max)),
-                            ("spread_pct", Json::Num(s.spread_pct())),
-                            ("runs", Json::Num(s.runs as f64)),
-                        ]),
+                        json::Summary {
+                            median: s.median,
+                            min: s.min,
+                            max: s.max,
+                            spread_pct: s.spread_pct(),
+                            runs: s.runs,
+                        },
                     ))
                 });
                 (
-                    c.name.clone(),
-                    Json::obj([
-                        (
-                            "status",
-                            Json::str(if status.is_ok() { "ok" } else { "failed" }),
-                        ),
-                        ("error", status.err().map_or(Json::Null, Json::Str)),
-                        ("summary", Json::obj(summaries)),
-                        ("runs", Json::Arr(runs.collect())),
-                    ]),
+                    c.name.as_str(),
+                    json::KernelResults {
+                        status: if status.is_ok() { "ok" } else { "failed" },
+                        error: status.err(),
+                        summary: summary.collect(),
+                        runs: runs.collect(),
+                    },
                 )
             });
             let ratios = probe
@@ -229,61 +226,37 @@ impl Results {
                     let r = self.ratio(p, m);
                     (
                         m.key,
-                        Json::obj([
-                            ("label", Json::str(m.label)),
-                            ("margay_over_linux", r.map_or(Json::Null, Json::Num)),
-                            (
-                                "better",
-                                Json::str(if m.better == Better::Lower {
-                                    "lower"
-                                } else {
-                                    "higher"
-                                }),
-                            ),
-                            (
-                                "goal",
-                                m.goal.map_or(Json::Null, |g| Json::str(g.describe())),
-                            ),
-                            (
-                                "goal_met",
-                                match (m.goal, r) {
-                                    (Some(g), Some(r)) => Json::Bool(g.met(r)),
-                                    _ => Json::Null,
-                                },
-                            ),
-                        ]),
+                        json::Ratio {
+                            label: m.label,
+                            margay_over_linux: r,
+                            better: if m.better == Better::Lower {
+                                "lower"
+                            } else {
+                                "higher"
+                            },
+                            goal: m.goal.map(|g| g.describe()),
+                            goal_met: match (m.goal, r) {
+                                (Some(g), Some(r)) => Some(g.met(r)),
+                                _ => None,
+                            },
+                        },
                     )
                 });
-            Json::obj([
-                ("name", Json::str(probe.name)),
-                ("kernels", Json::obj(kernels)),
-                ("ratios", Json::obj(ratios)),
-            ])
+            json::ProbeResults {
+                name: probe.name,
+                kernels: kernels.collect(),
+                ratios: ratios.collect(),
+            }
         });
-        let fwq = self.columns.iter().map(|c| {
-            (
-                c.name.clone(),
-                Json::Arr(
-                    c.fwq
-                        .iter()
-                        .map(|s| {
-                            Json::obj([
-                                ("core", Json::Num(f64::from(s.core))),
-                                (
-                                    "ns",
-                                    Json::Arr(s.ns.iter().map(|&v| Json::Num(v as f64)).collect()),
-                                ),
-                            ])
-                        })
-                        .collect(),
-                ),
-            )
-        });
-        Json::obj([
-            ("config", config),
-            ("probes", Json::Arr(probes.collect())),
-            ("fwq_samples", Json::obj(fwq)),
-        ])
+        json::ResultsFile {
+            config,
+            probes: probes.collect(),
+            fwq_samples: self
+                .columns
+                .iter()
+                .map(|c| (c.name.as_str(), c.fwq.as_slice()))
+                .collect(),
+        }
     }
 }
 
@@ -351,9 +324,44 @@ mod tests {
 
     #[test]
     fn json_has_everything() {
-        let j = sample()
-            .to_json(Json::obj([("cpus", Json::Num(2.0))]))
-            .render();
+        let config = json::Config {
+            command: "margay bench".into(),
+            cpus: 2,
+            mem_mib: 1024,
+            accel: "tcg",
+            icount: false,
+            icount_options: None,
+            repeat: 3,
+            scale: "tiny".into(),
+            linux_kernel: "/boot/vmlinuz".into(),
+            linux_guest: "Linux".into(),
+            linux_cmdline: "console=ttyS0",
+            elapsed_s: 1,
+            host: "cpu".into(),
+        };
+        let r = sample();
+        let j = json::render(&r.to_json(&config)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["config"]["cpus"], 2);
+        assert_eq!(
+            v["probes"][0]["kernels"]["Linux"]["runs"][0]["min_ns"],
+            100_000.0
+        );
+        assert_eq!(
+            v["probes"][1]["kernels"]["Margay"]["runs"][0]["error"],
+            "pthread_create: Function not implemented"
+        );
+        assert_eq!(
+            v["probes"][0]["kernels"]["Margay"]["error"],
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            v["probes"][0]["kernels"]["Linux"]["summary"]["med_ns"]["runs"],
+            3
+        );
+        // Kernels in column order.
+        let kernels = j.find("\"Linux\": {").unwrap();
+        assert!(kernels < j.find("\"Margay\": {").unwrap());
         assert!(j.contains("\"status\": \"failed\""), "{j}");
         assert!(
             j.contains("\"error\": \"pthread_create: Function not implemented (1/1 runs failed)\"")

@@ -10,20 +10,18 @@
 use std::mem::offset_of;
 use std::sync::atomic::Ordering;
 
-use wire::{
-    Slot, SlotState, CHANNEL_OFF, DOORBELL_OFF, DOORBELL_WORDS, MAX_SLOTS, SHARED_PHYS, SLOT_SIZE,
-};
+use wire::{Slot, SlotState, DOORBELL_OFF, DOORBELL_WORDS, MAX_SLOTS};
 
 use super::Response;
 use crate::guest_mem::GuestMem;
 
 /// Guest-physical address of slot `index` (which must be < MAX_SLOTS).
 fn slot_off(index: usize) -> u64 {
-    SHARED_PHYS + CHANNEL_OFF + index as u64 * SLOT_SIZE
+    wire::slot_phys(index)
 }
 
 fn word_off(word: usize) -> u64 {
-    SHARED_PHYS + DOORBELL_OFF + word as u64 * 8
+    wire::bitmap_word_phys(DOORBELL_OFF, word)
 }
 
 /// Slot indices named by the set bits of doorbell word `word` (in order), skipping
@@ -74,10 +72,10 @@ pub fn take_own(ram: &GuestMem, table: u64, out: &mut Vec<usize>) {
         // after posting); other processes' posted slots stay for their proxies.
         let mut mine = 0u64;
         for slot in slots_in_word(word, seen) {
-            let base = SHARED_PHYS + CHANNEL_OFF + slot as u64 * SLOT_SIZE;
+            let base = slot_off(slot);
             let posted = ram.load_u32(base + wire::SLOT_STATE_OFF, Ordering::Acquire)
                 == Ok(SlotState::Posted as u32);
-            let owner = ram.load_u64(base + offset_of!(Slot, table) as u64, Ordering::Acquire);
+            let owner = ram.load_u64(base + wire::SLOT_TABLE_OFF, Ordering::Acquire);
             if !posted || owner == Ok(table) {
                 mine |= 1 << (slot % 64);
             }
@@ -154,7 +152,7 @@ pub(crate) mod kernel {
             nr,
             args,
             tid: index as u64,
-            table: SHARED_PHYS + wire::REGIONS_OFF,
+            table: wire::SHARED_PHYS + wire::REGIONS_OFF,
             ..Slot::default()
         };
         ram.write_obj(slot_off(index), &slot).unwrap();
@@ -172,8 +170,8 @@ pub(crate) mod kernel {
     }
 
     pub fn ring(ram: &GuestMem, index: usize) {
-        ram.fetch_or_u64(word_off(index / 64), 1 << (index % 64), Ordering::Release)
-            .unwrap();
+        let (word, bit) = wire::slot_bit(DOORBELL_OFF, index);
+        ram.fetch_or_u64(word, bit, Ordering::Release).unwrap();
     }
 
     pub fn state(ram: &GuestMem, index: usize) -> u32 {

@@ -12,138 +12,49 @@
 //! exits by itself: margay kills it after the LWK is done, and PR_SET_PDEATHSIG
 //! kills it if margay dies.
 
+//!
+//! Modules: `decode` (slot -> `Request`), `serve` (the threads that poll and
+//! serve, `Shared`), `fork` (forking along with the LWK process), `doorbell`,
+//! `leader` and `pool` (taking slots, who polls, worker threads), `mirror`,
+//! `window` and `user_mem` (the application's memory), `exec` (running a
+//! syscall), `views` (/proc files), `signals`.
+
+mod decode;
 mod doorbell;
+// Until helper "abi" moves its raw syscall and fd adoption behind sys.
+#[allow(unsafe_code)]
 mod exec;
+mod fork;
 #[cfg(test)]
 mod fuzz;
 mod leader;
 pub mod mirror;
 mod pool;
-mod signals;
+mod serve;
+pub(crate) mod signals;
 mod user_mem;
 mod views;
 mod window;
 
 use std::fs::File;
-use std::io::Write as _;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::os::unix::ffi::OsStrExt as _;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use linux_abi::Errno;
-use wire::{RequestKind, Slot, MAX_CPUS, MAX_SLOTS, SHARED_PHYS};
+use wire::MAX_CPUS;
 
 use crate::cli::ProxyArgs;
 use crate::guest_mem::GuestMem;
-use doorbell::Claim;
-use mirror::{Mirror, TableError};
-use pool::Pool;
-use user_mem::UserMem;
+use decode::Response;
+use serve::Shared;
+// The fuzz tests reach these as `super::X`.
 use window::Window;
-
-/// Spin this long after the last request before sleeping, then nap with growing
-/// sleeps from MIN_NAP to MAX_NAP. Under TCG the guest often runs for a few ms
-/// between offloaded calls (translating new code); with 100 µs / 1 ms a `busybox sh`
-/// start-up waited ~3.9 ms in total for the proxy, with 2 ms / 200 µs ~0.5 ms. Idle
-/// cost: at most 5000 wake-ups a second. Idle workers spin for SPIN too (a few of
-/// them at a time), so a request is handed over without a futex wake-up.
-const SPIN: Duration = Duration::from_millis(2);
-const MIN_NAP: Duration = Duration::from_micros(10);
-const MAX_NAP: Duration = Duration::from_micros(200);
-/// Most worker threads: one per slot (every LWK thread may be blocked in Linux
-/// at once), plus a polling leader and its standby.
-const MAX_WORKERS: usize = MAX_SLOTS + 2;
-
-/// A request decoded from a posted slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
-    Syscall {
-        nr: u64,
-        args: [u64; 6],
-    },
-    Clock,
-    Trace {
-        nr: u64,
-        args: [u64; 6],
-        result: u64,
-        flags: u64,
-    },
-    /// The application executed a new program, whose path is at `path`.
-    Exec {
-        path: u64,
-    },
-    /// The process forks; the child's region table is at `table`.
-    Fork {
-        table: u64,
-    },
-    /// The process ended with `status`, or of `signal` when non-zero.
-    Exit {
-        status: u64,
-        signal: u64,
-    },
-    /// The process stopped on stop signal `signal`.
-    Stop {
-        signal: u64,
-    },
-}
-
-/// The proxy's answer: `ret` and `aux` of the slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Response {
-    pub ret: i64,
-    pub aux: Option<[u64; 4]>,
-}
-
-impl Response {
-    fn ret(ret: i64) -> Self {
-        Response { ret, aux: None }
-    }
-    fn err(e: Errno) -> Self {
-        Response::ret(e.as_ret())
-    }
-    fn clock() -> Self {
-        Response {
-            ret: 0,
-            aux: Some([
-                crate::sys::clock_ns(libc::CLOCK_REALTIME),
-                crate::sys::clock_ns(libc::CLOCK_MONOTONIC),
-                0,
-                0,
-            ]),
-        }
-    }
-}
-
-/// Decode a slot the guest posted; any garbage is an error (answered with EINVAL).
-pub fn decode(slot: &Slot) -> Result<Request, u32> {
-    Ok(match RequestKind::try_from(slot.kind)? {
-        RequestKind::Syscall => Request::Syscall {
-            nr: slot.nr,
-            args: slot.args,
-        },
-        RequestKind::Clock => Request::Clock,
-        RequestKind::Trace => Request::Trace {
-            nr: slot.nr,
-            args: slot.args,
-            result: slot.aux[0],
-            flags: slot.aux[1],
-        },
-        RequestKind::Exec => Request::Exec { path: slot.args[0] },
-        RequestKind::Fork => Request::Fork {
-            table: slot.args[0],
-        },
-        RequestKind::Exit => Request::Exit {
-            status: slot.args[0],
-            signal: slot.args[1],
-        },
-        RequestKind::Stop => Request::Stop {
-            signal: slot.args[0],
-        },
-    })
-}
+#[cfg(test)]
+use {
+    decode::{decode, Request},
+    serve::Job,
+};
 
 /// Arguments `margay run` passes to `margay __proxy`.
 pub fn spawn_args(
@@ -170,57 +81,6 @@ pub fn spawn_args(
     v
 }
 
-/// State of the mirror relative to the kernel's table.
-#[derive(Clone, Copy)]
-enum MirrorState {
-    /// Mirrors the table of this generation.
-    Current(u64),
-    /// The table of this generation was invalid: every offloaded call fails.
-    Poisoned(u64),
-    /// Nothing mirrored yet (or a mapping failed): read the table again.
-    Unknown,
-}
-
-/// The mirror and what it mirrors; behind `Shared::mirror`'s lock.
-struct MirrorView {
-    mirror: Mirror,
-    state: MirrorState,
-    complained: bool,
-}
-
-/// What the poller and the workers share.
-struct Shared {
-    ram: Arc<GuestMem>,
-    /// Guest-physical address of this proxy's LWK process's region table.
-    table: u64,
-    /// The application as Linux would describe it; execve changes it.
-    app: RwLock<exec::App>,
-    trace: bool,
-    window: &'static Window,
-    /// Readers validate pointers against it; a writer brings it up to date.
-    mirror: RwLock<MirrorView>,
-    /// Who polls the doorbell (see `leader`).
-    role: leader::Role,
-    /// The pthread serving each slot right now (0 when none), for interrupts.
-    running: Box<[AtomicU64]>,
-}
-
-/// A request taken from slot `slot`.
-struct Job {
-    slot: usize,
-    req: Request,
-}
-
-/// What the proxy's threads do (see `leader`).
-enum Task {
-    /// Poll the doorbell as the leader of this epoch.
-    Lead(u32),
-    /// Watch the leader and take over when it is stuck in a call.
-    Standby,
-    /// Serve one request.
-    Serve(Job),
-}
-
 /// Entry point of `margay __proxy`. Returns only on a set-up error.
 pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
     // Terminal signals are margay's business; a write to a closed pipe must return
@@ -241,7 +101,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
             .write(true)
             .open(&args.ram)
             .with_context(|| format!("cannot open guest RAM {}", args.ram.display()))?;
-        GuestMem::map_shared(f.as_fd(), args.mem_size).context("cannot map guest RAM")?
+        Arc::new(GuestMem::map_shared(f.as_fd(), args.mem_size).context("cannot map guest RAM")?)
         // `f` is closed here: the application's first open returns 3.
     };
     let app = exec::App {
@@ -251,7 +111,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
         cpus,
     };
     // Signals Linux sends the application arrive here: post them to the LWK.
-    signals::install(&ram).context("cannot install signal handlers")?;
+    signals::install(Arc::clone(&ram)).context("cannot install signal handlers")?;
     crate::sys::remember_margay();
     let _proxy = Shared::new(ram, app, args.trace, window).start();
     loop {
@@ -259,456 +119,14 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The poller's spin-then-nap policy.
-struct Poller {
-    last: Instant,
-    nap: Duration,
-}
-
-impl Poller {
-    fn new() -> Self {
-        Poller {
-            last: Instant::now(),
-            nap: MIN_NAP,
-        }
-    }
-
-    fn busy(&mut self) {
-        self.last = Instant::now();
-        self.nap = MIN_NAP;
-    }
-
-    /// Nothing was posted: spin on, or nap.
-    fn idle(&mut self) {
-        if self.last.elapsed() < SPIN {
-            std::hint::spin_loop();
-        } else {
-            std::thread::sleep(self.nap);
-            self.nap = (self.nap * 2).min(MAX_NAP);
-        }
-    }
-}
-
-/// A running proxy: its threads serve the channel until the process ends.
-struct Running {
-    #[cfg_attr(not(test), allow(dead_code))]
-    shared: Arc<Shared>,
-}
-
-impl Shared {
-    fn new(ram: GuestMem, app: exec::App, trace: bool, window: &'static Window) -> Self {
-        Self::for_table(
-            Arc::new(ram),
-            app,
-            trace,
-            window,
-            SHARED_PHYS + wire::REGIONS_OFF,
-        )
-    }
-
-    fn for_table(
-        ram: Arc<GuestMem>,
-        app: exec::App,
-        trace: bool,
-        window: &'static Window,
-        table: u64,
-    ) -> Self {
-        Shared {
-            ram,
-            table,
-            app: RwLock::new(app),
-            trace,
-            window,
-            mirror: RwLock::new(MirrorView {
-                mirror: Mirror::default(),
-                state: MirrorState::Unknown,
-                complained: false,
-            }),
-            role: leader::Role::default(),
-            running: (0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    /// Start the leader and its standby on worker threads.
-    fn start(self) -> Running {
-        let shared = Arc::new(self);
-        let pool: Arc<OnceLock<Pool<Task>>> = Arc::new(OnceLock::new());
-        let (s, p) = (Arc::clone(&shared), Arc::clone(&pool));
-        // Idle workers park at once: spinning ones would compete with the
-        // leader and the guest's vCPUs for host cores.
-        let workers = Pool::new(MAX_WORKERS, Duration::ZERO, move |task: Task| {
-            let pool = p
-                .get()
-                .expect("the pool is set before any task is submitted");
-            match task {
-                Task::Lead(epoch) => s.lead(epoch, pool),
-                Task::Standby => s.standby(pool),
-                Task::Serve(job) => s.serve(job),
-            }
-        });
-        let pool = pool.get_or_init(|| workers);
-        pool.submit(Task::Lead(0));
-        pool.submit(Task::Standby);
-        Running { shared }
-    }
-
-    fn serve(&self, job: Job) {
-        // SAFETY: pthread_self has no preconditions.
-        let me = unsafe { libc::pthread_self() } as u64;
-        let running = self.running.get(job.slot);
-        if let Some(r) = running {
-            r.store(me, Ordering::Release);
-        }
-        let resp = self.handle(job.req);
-        if let Some(r) = running {
-            r.store(0, Ordering::Release);
-        }
-        doorbell::complete(&self.ram, job.slot, &resp);
-    }
-
-    /// Interrupt the syscalls the kernel asked to interrupt (a signal is
-    /// waiting for their LWK thread). Repeated on every pass while the bit
-    /// stays set, so a signal that lands just before the call blocks is not
-    /// lost; the kernel clears the bit once the slot is answered.
-    fn interrupt_pass(&self, slots: &mut Vec<usize>) {
-        signals::requested(&self.ram, slots);
-        for &slot in slots.iter() {
-            if let Some(r) = self.running.get(slot) {
-                signals::interrupt_thread(r.load(Ordering::Acquire));
-            }
-        }
-    }
-
-    /// Poll the doorbell as the leader of `epoch`, serving the last request of
-    /// each batch itself (no hand-over on the common path) and the others on
-    /// workers. Returns when a standby has taken over during a long call.
-    fn lead(&self, epoch: u32, pool: &Pool<Task>) {
-        let mut poller = Poller::new();
-        let mut posted = Vec::with_capacity(MAX_SLOTS);
-        let mut jobs = Vec::with_capacity(MAX_SLOTS);
-        loop {
-            if self.take_posted(&mut posted, &mut jobs) == 0 {
-                poller.idle();
-                continue;
-            }
-            poller.busy();
-            let Some(mine) = jobs.pop() else {
-                continue;
-            };
-            for job in jobs.drain(..) {
-                pool.submit(Task::Serve(job));
-            }
-            let token = self.role.enter(epoch);
-            self.serve(mine);
-            if !self.role.leave(token) {
-                return;
-            }
-        }
-    }
-
-    /// Watch the leader; take over (and appoint a new standby) when it has been
-    /// in the same call for a whole nap.
-    fn standby(&self, pool: &Pool<Task>) {
-        let mut watch = leader::Watch::default();
-        let mut slots = Vec::new();
-        loop {
-            self.interrupt_pass(&mut slots);
-            let (epoch, nap) = watch.check(&self.role);
-            if let Some(epoch) = epoch {
-                pool.submit(Task::Standby);
-                return self.lead(epoch, pool);
-            }
-            std::thread::sleep(nap);
-        }
-    }
-
-    /// Take every posted slot the doorbell names: answer clock samples and
-    /// garbage at once, collect the rest in `jobs`. Returns how many were taken.
-    fn take_posted(&self, posted: &mut Vec<usize>, jobs: &mut Vec<Job>) -> usize {
-        posted.clear();
-        doorbell::take_own(&self.ram, self.table, posted);
-        let mut taken = 0;
-        for &slot in posted.iter() {
-            let resp = match doorbell::claim(&self.ram, slot) {
-                Claim::NotPosted => continue,
-                Claim::Unreadable => Response::err(Errno::EFAULT),
-                Claim::Taken(s) => match decode(&s) {
-                    Ok(Request::Clock) => Response::clock(),
-                    Ok(req) => {
-                        jobs.push(Job { slot, req });
-                        taken += 1;
-                        continue;
-                    }
-                    Err(_) => Response::err(Errno::EINVAL),
-                },
-            };
-            doorbell::complete(&self.ram, slot, &resp);
-            taken += 1;
-        }
-        taken
-    }
-
-    fn handle(&self, req: Request) -> Response {
-        match req {
-            Request::Clock => Response::clock(),
-            Request::Syscall { nr, args } => {
-                // Validate under the lock, execute without it: the call may block.
-                let checked = self.with_mirror(|current, mirror| {
-                    current?;
-                    let user = UserMem {
-                        mirror,
-                        ram: &self.ram,
-                    };
-                    let app = self.app.read().unwrap_or_else(|e| e.into_inner());
-                    exec::check(nr, &args, &user, &app).map_err(Response::ret)
-                });
-                match checked {
-                    Ok(c) => Response::ret(c.run()),
-                    Err(resp) => resp,
-                }
-            }
-            Request::Trace {
-                nr,
-                args,
-                result,
-                flags,
-            } => {
-                if self.trace {
-                    // A stale or poisoned mirror only makes pointers print as hex.
-                    let mut line = self.with_mirror(|_, mirror| {
-                        let user = UserMem {
-                            mirror,
-                            ram: &self.ram,
-                        };
-                        crate::trace::format_line(nr, &args, result, flags, &user)
-                    });
-                    line.push('\n');
-                    // fd 2 is the application's stderr; if it closed it, so be it.
-                    // Printed before Done, so the line precedes the call's effects.
-                    let _ = std::io::stderr().write_all(line.as_bytes());
-                }
-                Response::ret(0)
-            }
-            Request::Exec { path } => {
-                let path = self.with_mirror(|current, mirror| {
-                    current.ok()?;
-                    let user = UserMem {
-                        mirror,
-                        ram: &self.ram,
-                    };
-                    user.read_cstr(path, 4095).ok()
-                });
-                let Some(path) = path else {
-                    return Response::err(Errno::EFAULT);
-                };
-                let exe = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&path))
-                    .map(|p| p.into_os_string().into_vec())
-                    .unwrap_or(path);
-                {
-                    let mut app = self.app.write().unwrap_or_else(|e| e.into_inner());
-                    app.exe_id =
-                        views::FileId::of(std::path::Path::new(std::ffi::OsStr::from_bytes(&exe)))
-                            .unwrap_or_default();
-                    app.exe = exe;
-                }
-                crate::sys::close_cloexec_fds();
-                Response::ret(0)
-            }
-            Request::Fork { table } => self.fork(table),
-            Request::Exit { status, signal } => crate::sys::exit_like(status, signal),
-            Request::Stop { signal } => match i32::try_from(signal) {
-                Ok(sig @ (libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)) => {
-                    signals::stop(sig);
-                    Response::ret(0)
-                }
-                _ => Response::err(Errno::EINVAL),
-            },
-        }
-    }
-
-    /// Fork this proxy for a forked LWK process: the child serves the process
-    /// whose region table is at `table` (checked to lie in guest RAM).
-    fn fork(&self, table: u64) -> Response {
-        let end = table.saturating_add(wire::REGION_TABLE_BYTES);
-        let clear_of_shared = end <= SHARED_PHYS || table >= SHARED_PHYS + wire::SHARED_SIZE;
-        let aligned = table.is_multiple_of(4096) && table >= 1 << 20 && clear_of_shared;
-        if !aligned || self.ram.host_addr(table, wire::REGION_TABLE_BYTES).is_err() {
-            return Response::err(Errno::EINVAL);
-        }
-        // Hold both locks across fork(): the child gets them in a state this
-        // very thread can release (no other thread is copied into it).
-        let mirror = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
-        let app = self.app.write().unwrap_or_else(PoisonError::into_inner);
-        let pid = crate::sys::fork();
-        if pid != 0 {
-            drop(app);
-            drop(mirror);
-            return Response::ret(pid);
-        }
-        // The child proxy: forget the parent's mirror, then serve the child.
-        for e in mirror.mirror.entries() {
-            let _ = self.window.release(e);
-        }
-        let child_app = exec::App {
-            exe: app.exe.clone(),
-            exe_id: app.exe_id,
-            pid: std::process::id(),
-            cpus: app.cpus,
-        };
-        drop(app);
-        drop(mirror);
-        signals::retarget(&self.ram, table);
-        let child = Shared::for_table(
-            Arc::clone(&self.ram),
-            child_app,
-            self.trace,
-            self.window,
-            table,
-        );
-        let _running = child.start();
-        crate::sys::exit_after_margay()
-    }
-
-    /// Run `f` on the mirror, brought up to date with the kernel's region table
-    /// first; `f` also learns whether that worked (`Err(response)` if not).
-    fn with_mirror<R>(&self, f: impl FnOnce(Result<(), Response>, &Mirror) -> R) -> R {
-        let gen = self
-            .ram
-            .load_u64(self.table + wire::REGION_GEN_OFF, Ordering::Acquire);
-        if let Ok(gen) = gen {
-            let view = self.mirror.read().unwrap_or_else(PoisonError::into_inner);
-            match view.state {
-                MirrorState::Current(g) if g == gen => return f(Ok(()), &view.mirror),
-                MirrorState::Poisoned(g) if g == gen => {
-                    return f(Err(Response::err(Errno::EFAULT)), &view.mirror)
-                }
-                _ => {}
-            }
-        }
-        let mut view = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
-        let r = view
-            .refresh(&self.ram, self.window, self.table)
-            .map_err(Response::err);
-        f(r, &view.mirror)
-    }
-}
-
-impl MirrorView {
-    /// Bring the mirror up to date with the kernel's region table.
-    fn refresh(&mut self, ram: &GuestMem, window: &Window, table: u64) -> Result<(), Errno> {
-        let gen = ram
-            .load_u64(table + wire::REGION_GEN_OFF, Ordering::Acquire)
-            .map_err(|_| Errno::EFAULT)?;
-        match self.state {
-            MirrorState::Current(g) if g == gen => return Ok(()),
-            MirrorState::Poisoned(g) if g == gen => return Err(Errno::EFAULT),
-            _ => {}
-        }
-        let (gen, table) = match Mirror::read_at(ram, table) {
-            Ok(t) => t,
-            Err(e) => {
-                self.complain(&e);
-                return Err(Errno::EFAULT);
-            }
-        };
-        let new = match table {
-            Ok(m) => m,
-            Err(e) => {
-                self.complain(&e);
-                self.unmap_all(window);
-                self.state = MirrorState::Poisoned(gen);
-                return Err(Errno::EFAULT);
-            }
-        };
-        let (removed, added) = mirror::diff(&self.mirror, &new);
-        let result = removed
-            .iter()
-            .try_for_each(|e| window.release(e))
-            .and_then(|()| added.iter().try_for_each(|e| window.mirror(ram, e)));
-        match result {
-            Ok(()) => {
-                self.mirror = new;
-                self.state = MirrorState::Current(gen);
-                Ok(())
-            }
-            Err(e) => {
-                eprintln!("margay: proxy: {e}");
-                // Start from a clean slate: every mapping of both tables goes.
-                for e in new.entries() {
-                    let _ = window.release(e);
-                }
-                self.unmap_all(window);
-                self.state = MirrorState::Unknown;
-                Err(Errno::ENOMEM)
-            }
-        }
-    }
-
-    fn unmap_all(&mut self, window: &Window) {
-        for e in self.mirror.entries() {
-            let _ = window.release(e);
-        }
-        self.mirror = Mirror::default();
-    }
-
-    fn complain(&mut self, e: &TableError) {
-        if !self.complained {
-            self.complained = true;
-            eprintln!("margay: proxy: rejecting the LWK's region table: {e}; offloaded calls fail with EFAULT until it is fixed");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn garbage_slots_are_rejected() {
-        let mut s = Slot {
-            kind: RequestKind::Syscall as u32,
-            nr: 1,
-            args: [1, 2, 3, 4, 5, 6],
-            ..Slot::default()
-        };
-        assert_eq!(
-            decode(&s),
-            Ok(Request::Syscall {
-                nr: 1,
-                args: [1, 2, 3, 4, 5, 6]
-            })
-        );
-        s.kind = RequestKind::Trace as u32;
-        s.aux = [7, wire::TRACE_LOCAL, 0, 0];
-        assert_eq!(
-            decode(&s),
-            Ok(Request::Trace {
-                nr: 1,
-                args: [1, 2, 3, 4, 5, 6],
-                result: 7,
-                flags: wire::TRACE_LOCAL
-            })
-        );
-        s.kind = RequestKind::Clock as u32;
-        assert_eq!(decode(&s), Ok(Request::Clock));
-        s.kind = RequestKind::Exec as u32;
-        assert_eq!(decode(&s), Ok(Request::Exec { path: 1 }));
-        s.kind = RequestKind::Exit as u32;
-        assert_eq!(
-            decode(&s),
-            Ok(Request::Exit {
-                status: 1,
-                signal: 2
-            })
-        );
-        s.kind = RequestKind::Stop as u32;
-        s.args[0] = 20;
-        assert_eq!(decode(&s), Ok(Request::Stop { signal: 20 }));
-        for kind in [0, 8, 0xdead_beef, u32::MAX] {
-            s.kind = kind;
-            assert_eq!(decode(&s), Err(kind));
-        }
-    }
+    use linux_abi::Errno;
+    use mirror::Mirror;
+    use std::time::{Duration, Instant};
+    use user_mem::UserMem;
+    use wire::RequestKind;
 
     /// The user window, reserved once for this test binary (it stays reserved).
     pub(super) fn test_window() -> &'static Window {

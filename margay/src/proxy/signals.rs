@@ -4,8 +4,12 @@
 //! has a signal to take is interrupted (EINTR) on the kernel's request.
 
 use crate::guest_mem::GuestMem;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use wire::{HOST_SIGNALS_OFF, INTERRUPT_OFF, MAX_SLOTS, SHARED_PHYS, SIGNALS_POKE_OFF};
+use crate::sys::{set_handler, Handler};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use wire::{
+    signal_bit, HOST_SIGNALS_PHYS, INTERRUPT_OFF, MAX_SLOTS, SHARED_PHYS, SIGNALS_POKE_PHYS,
+};
 
 /// Signals forwarded to the LWK process as they arrive at the proxy (job
 /// control included: the LWK stops and continues the process, and asks the
@@ -26,13 +30,13 @@ pub const FORWARDED: [i32; 13] = [
     libc::SIGCONT,
 ];
 
-/// Host address of the HOST_SIGNALS word (0 until `install`).
-static HOST_WORD: AtomicUsize = AtomicUsize::new(0);
-/// Host address of the SIGNALS_POKE word (0 until `install`).
-static POKE_WORD: AtomicUsize = AtomicUsize::new(0);
-/// In a forked proxy: host address of its process's region-table `signals`
-/// word (u32, signals 1-32), which replaces HOST_SIGNALS.
-static PROCESS_WORD: AtomicUsize = AtomicUsize::new(0);
+/// Guest RAM, for the signal handler (set by `install`; the proxy keeps it
+/// mapped for its whole life, and so does this static).
+static RAM: OnceLock<Arc<GuestMem>> = OnceLock::new();
+/// In a forked proxy: guest-physical address of its process's region-table
+/// `signals` word (u32, signals 1-32), which replaces HOST_SIGNALS; 0 in the
+/// initial proxy.
+static PROCESS_WORD: AtomicU64 = AtomicU64::new(0);
 
 /// The signal the proxy sends its own worker threads to cut a blocking
 /// syscall short: its handler does nothing and is installed without
@@ -41,79 +45,50 @@ pub fn interrupt_signal() -> i32 {
     libc::SIGRTMAX() - 1
 }
 
-extern "C" fn forward(sig: i32) {
+/// Post signal `sig` to the LWK process. Runs as a signal handler
+/// (`sys::Handler::ForwardToLwk`): only async-signal-safe work.
+pub fn forward(sig: i32) {
+    let Some(ram) = RAM.get() else { return };
+    let Ok(sig) = u32::try_from(sig) else { return };
+    // The GuestMem atomics are bounds-checked and do not allocate: safe in a
+    // signal handler. A failed access (impossible after `install` and
+    // `retarget` checked the words) drops the signal.
     let own = PROCESS_WORD.load(Ordering::Acquire);
     if own != 0 {
         if (1..=32).contains(&sig) {
-            // SAFETY: `own` is the 4-byte aligned `signals` field of this
-            // process's region table inside the guest RAM mapping, which stays
-            // mapped for the proxy's lifetime (checked by `retarget`).
-            unsafe {
-                (*(own as *const std::sync::atomic::AtomicU32))
-                    .fetch_or(1 << (sig - 1), Ordering::AcqRel)
-            };
+            // signal_bit(sig) < 2^32 for sig <= 32.
+            let _ = ram.fetch_or_u32(own, signal_bit(sig) as u32, Ordering::AcqRel);
             // Then ask margay for an NMI, so a core busy in user mode looks.
-            let poke = POKE_WORD.load(Ordering::Acquire);
-            if poke != 0 {
-                // SAFETY: `poke` is the 8-byte aligned SIGNALS_POKE word inside
-                // the guest RAM mapping (checked by `install`).
-                unsafe { (*(poke as *const AtomicU64)).store(1, Ordering::Release) };
-            }
+            let _ = ram.store_u64(SIGNALS_POKE_PHYS, 1, Ordering::Release);
         }
         return;
     }
-    let addr = HOST_WORD.load(Ordering::Acquire);
-    if addr != 0 && (1..=64).contains(&sig) {
-        // SAFETY: `addr` is the 8-byte aligned HOST_SIGNALS word inside the
-        // guest RAM mapping, which stays mapped for the proxy's lifetime
-        // (checked by `install`); an atomic OR is async-signal-safe.
-        unsafe { (*(addr as *const AtomicU64)).fetch_or(1 << (sig - 1), Ordering::AcqRel) };
+    if (1..=64).contains(&sig) {
+        let _ = ram.fetch_or_u64(HOST_SIGNALS_PHYS, signal_bit(sig), Ordering::AcqRel);
     }
 }
 
-extern "C" fn nothing(_sig: i32) {}
-
-fn set_handler(sig: i32, handler: extern "C" fn(i32), restart: bool) -> std::io::Result<()> {
-    // SAFETY: a zeroed sigaction is a valid starting point; the handlers only
-    // do async-signal-safe work (an atomic OR, or nothing).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = handler as usize;
-        sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
-        libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Install the forwarding handlers and the interrupt signal's handler.
-pub fn install(ram: &GuestMem) -> anyhow::Result<()> {
-    let addr = ram
-        .host_addr(SHARED_PHYS + HOST_SIGNALS_OFF, 8)
+/// Install the forwarding handlers and the interrupt signal's handler. The
+/// first call's `ram` is the one signals are posted to (one proxy per process).
+pub fn install(ram: Arc<GuestMem>) -> anyhow::Result<()> {
+    ram.load_u64(HOST_SIGNALS_PHYS, Ordering::Relaxed)
         .map_err(|e| anyhow::anyhow!("HOST_SIGNALS word: {e}"))?;
-    anyhow::ensure!(addr % 8 == 0, "HOST_SIGNALS word is misaligned");
-    HOST_WORD.store(addr, Ordering::Release);
-    let poke = ram
-        .host_addr(SHARED_PHYS + SIGNALS_POKE_OFF, 8)
+    ram.load_u64(SIGNALS_POKE_PHYS, Ordering::Relaxed)
         .map_err(|e| anyhow::anyhow!("SIGNALS_POKE word: {e}"))?;
-    anyhow::ensure!(poke % 8 == 0, "SIGNALS_POKE word is misaligned");
-    POKE_WORD.store(poke, Ordering::Release);
+    let _ = RAM.set(ram);
     for &s in &FORWARDED {
-        set_handler(s, forward, true)?;
+        set_handler(s, Handler::ForwardToLwk, true)?;
     }
-    set_handler(interrupt_signal(), nothing, false)?;
+    set_handler(interrupt_signal(), Handler::Nothing, false)?;
     Ok(())
 }
 
 /// In a forked proxy: post signals to the process whose region table is at
 /// guest-physical `table` (its `signals` word) instead of the initial one's.
 pub fn retarget(ram: &GuestMem, table: u64) {
-    if let Ok(addr) = ram.host_addr(table + wire::REGION_SIGNALS_OFF, 4) {
-        if addr % 4 == 0 {
-            PROCESS_WORD.store(addr, Ordering::Release);
-        }
+    let word = table + wire::REGION_SIGNALS_OFF;
+    if ram.load_u32(word, Ordering::Relaxed).is_ok() {
+        PROCESS_WORD.store(word, Ordering::Release);
     }
 }
 
@@ -124,13 +99,14 @@ pub fn retarget(ram: &GuestMem, table: u64) {
 /// initial process's proxy stops margay instead (the job a shell started).
 pub fn stop(sig: i32) {
     if PROCESS_WORD.load(Ordering::Acquire) == 0 {
-        // SAFETY: sending SIGSTOP to our parent, margay, has no memory effects.
-        unsafe { libc::kill(libc::getppid(), libc::SIGSTOP) };
+        if let Some(margay) = rustix::process::getppid() {
+            let _ = rustix::process::kill_process(margay, rustix::process::Signal::STOP);
+        }
         return;
     }
     crate::sys::raise_default(sig);
     if FORWARDED.contains(&sig) {
-        let _ = set_handler(sig, forward, true);
+        let _ = set_handler(sig, Handler::ForwardToLwk, true);
     }
 }
 
@@ -154,12 +130,11 @@ pub fn requested(ram: &GuestMem, out: &mut Vec<usize>) {
 }
 
 /// Send the interrupt signal to the thread running a syscall, if any.
+/// `thread` is the Linux thread id a worker of this process recorded while it
+/// serves a slot (0: none).
 pub fn interrupt_thread(thread: u64) {
     if thread != 0 {
-        // SAFETY: `thread` is a pthread_t recorded by a live worker of this
-        // process while it serves a slot; it is cleared before the worker
-        // moves on, and pthread_kill on it only sends a signal.
-        unsafe { libc::pthread_kill(thread as libc::pthread_t, interrupt_signal()) };
+        crate::sys::signal_thread(thread, interrupt_signal());
     }
 }
 
@@ -185,19 +160,14 @@ mod tests {
 
     #[test]
     fn interrupting_a_blocked_read_gives_eintr() {
-        let ram = GuestMem::anonymous((SHARED_PHYS + 0x10_0000) as usize);
-        install(&ram).unwrap();
-        let mut fds = [0; 2];
-        // SAFETY: plain pipe creation into a local array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let ram = Arc::new(GuestMem::anonymous((SHARED_PHYS + 0x10_0000) as usize));
+        install(Arc::clone(&ram)).unwrap();
+        let (rd, _wr) = rustix::pipe::pipe().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            // SAFETY: pthread_self has no preconditions.
-            tx.send(unsafe { libc::pthread_self() } as u64).unwrap();
+            tx.send(crate::sys::thread_id()).unwrap();
             let mut b = [0u8; 1];
-            // SAFETY: reading into a local buffer of the given length.
-            let r = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
-            (r, std::io::Error::last_os_error().raw_os_error())
+            rustix::io::read(&rd, &mut b)
         });
         let t = rx.recv().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -205,15 +175,12 @@ mod tests {
             interrupt_thread(t);
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let (r, e) = reader.join().unwrap();
-        assert_eq!((r, e), (-1, Some(libc::EINTR)));
+        assert_eq!(reader.join().unwrap(), Err(rustix::io::Errno::INTR));
         // A forwarded signal lands in the HOST_SIGNALS word.
         forward(libc::SIGUSR1);
         assert_eq!(
-            ram.load_u64(SHARED_PHYS + HOST_SIGNALS_OFF, Ordering::Acquire)
-                .unwrap(),
+            ram.load_u64(HOST_SIGNALS_PHYS, Ordering::Acquire).unwrap(),
             1 << (libc::SIGUSR1 - 1)
         );
-        HOST_WORD.store(0, Ordering::Release);
     }
 }

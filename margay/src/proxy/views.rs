@@ -11,11 +11,11 @@
 
 use std::ffi::CString;
 use std::io::Write as _;
-use std::os::fd::{AsFd as _, AsRawFd as _, IntoRawFd as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, IntoRawFd as _, OwnedFd};
 
 use linux_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use linux_abi::Errno;
-use wire::{MirrorEntry, REGION_HEAP, REGION_IMAGE, REGION_SHARED, REGION_STACK};
+use wire::{MirrorEntry, RegionKind};
 
 /// A file with an LWK view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,9 +210,10 @@ pub fn status(host: &str, name: &str, n: u32, regions: &[MirrorEntry]) -> String
         regions.iter().filter(|e| f(e)).map(|e| e.len >> 10).sum()
     };
     let total = kb(&|_| true);
-    let stack = kb(&|e| e.kind == REGION_STACK);
-    let exe = kb(&|e| e.kind == REGION_IMAGE && e.prot & PROT_EXEC != 0);
-    let data = kb(&|e| e.kind != REGION_STACK && e.prot & PROT_WRITE != 0);
+    let is_stack = |e: &MirrorEntry| e.region_kind() == Ok(RegionKind::Stack);
+    let stack = kb(&is_stack);
+    let exe = kb(&|e| e.region_kind() == Ok(RegionKind::Image) && e.prot & PROT_EXEC != 0);
+    let data = kb(&|e| !is_stack(e) && e.prot & PROT_WRITE != 0);
     let mut out = String::new();
     for line in host.lines() {
         let Some((key, value)) = line.split_once(':') else {
@@ -274,13 +275,14 @@ pub fn maps(regions: &[MirrorEntry], exe: &[u8], exe_id: FileId) -> Vec<u8> {
     let mut out = Vec::new();
     for e in &sorted {
         let bit = |b: u32, c: char| if e.prot & b != 0 { c } else { '-' };
-        let (name, id): (&[u8], FileId) = match e.kind {
-            REGION_IMAGE => (exe, exe_id),
-            REGION_HEAP => (b"[heap]", FileId::default()),
-            REGION_STACK => (b"[stack]", FileId::default()),
+        let kind = e.region_kind();
+        let (name, id): (&[u8], FileId) = match kind {
+            Ok(RegionKind::Image) => (exe, exe_id),
+            Ok(RegionKind::Heap) => (b"[heap]", FileId::default()),
+            Ok(RegionKind::Stack) => (b"[stack]", FileId::default()),
             // Linux names anonymous shared memory after the shmem file behind it.
-            REGION_SHARED => (b"/dev/zero (deleted)", FileId::default()),
-            _ => (b"", FileId::default()),
+            Ok(RegionKind::Shared) => (b"/dev/zero (deleted)", FileId::default()),
+            Ok(RegionKind::Anon) | Err(_) => (b"", FileId::default()),
         };
         let prefix = format!(
             "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {}",
@@ -289,7 +291,11 @@ pub fn maps(regions: &[MirrorEntry], exe: &[u8], exe_id: FileId) -> Vec<u8> {
             bit(PROT_READ, 'r'),
             bit(PROT_WRITE, 'w'),
             bit(PROT_EXEC, 'x'),
-            if e.kind == REGION_SHARED { 's' } else { 'p' },
+            if kind == Ok(RegionKind::Shared) {
+                's'
+            } else {
+                'p'
+            },
             0,
             id.major,
             id.minor,
@@ -345,7 +351,8 @@ impl Pending {
     pub fn open(&self) -> i64 {
         let content = self.content();
         match open_view(self.view.name(), &content, self.cloexec) {
-            Ok(fd) => i64::from(fd),
+            // The application owns the descriptor from now on.
+            Ok(fd) => i64::from(fd.into_raw_fd()),
             Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
@@ -354,7 +361,7 @@ impl Pending {
 /// A read-only file descriptor on a memory file holding `content`. The memory
 /// file is written through its first descriptor, then reopened read-only and the
 /// read-only description moved onto the first number.
-fn open_view(name: &str, content: &[u8], cloexec: bool) -> std::io::Result<i32> {
+fn open_view(name: &str, content: &[u8], cloexec: bool) -> std::io::Result<OwnedFd> {
     let cname = CString::new(name).unwrap_or_default();
     let fd = crate::sys::memfd_create(&cname)?;
     let mut file = std::fs::File::from(fd);
@@ -364,7 +371,7 @@ fn open_view(name: &str, content: &[u8], cloexec: bool) -> std::io::Result<i32> 
         .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     crate::sys::dup3(ro.as_fd(), file.as_fd(), cloexec)?;
     // `ro`'s own number is closed here; the view keeps the memfd's number.
-    Ok(file.into_raw_fd())
+    Ok(OwnedFd::from(file))
 }
 
 #[cfg(test)]
@@ -500,11 +507,21 @@ mod tests {
                 0x3fff_ff70_0000,
                 0x80_0000,
                 PROT_READ | PROT_WRITE,
-                REGION_STACK,
+                RegionKind::Stack.into(),
             ),
-            region(0x40_0000, 0x1000, PROT_READ, REGION_IMAGE),
-            region(0x40_1000, 0x2000, PROT_READ | PROT_EXEC, REGION_IMAGE),
-            region(0x60_0000, 0x3000, PROT_READ | PROT_WRITE, REGION_HEAP),
+            region(0x40_0000, 0x1000, PROT_READ, RegionKind::Image.into()),
+            region(
+                0x40_1000,
+                0x2000,
+                PROT_READ | PROT_EXEC,
+                RegionKind::Image.into(),
+            ),
+            region(
+                0x60_0000,
+                0x3000,
+                PROT_READ | PROT_WRITE,
+                RegionKind::Heap.into(),
+            ),
             region(0x3eff_fff0_0000, 0x10_0000, PROT_READ | PROT_WRITE, 0),
             region(0x3eff_ffe0_0000, 0x1000, 0, 0),
         ]
@@ -578,21 +595,14 @@ mod tests {
 
     #[test]
     fn a_view_opens_as_a_read_only_file_at_offset_zero() {
+        use rustix::fs::OFlags;
         use std::io::Read as _;
-        use std::os::fd::FromRawFd as _;
         for cloexec in [false, true] {
-            let fd = open_view("test", b"0-3\n", cloexec).unwrap();
-            // SAFETY: `fd` was just returned by open_view and belongs to no one else.
-            let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-            // SAFETY: F_GETFD/F_GETFL take no pointer.
-            let (fdflags, flflags) = unsafe {
-                (
-                    libc::fcntl(fd, libc::F_GETFD),
-                    libc::fcntl(fd, libc::F_GETFL),
-                )
-            };
-            assert_eq!(fdflags & libc::FD_CLOEXEC != 0, cloexec);
-            assert_eq!(flflags & libc::O_ACCMODE, libc::O_RDONLY);
+            let mut f = std::fs::File::from(open_view("test", b"0-3\n", cloexec).unwrap());
+            let fdflags = rustix::io::fcntl_getfd(&f).unwrap();
+            let flflags = rustix::fs::fcntl_getfl(&f).unwrap();
+            assert_eq!(fdflags.contains(rustix::io::FdFlags::CLOEXEC), cloexec);
+            assert_eq!(flflags & OFlags::ACCMODE, OFlags::RDONLY);
             let mut s = String::new();
             f.read_to_string(&mut s).unwrap();
             assert_eq!(s, "0-3\n");
