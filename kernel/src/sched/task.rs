@@ -235,7 +235,7 @@ pub struct NewProcess {
     pub table: u64,
 }
 
-/// Make a prepared thread known and queue it on the least loaded allowed CPU.
+/// Enter a prepared thread in the task table (`start_thread` then queues it).
 pub(super) fn insert(t: &TaskRef) {
     TASKS.lock().insert(t.tid, t.clone());
 }
