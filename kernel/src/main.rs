@@ -9,9 +9,9 @@
 //! | --- | --- |
 //! | hardware, the only `unsafe` (with `sched/switch.rs`) | `arch` (boot, traps, page tables, `frames`: the page allocator, `mem`: bounded physical windows, `smp`: per-core state, IPIs, TLB shootdown) |
 //! | shared area, logs, firmware | `shared`, `kmsg`, `bootinfo` |
-//! | memory | `mm`, `shm`, `aspace`, `uaccess` |
+//! | memory | `mm`, `shm`, `aspace` |
 //! | tasks | `ikc::slot`, `sched` (tasks, run queues, switch, SMP, timers; upcalls through `sched::Hooks`) |
-//! | channel, time, processes | `ikc`, `time`, `process`, `loader` |
+//! | channel, time, processes | `ikc`, `time`, `process`, `uaccess` (checked user pointers), `loader` |
 //! | signals | `signal`, `alarm`, `host_signals`, `futex` |
 //! | system calls and entry | `syscall`, `trap`, `panic`, `main` (registers `arch`'s entry points and the scheduler's hooks) |
 #![no_std]

@@ -12,7 +12,7 @@ use lwk_core::pmem::PmemMap;
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap::new();
 
-pub const PAGE: u64 = 4096;
+pub use lwk_core::PAGE_SIZE as PAGE;
 
 /// Usable partition memory (free when the page allocator started).
 static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);

@@ -17,8 +17,7 @@ pub struct SigAction {
     pub mask: u64,
 }
 
-pub const SIG_DFL: u64 = 0;
-pub const SIG_IGN: u64 = 1;
+pub use linux_abi::signal::SIG_IGN;
 
 pub struct Process {
     pub aspace: AddressSpace,

@@ -5,28 +5,20 @@
 //! `rt_sigreturn` restores the interrupted context exactly.
 
 use crate::arch::trap::{self, FpuArea, UserRegs};
-use crate::process::{self, SigAction, SIG_DFL, SIG_IGN};
+use crate::process::{self, SigAction};
 use crate::sched::{self, TaskRef};
-use crate::uaccess;
+use crate::uaccess::UserPtr;
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicU64, Ordering};
-use linux_abi::{Errno, SysResult};
+use linux_abi::signal::*;
+use linux_abi::uapi::{fpstate, rt_sigframe, sigcontext, siginfo, stack_t, ucontext, MXCSR_VALID};
+use linux_abi::{Errno, SysResult, CANONICAL_USER_END};
 
-pub const SA_ONSTACK: u64 = 0x0800_0000;
-pub const SA_RESTART: u64 = 0x1000_0000;
-pub const SA_NODEFER: u64 = 0x4000_0000;
-pub const SA_RESETHAND: u64 = 0x8000_0000;
-pub const SA_RESTORER: u64 = 0x0400_0000;
-
-pub const SI_USER: i32 = 0;
-pub const SI_KERNEL: i32 = 0x80;
-pub const SI_TKILL: i32 = -6;
-pub const SEGV_MAPERR: i32 = 1;
-pub const SEGV_ACCERR: i32 = 2;
-pub const FPE_INTDIV: i32 = 1;
-pub const FPE_FLTINV: i32 = 7;
-pub const ILL_ILLOPN: i32 = 2;
-pub const TRAP_TRACE: i32 = 2;
-pub const BUS_ADRALN: i32 = 1;
+// The si_code values the rest of the kernel posts with (trap.rs, sched.rs).
+pub use linux_abi::signal::{
+    BUS_ADRALN, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL, SI_USER,
+    TRAP_TRACE,
+};
 
 /// siginfo details of pending signals: address or sender pid above a
 /// 16-bit si_code.
@@ -36,11 +28,8 @@ const fn bit(sig: u32) -> u64 {
     1 << (sig - 1)
 }
 
-const UNBLOCKABLE: u64 = bit(9) | bit(19);
-const SIGKILL: u32 = 9;
-const SIGCONT: u32 = 18;
-/// SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU.
-const STOP_MASK: u64 = bit(19) | bit(20) | bit(21) | bit(22);
+const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
+const STOP_MASK: u64 = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU);
 
 /// What a signal does when its disposition is SIG_DFL.
 enum Default {
@@ -52,9 +41,10 @@ enum Default {
 
 fn default_action(sig: u32) -> Default {
     match sig {
-        3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31 => Default::Core,
-        17 | 18 | 23 | 28 => Default::Ignore,
-        19..=22 => Default::Stop,
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ
+        | SIGSYS => Default::Core,
+        SIGCHLD | SIGCONT | SIGURG | SIGWINCH => Default::Ignore,
+        SIGSTOP..=SIGTTOU => Default::Stop,
         _ => Default::Terminate,
     }
 }
@@ -71,7 +61,7 @@ pub fn post_process(sig: u32, code: i32, value: u64) {
 
 /// Make `sig` pending for process `pid`.
 pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
-    if !(1..=64).contains(&sig) {
+    if !(1..=NSIG).contains(&sig) {
         return;
     }
     let Some(e) = process::entry(pid) else { return };
@@ -93,7 +83,7 @@ pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
         a.handler == SIG_IGN
             || (a.handler == SIG_DFL && matches!(default_action(sig), Default::Ignore))
     };
-    if ignored_now && sig != 9 && sig != 19 {
+    if ignored_now && sig != SIGKILL && sig != SIGSTOP {
         return;
     }
     record(sig, code, value);
@@ -172,7 +162,7 @@ fn stop_process(t: &TaskRef, sig: u32) {
 fn stop_in_place(t: &TaskRef) {
     loop {
         let d = deliverable(t) & STOP_MASK;
-        let Some(sig) = (19..=22u32).find(|&s| d & bit(s) != 0 && default_stop(s)) else {
+        let Some(sig) = (SIGSTOP..=SIGTTOU).find(|&s| d & bit(s) != 0 && default_stop(s)) else {
             break;
         };
         take_signal(t, sig);
@@ -205,7 +195,7 @@ fn take_signal(t: &TaskRef, sig: u32) {
 }
 /// Make `sig` pending for one thread.
 pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
-    if !(1..=64).contains(&sig) {
+    if !(1..=NSIG).contains(&sig) {
         return;
     }
     if matches!(default_action(sig), Default::Ignore) && ignored(sig) {
@@ -241,7 +231,7 @@ pub fn interrupted() -> bool {
         }
         let d = deliverable(&t);
         // Ignored signals never interrupt.
-        (1..=64u32).any(|s| d & bit(s) != 0 && !ignored(s))
+        (1..=NSIG).any(|s| d & bit(s) != 0 && !ignored(s))
     })
 }
 
@@ -286,7 +276,7 @@ pub fn take_from(want: u64) -> Option<u32> {
 pub fn next_deliverable() -> Option<u32> {
     let t = sched::current()?;
     let d = deliverable(&t);
-    (1..=64u32).find(|&s| d & bit(s) != 0 && !ignored(s))
+    (1..=NSIG).find(|&s| d & bit(s) != 0 && !ignored(s))
 }
 
 /// Deliver pending signals to the current thread about to return to user
@@ -314,9 +304,10 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
                     continue;
                 }
                 Default::Terminate | Default::Core => {
-                    let addr = match sig {
-                        4 | 7 | 8 | 11 => INFO[sig as usize].load(Ordering::Acquire) >> 16,
-                        _ => 0,
+                    let addr = if is_fault(sig) {
+                        INFO[sig as usize].load(Ordering::Acquire) >> 16
+                    } else {
+                        0
                     };
                     process::kill(sig, addr, None)
                 }
@@ -329,16 +320,75 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
                 crate::kprintln!(
                     "signal {sig}: cannot build the signal frame; killing with SIGSEGV"
                 );
-                process::kill(11, regs.rsp, None)
+                process::kill(SIGSEGV, regs.rsp, None)
             }
         }
     }
 }
 
-const UC_SIGCONTEXT_SS: u64 = 0x2;
-const UC_STRICT_RESTORE_SS: u64 = 0x4;
-const SIGFRAME: u64 = 8 + 304 + 128; // pretcode, ucontext, siginfo
+/// Signals whose siginfo carries a fault address rather than a sender.
+fn is_fault(sig: u32) -> bool {
+    matches!(sig, SIGILL | SIGBUS | SIGFPE | SIGSEGV)
+}
 
+/// Bytes the x86-64 ABI leaves untouched below the stack pointer.
+const RED_ZONE: u64 = 128;
+
+/// The registers a signal frame saves.
+fn sigcontext_of(regs: &UserRegs) -> sigcontext {
+    sigcontext {
+        r8: regs.r8,
+        r9: regs.r9,
+        r10: regs.r10,
+        r11: regs.r11,
+        r12: regs.r12,
+        r13: regs.r13,
+        r14: regs.r14,
+        r15: regs.r15,
+        rdi: regs.rdi,
+        rsi: regs.rsi,
+        rbp: regs.rbp,
+        rbx: regs.rbx,
+        rdx: regs.rdx,
+        rax: regs.rax,
+        rcx: regs.rcx,
+        rsp: regs.rsp,
+        rip: regs.rip,
+        eflags: regs.rflags,
+        cs: regs.cs as u16,
+        ss: regs.ss as u16,
+        ..sigcontext::default()
+    }
+}
+
+/// The registers `rt_sigreturn` restores (cs and ss are the kernel's own).
+fn regs_of(sc: &sigcontext) -> UserRegs {
+    UserRegs {
+        r8: sc.r8,
+        r9: sc.r9,
+        r10: sc.r10,
+        r11: sc.r11,
+        r12: sc.r12,
+        r13: sc.r13,
+        r14: sc.r14,
+        r15: sc.r15,
+        rdi: sc.rdi,
+        rsi: sc.rsi,
+        rbp: sc.rbp,
+        rbx: sc.rbx,
+        rdx: sc.rdx,
+        rax: sc.rax,
+        rcx: sc.rcx,
+        rsp: sc.rsp,
+        rip: sc.rip,
+        rflags: sc.eflags,
+        cs: 0,
+        ss: 0,
+    }
+}
+
+/// Build the `rt_sigframe` (and the fxsave image above it) for a handler of
+/// `sig` on the user stack, as Linux lays it out; the handler's context.
 fn setup_frame(
     t: &TaskRef,
     sig: u32,
@@ -351,15 +401,18 @@ fn setup_frame(
         return Err(Errno::EFAULT);
     }
     let (ss_sp, ss_flags, ss_size) = process::with(|p| p.altstack);
-    let on_alt = ss_flags & 2 == 0 && ss_size > 0 && regs.rsp.wrapping_sub(ss_sp) < ss_size;
-    let mut sp = if a.flags & SA_ONSTACK != 0 && ss_flags & 2 == 0 && ss_size > 0 && !on_alt {
+    let alt_enabled = ss_flags & u64::from(SS_DISABLE) == 0 && ss_size > 0;
+    let on_alt = alt_enabled && regs.rsp.wrapping_sub(ss_sp) < ss_size;
+    let mut sp = if a.flags & SA_ONSTACK != 0 && alt_enabled && !on_alt {
         ss_sp + ss_size
     } else {
-        regs.rsp.wrapping_sub(128) // the red zone
+        regs.rsp.wrapping_sub(RED_ZONE)
     };
-    sp = sp.wrapping_sub(512) & !63;
+    // The fxsave image, 64-byte aligned, then the frame below it, aligned so
+    // that the handler starts as if called (rsp + 8 a multiple of 16).
+    sp = sp.wrapping_sub(size_of::<fpstate>() as u64) & !63;
     let fp_at = sp;
-    let frame = ((fp_at - SIGFRAME) & !15) - 8;
+    let frame_at = ((fp_at - size_of::<rt_sigframe>() as u64) & !15) - 8;
     let old_mask = match t.restore_mask.swap(sched::NO_MASK, Ordering::AcqRel) {
         sched::NO_MASK => t.sigmask.load(Ordering::Acquire),
         m => m,
@@ -368,70 +421,44 @@ fn setup_frame(
     let code = (info_code & 0xffff) as u16 as i16 as i32;
     let value = info_code >> 16;
 
-    let mut buf = [0u8; SIGFRAME as usize];
-    let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-    put(&mut buf, 0, a.restorer);
-    // ucontext at 8
-    let uc = 8;
-    put(&mut buf, uc, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS);
-    put(&mut buf, uc + 8, 0);
-    put(&mut buf, uc + 16, ss_sp);
-    put(&mut buf, uc + 24, if on_alt { 1 } else { ss_flags });
-    put(&mut buf, uc + 32, ss_size);
-    let sc = uc + 40;
-    let gprs = [
-        regs.r8,
-        regs.r9,
-        regs.r10,
-        regs.r11,
-        regs.r12,
-        regs.r13,
-        regs.r14,
-        regs.r15,
-        regs.rdi,
-        regs.rsi,
-        regs.rbp,
-        regs.rbx,
-        regs.rdx,
-        regs.rax,
-        regs.rcx,
-        regs.rsp,
-        regs.rip,
-        regs.rflags,
-    ];
-    for (i, v) in gprs.iter().enumerate() {
-        put(&mut buf, sc + i * 8, *v);
-    }
-    // cs, gs, fs, ss as four u16.
-    let segs = (regs.cs & 0xffff) | ((regs.ss & 0xffff) << 48);
-    put(&mut buf, sc + 18 * 8, segs);
-    put(&mut buf, sc + 19 * 8, 0); // err
-    put(&mut buf, sc + 20 * 8, 0); // trapno
-    put(&mut buf, sc + 21 * 8, old_mask);
-    put(
-        &mut buf,
-        sc + 22 * 8,
-        if sig == 11 || sig == 7 { value } else { 0 },
-    ); // cr2
-    put(&mut buf, sc + 23 * 8, fp_at); // fpstate
-    put(&mut buf, uc + 296, old_mask); // uc_sigmask
-                                       // siginfo at 8 + 304
-    let si = 8 + 304;
-    buf[si..si + 4].copy_from_slice(&(sig as i32).to_le_bytes());
-    buf[si + 8..si + 12].copy_from_slice(&code.to_le_bytes());
-    match sig {
-        // Faults: si_addr.
-        4 | 7 | 8 | 11 => put(&mut buf, si + 16, value),
-        // Sent by a process: si_pid, si_uid.
-        _ => {
-            buf[si + 16..si + 20].copy_from_slice(&(value as u32).to_le_bytes());
-            buf[si + 20..si + 24].copy_from_slice(&0u32.to_le_bytes());
-        }
-    }
-
+    let mut mcontext = sigcontext_of(regs);
+    mcontext.oldmask = old_mask;
+    mcontext.cr2 = if sig == SIGSEGV || sig == SIGBUS {
+        value
+    } else {
+        0
+    };
+    mcontext.fpstate = fp_at;
+    let frame = rt_sigframe {
+        pretcode: a.restorer,
+        uc: ucontext {
+            uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
+            uc_link: 0,
+            uc_stack: stack_t {
+                ss_sp,
+                ss_flags: if on_alt {
+                    SS_ONSTACK as i32
+                } else {
+                    ss_flags as i32
+                },
+                _pad: 0,
+                ss_size,
+            },
+            uc_mcontext: mcontext,
+            uc_sigmask: old_mask,
+        },
+        info: if is_fault(sig) {
+            siginfo::from_fault(sig as i32, code, value)
+        } else {
+            siginfo::from_sender(sig as i32, code, value as u32, 0)
+        },
+    };
+    let frame_ptr = UserPtr::<rt_sigframe>::new(frame_at);
     process::with(|p| {
-        uaccess::copy_to_user(&p.aspace, fp_at, &fpu.0)?;
-        uaccess::copy_to_user(&p.aspace, frame, &buf)
+        UserPtr::<u8>::new(fp_at)
+            .cast::<[u8; 512]>()
+            .write_in(&p.aspace, &fpu.0)?;
+        frame_ptr.write_in(&p.aspace, &frame)
     })?;
 
     let mut mask = old_mask | a.mask;
@@ -444,70 +471,44 @@ fn setup_frame(
     }
     let mut r = *regs;
     r.rip = a.handler;
-    r.rsp = frame;
+    r.rsp = frame_at;
     r.rdi = u64::from(sig);
-    r.rsi = frame + si as u64;
-    r.rdx = frame + uc as u64;
+    r.rsi = frame_at + offset_of!(rt_sigframe, info) as u64;
+    r.rdx = frame_at + offset_of!(rt_sigframe, uc) as u64;
     r.rax = 0;
     r.rflags &= !(1 << 10 | 1 << 8); // DF and TF clear in the handler
     Ok(r)
 }
 
 /// rt_sigreturn: restore the context saved by `setup_frame` (the frame sits
-/// just below the user stack pointer after the handler's `ret`).
+/// just below the user stack pointer after the handler's `ret` popped the
+/// restorer's address).
 pub fn sigreturn(user_rsp: u64) -> ! {
     let Some(t) = sched::current() else {
-        process::kill(11, 0, None)
+        process::kill(SIGSEGV, 0, None)
     };
-    let frame = user_rsp.wrapping_sub(8);
-    let mut buf = [0u8; SIGFRAME as usize];
-    let mut fp = FpuArea([0; 512]);
-    let ok = process::with(|p| uaccess::copy_from_user(&p.aspace, frame, &mut buf));
-    if ok.is_err() {
-        crate::kprintln!("rt_sigreturn: bad frame at {frame:#x}; killing with SIGSEGV");
-        process::kill(11, frame, None);
-    }
-    let get = |off: usize| u64::from_le_bytes(buf[off..off + 8].try_into().unwrap_or([0; 8]));
-    let sc = 8 + 40;
-    let g = |i: usize| get(sc + i * 8);
-    let regs = UserRegs {
-        r8: g(0),
-        r9: g(1),
-        r10: g(2),
-        r11: g(3),
-        r12: g(4),
-        r13: g(5),
-        r14: g(6),
-        r15: g(7),
-        rdi: g(8),
-        rsi: g(9),
-        rbp: g(10),
-        rbx: g(11),
-        rdx: g(12),
-        rax: g(13),
-        rcx: g(14),
-        rsp: g(15),
-        rip: g(16),
-        rflags: g(17),
-        cs: 0,
-        ss: 0,
+    let frame_at = user_rsp.wrapping_sub(8);
+    let Ok(frame) = UserPtr::<rt_sigframe>::new(frame_at).read() else {
+        crate::kprintln!("rt_sigreturn: bad frame at {frame_at:#x}; killing with SIGSEGV");
+        process::kill(SIGSEGV, frame_at, None);
     };
-    let fpstate = g(23);
-    let mask = get(8 + 296);
-    if regs.rip >= 0x8000_0000_0000 {
-        process::kill(11, regs.rip, None);
+    let sc = &frame.uc.uc_mcontext;
+    let regs = regs_of(sc);
+    if regs.rip >= CANONICAL_USER_END {
+        process::kill(SIGSEGV, regs.rip, None);
     }
-    if fpstate != 0 {
-        if process::with(|p| uaccess::copy_from_user(&p.aspace, fpstate, &mut fp.0)).is_err() {
-            process::kill(11, fpstate, None);
-        }
+    let fp = if sc.fpstate != 0 {
+        let Ok(mut state) = UserPtr::<fpstate>::new(sc.fpstate).read() else {
+            process::kill(SIGSEGV, sc.fpstate, None);
+        };
         // MXCSR reserved bits would fault in fxrstor: keep the valid ones.
-        let mxcsr = u32::from_le_bytes([fp.0[24], fp.0[25], fp.0[26], fp.0[27]]) & 0xffff;
-        fp.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        state.mxcsr &= MXCSR_VALID;
+        FpuArea(<[u8; 512]>::try_from(crate::arch::plain::bytes_of(&state)).unwrap_or([0; 512]))
     } else {
-        fp = FpuArea::current();
-    }
-    t.sigmask.store(mask & !UNBLOCKABLE, Ordering::Release);
+        FpuArea::current()
+    };
+    t.sigmask
+        .store(frame.uc.uc_sigmask & !UNBLOCKABLE, Ordering::Release);
     // Another signal may be pending now that the mask changed.
     match deliver(&regs, &fp) {
         Some(next) => trap::resume(&next, &fp),
@@ -516,14 +517,14 @@ pub fn sigreturn(user_rsp: u64) -> ! {
 }
 
 /// rt_sigprocmask on the current thread.
-pub fn sigprocmask(how: u64, set: Option<u64>) -> Result<u64, Errno> {
+pub fn sigprocmask(how: i32, set: Option<u64>) -> Result<u64, Errno> {
     let t = sched::current().ok_or(Errno::EINVAL)?;
     let old = t.sigmask.load(Ordering::Acquire);
     if let Some(s) = set {
-        let new = match how {
-            0 => old | s,
-            1 => old & !s,
-            2 => s,
+        let new = match u32::try_from(how) {
+            Ok(SIG_BLOCK) => old | s,
+            Ok(SIG_UNBLOCK) => old & !s,
+            Ok(SIG_SETMASK) => s,
             _ => return Err(Errno::EINVAL),
         };
         t.sigmask.store(new & !UNBLOCKABLE, Ordering::Release);
@@ -539,14 +540,14 @@ pub fn pending() -> u64 {
 }
 
 /// Send `sig` to thread `tid` of this process (tgkill/tkill).
-pub fn send_to_thread(tid: u32, sig: u64, code: i32) -> SysResult {
-    if sig > 64 {
+pub fn send_to_thread(tid: u32, sig: u32, code: i32) -> SysResult {
+    if sig > NSIG {
         return Err(Errno::EINVAL);
     }
     let t = sched::find(tid).ok_or(Errno::ESRCH)?;
     if sig != 0 {
         let pid = process::with(|p| p.pid);
-        post_thread(&t, sig as u32, code, u64::from(pid));
+        post_thread(&t, sig, code, u64::from(pid));
     }
     Ok(0)
 }

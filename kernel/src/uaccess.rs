@@ -3,10 +3,12 @@
 //! through the direct map. A bad pointer is always EFAULT, never a fault in
 //! the kernel.
 
+use crate::arch::plain::{bytes_of, bytes_of_mut, zeroed, Plain};
 use crate::aspace::AddressSpace;
 use alloc::vec::Vec;
+use core::marker::PhantomData;
+use linux_abi::mman::{PROT_READ, PROT_WRITE};
 use linux_abi::Errno;
-use lwk_core::region::{PROT_READ, PROT_WRITE};
 
 /// Visit the physical pieces of `[addr, addr+len)`, each inside one region with `prot`.
 fn pieces(
@@ -56,38 +58,6 @@ pub fn zero_user(asp: &AddressSpace, addr: u64, len: u64) -> Result<(), Errno> {
     pieces(asp, addr, len, 0, |phys, _, n| asp.zero_phys(phys, n))
 }
 
-pub fn read_u64(asp: &AddressSpace, addr: u64) -> Result<u64, Errno> {
-    let mut b = [0u8; 8];
-    copy_from_user(asp, addr, &mut b)?;
-    Ok(u64::from_le_bytes(b))
-}
-
-pub fn write_u64(asp: &AddressSpace, addr: u64, v: u64) -> Result<(), Errno> {
-    copy_to_user(asp, addr, &v.to_le_bytes())
-}
-
-pub fn write_u32(asp: &AddressSpace, addr: u64, v: u32) -> Result<(), Errno> {
-    copy_to_user(asp, addr, &v.to_le_bytes())
-}
-
-/// Read a pair of u64 (timespec, timeval).
-pub fn read_pair(asp: &AddressSpace, addr: u64) -> Result<(u64, u64), Errno> {
-    let mut b = [0u8; 16];
-    copy_from_user(asp, addr, &mut b)?;
-    let (a, c) = b.split_at(8);
-    Ok((
-        u64::from_le_bytes(a.try_into().map_err(|_| Errno::EFAULT)?),
-        u64::from_le_bytes(c.try_into().map_err(|_| Errno::EFAULT)?),
-    ))
-}
-
-pub fn write_pair(asp: &AddressSpace, addr: u64, a: u64, b: u64) -> Result<(), Errno> {
-    let mut buf = [0u8; 16];
-    buf[..8].copy_from_slice(&a.to_le_bytes());
-    buf[8..].copy_from_slice(&b.to_le_bytes());
-    copy_to_user(asp, addr, &buf)
-}
-
 /// Read a NUL-terminated string of at most `max` bytes (without the NUL).
 pub fn read_cstring(asp: &AddressSpace, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();
@@ -109,5 +79,104 @@ pub fn read_cstring(asp: &AddressSpace, addr: u64, max: usize) -> Result<Vec<u8>
             return Err(Errno::ENAMETOOLONG);
         }
         a += n as u64;
+    }
+}
+
+/// A user-space address of a `T`, as a syscall argument gives it. Every
+/// access is checked against the address space's regions (EFAULT when any
+/// byte is not mapped with the protection it needs); nothing ever holds a
+/// reference into user memory.
+pub struct UserPtr<T> {
+    addr: u64,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for UserPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for UserPtr<T> {}
+
+impl<T> core::fmt::Debug for UserPtr<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x}", self.addr)
+    }
+}
+
+impl<T> UserPtr<T> {
+    pub const fn new(addr: u64) -> Self {
+        UserPtr {
+            addr,
+            _t: PhantomData,
+        }
+    }
+
+    pub const fn addr(self) -> u64 {
+        self.addr
+    }
+
+    pub const fn is_null(self) -> bool {
+        self.addr == 0
+    }
+
+    /// The same address as a pointer to a `U`.
+    pub const fn cast<U>(self) -> UserPtr<U> {
+        UserPtr::new(self.addr)
+    }
+
+    /// The `i`-th `T` from here (array indexing; wraps like the CPU would).
+    pub const fn at(self, i: u64) -> Self {
+        UserPtr::new(
+            self.addr
+                .wrapping_add(i.wrapping_mul(size_of::<T>() as u64)),
+        )
+    }
+
+    /// The user's pointer, unless it is NULL.
+    pub fn non_null(self) -> Option<Self> {
+        (!self.is_null()).then_some(self)
+    }
+}
+
+impl<T: Plain> UserPtr<T> {
+    /// Read the `T` (readable memory) in `asp`.
+    pub fn read_in(self, asp: &AddressSpace) -> Result<T, Errno> {
+        let mut v = zeroed::<T>();
+        copy_from_user(asp, self.addr, bytes_of_mut(&mut v))?;
+        Ok(v)
+    }
+
+    /// Write `v` (writable memory) in `asp`.
+    pub fn write_in(self, asp: &AddressSpace, v: &T) -> Result<(), Errno> {
+        copy_to_user(asp, self.addr, bytes_of(v))
+    }
+
+    /// Read the `T` in the current process.
+    pub fn read(self) -> Result<T, Errno> {
+        crate::process::with(|p| self.read_in(&p.aspace))
+    }
+
+    /// Write `v` in the current process.
+    pub fn write(self, v: &T) -> Result<(), Errno> {
+        crate::process::with(|p| self.write_in(&p.aspace, v))
+    }
+}
+
+impl UserPtr<u8> {
+    /// Copy `data` to the bytes from here (writable memory) in the current process.
+    pub fn write_bytes(self, data: &[u8]) -> Result<(), Errno> {
+        crate::process::with(|p| copy_to_user(&p.aspace, self.addr, data))
+    }
+
+    /// Fill `buf` from the bytes from here (readable memory) in the current process.
+    pub fn read_bytes(self, buf: &mut [u8]) -> Result<(), Errno> {
+        crate::process::with(|p| copy_from_user(&p.aspace, self.addr, buf))
+    }
+
+    /// The NUL-terminated string from here, at most `max` bytes (ENAMETOOLONG).
+    pub fn read_cstring(self, max: usize) -> Result<Vec<u8>, Errno> {
+        crate::process::with(|p| read_cstring(&p.aspace, self.addr, max))
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use linux_abi::Arg;
+use linux_abi::{Arg, Attrs};
 use wire::{TRACE_LOCAL, TRACE_UNSUPPORTED};
 
 /// Longest path printed before "...".
@@ -59,24 +59,6 @@ fn ptr(v: u64) -> String {
     }
 }
 
-/// Calls whose input buffer is data worth showing.
-fn shows_input(name: &str) -> bool {
-    matches!(name, "write" | "pwrite64" | "sendto")
-}
-
-/// Calls whose output buffer holds `result` bytes of data worth showing.
-fn shows_output(name: &str) -> bool {
-    matches!(
-        name,
-        "read" | "pread64" | "recvfrom" | "readlink" | "readlinkat"
-    )
-}
-
-/// Calls that return addresses.
-fn returns_address(name: &str) -> bool {
-    matches!(name, "brk" | "mmap" | "mremap" | "shmat")
-}
-
 fn data(mem: &dyn UserRead, addr: u64, len: u64) -> String {
     let shown = len.min(DATA_CHARS as u64) as usize;
     match mem.read_bytes(addr, shown) {
@@ -91,8 +73,16 @@ fn data(mem: &dyn UserRead, addr: u64, len: u64) -> String {
     }
 }
 
-/// Format one argument of kind `kind` and value `v` (`args` for length lookups).
-fn arg(name: &str, kind: Arg, v: u64, args: &[u64; 6], result: i64, mem: &dyn UserRead) -> String {
+/// Format one argument of kind `kind` and value `v` (`args` for length lookups;
+/// `attrs` say whether its data is worth showing).
+fn arg(
+    attrs: Attrs,
+    kind: Arg,
+    v: u64,
+    args: &[u64; 6],
+    result: i64,
+    mem: &dyn UserRead,
+) -> String {
     let len_of = |i: u8| args.get(usize::from(i)).copied().unwrap_or(0);
     match kind {
         Arg::Int => (v as i64).to_string(),
@@ -116,18 +106,20 @@ fn arg(name: &str, kind: Arg, v: u64, args: &[u64; 6], result: i64, mem: &dyn Us
             }
             None => ptr(v),
         },
-        Arg::InBuf(i) if v != 0 && shows_input(name) => data(mem, v, len_of(i)),
-        Arg::OutBuf(_) if v != 0 && result > 0 && shows_output(name) => data(mem, v, result as u64),
+        Arg::InBuf(i) if v != 0 && attrs.has(Attrs::SHOW_IN) => data(mem, v, len_of(i)),
+        Arg::OutBuf(_) if v != 0 && result > 0 && attrs.has(Attrs::SHOW_OUT) => {
+            data(mem, v, result as u64)
+        }
         _ => ptr(v),
     }
 }
 
 /// Format the result: `-1 ENOENT` for errors, hex for addresses, else decimal.
-pub fn result(name: Option<&str>, r: i64) -> String {
+pub fn result(attrs: Attrs, r: i64) -> String {
     if (-4095..=-1).contains(&r) {
         let errno = i32::try_from(-r).unwrap_or(0);
         format!("-1 {}", linux_abi::errno_name(errno))
-    } else if name.is_some_and(returns_address) {
+    } else if attrs.has(Attrs::RET_ADDR) {
         hex(r as u64)
     } else {
         r.to_string()
@@ -144,23 +136,24 @@ pub fn format_line(
     mem: &dyn UserRead,
 ) -> String {
     let r = result_raw as i64;
-    let name = linux_abi::name(nr);
-    let mut line = match name {
-        Some(n) => n.to_string(),
+    let call = linux_abi::syscall(nr);
+    let attrs = call.map_or(Attrs::NONE, |c| c.attrs);
+    let mut line = match call {
+        Some(c) => c.name.to_string(),
         None => format!("syscall_{nr}"),
     };
     line.push('(');
-    let shown: Vec<String> = match (name, linux_abi::signature(nr)) {
-        (Some(n), Some(sig)) => sig
+    let shown: Vec<String> = match call.and_then(|c| c.args) {
+        Some(sig) => sig
             .iter()
             .zip(args.iter())
-            .map(|(&k, &v)| arg(n, k, v, args, r, mem))
+            .map(|(&k, &v)| arg(attrs, k, v, args, r, mem))
             .collect(),
-        _ => args[..3].iter().map(|&v| hex(v)).collect(),
+        None => args[..3].iter().map(|&v| hex(v)).collect(),
     };
     line.push_str(&shown.join(", "));
     line.push_str(") = ");
-    line.push_str(&result(name, r));
+    line.push_str(&result(attrs, r));
     if flags & TRACE_UNSUPPORTED != 0 {
         line.push_str(" <unsupported>");
     } else if flags & TRACE_LOCAL != 0 {
@@ -235,8 +228,12 @@ mod tests {
             "getpid() = 42 <lwk>"
         );
         assert_eq!(
-            line(SYS_CLONE, [0x11, 0, 0, 0, 0, 0], -38, TRACE_UNSUPPORTED),
-            "clone(0x11, 0, 0) = -1 ENOSYS <unsupported>"
+            line(SYS_EXECVEAT, [0x11, 0, 0, 0, 0, 0], -38, TRACE_UNSUPPORTED),
+            "execveat(0x11, 0, 0) = -1 ENOSYS <unsupported>"
+        );
+        assert_eq!(
+            line(SYS_CLONE, [0x11, 0, 0, 0, 0, 0], 7, TRACE_LOCAL),
+            "clone(0x11, NULL, NULL, NULL, 0) = 7 <lwk>"
         );
         assert_eq!(
             line(SYS_READ, [0, 0x1000, 4096, 0, 0, 0], 6, 0),
@@ -279,6 +276,18 @@ mod tests {
             line(SYS_LSEEK, [3, 0, 2, 0, 0, 0], -4096, 0),
             "lseek(3, 0, 2) = -4096"
         );
-        assert_eq!(result(Some("mmap"), -12), "-1 ENOMEM");
+        assert_eq!(
+            result(linux_abi::attrs(u64::from(SYS_MMAP)), -12),
+            "-1 ENOMEM"
+        );
+        assert_eq!(
+            line(
+                SYS_MMAP,
+                [0, 4096, 3, 0x22, u64::MAX, 0],
+                0x7f00_0000,
+                TRACE_LOCAL
+            ),
+            "mmap(0, 4096, 0x3, 0x22, -1, 0) = 0x7f000000 <lwk>"
+        );
     }
 }

@@ -1,11 +1,10 @@
-//! The one declarative x86-64 syscall table: for every number, its name, where it
-//! runs (`Local` in the LWK, `Offload` to the proxy, or `Unsupported` with the
-//! reason) and the argument kinds that `--trace` prints and the proxy validates.
-//!
-//! The kernel dispatches from `policy`, the proxy refuses anything whose policy is
-//! not `Offload`, and `--stats`/`--trace` take their names from here.
+//! The syscall table's types and lookups: `SYSCALLS` is generated from the one
+//! declarative table in `syscalls.rs` (`for_each_syscall!`), from which the
+//! kernel generates its dispatch too.
 
-use crate::syscalls_gen::SYSCALL_NAMES;
+#[allow(unused_imports)] // the table's struct names resolve here
+use crate::uapi::*;
+use core::mem::size_of;
 
 /// Where a syscall is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +17,12 @@ pub enum Policy {
     /// Refused with ENOSYS (and one kmsg line); the reason says why.
     Unsupported(&'static str),
 }
+
+/// Reasons shared by many unsupported calls.
+pub const NOT_ON_LWK: &str = "not supported on the LWK";
+pub const PROXY_MEMORY: &str = "would change the proxy's memory, not the LWK's";
+pub const NOT_YET_TIMERS: &str =
+    "POSIX timers, queued signals and signalfd are not implemented yet";
 
 /// What one syscall argument is, for printing and pointer validation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,10 +41,13 @@ pub enum Arg {
     InBuf(u8),
     /// A buffer the kernel writes, whose length is the argument at this index.
     OutBuf(u8),
-    /// A fixed-size object the kernel writes (e.g. `struct stat`); may be NULL where the call allows.
+    /// A fixed-size object the kernel writes (the table names its struct); may be NULL where the call allows.
     Out(u16),
-    /// A fixed-size object the kernel reads; may be NULL where the call allows.
+    /// A fixed-size object the kernel reads (the table names its struct); may be NULL where the call allows.
     In(u16),
+    /// An array the kernel reads: the count (an int) is the argument at this
+    /// index, the second value is the element size.
+    InArray(u8, u16),
     /// An iovec array the kernel reads data from; count at this index.
     IovIn(u8),
     /// An iovec array the kernel writes data into; count at this index.
@@ -48,197 +56,190 @@ pub enum Arg {
     Ptr,
 }
 
-use Arg::*;
+/// Properties of a call that the kernel or the host acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attrs(u16);
+
+impl Attrs {
+    pub const NONE: Attrs = Attrs(0);
+    /// Not restarted after a SA_RESTART handler: waits that always fail with
+    /// EINTR, and sleeps (Linux's list).
+    pub const NO_RESTART: Attrs = Attrs(1 << 0);
+    /// `--trace` shows the input buffer's data.
+    pub const SHOW_IN: Attrs = Attrs(1 << 1);
+    /// `--trace` shows the output buffer's data (as many bytes as the result).
+    pub const SHOW_OUT: Attrs = Attrs(1 << 2);
+    /// Returns an address (printed in hex).
+    pub const RET_ADDR: Attrs = Attrs(1 << 3);
+    /// Local, but the kernel forwards it to the proxy for targets outside the
+    /// LWK (kill of another Linux process or a process group).
+    pub const FORWARDED: Attrs = Attrs(1 << 4);
+    /// Reads a symbolic link: the proxy answers for /proc/self/exe (the
+    /// application's path, not margay's).
+    pub const EXE_LINK: Attrs = Attrs(1 << 5);
+    /// Opens a path: the proxy answers for the LWK's /proc and /sys views.
+    pub const OPENS: Attrs = Attrs(1 << 6);
+    /// Changes credentials, which the application expects for the whole
+    /// process: the proxy runs it through libc's all-threads wrapper.
+    pub const CREDS: Attrs = Attrs(1 << 7);
+    /// Raises SIGPIPE with EPIPE (unless its flags say MSG_NOSIGNAL).
+    pub const SIGPIPE: Attrs = Attrs(1 << 8);
+
+    pub const fn with(self, other: Attrs) -> Attrs {
+        Attrs(self.0 | other.0)
+    }
+
+    pub const fn has(self, other: Attrs) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// One line of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syscall {
+    pub nr: u32,
+    pub name: &'static str,
+    pub policy: Policy,
+    /// For local calls: the kernel's handler family (file under kernel/src/syscall/).
+    pub family: Option<&'static str>,
+    /// Argument kinds in order (`None`: not described).
+    pub args: Option<&'static [Arg]>,
+    pub attrs: Attrs,
+}
+
+const fn size16<T>() -> u16 {
+    let s = size_of::<T>();
+    assert!(s <= u16::MAX as usize);
+    s as u16
+}
+
+macro_rules! policy {
+    (offload) => {
+        (Policy::Offload, None)
+    };
+    (local($family:ident $(, frame)?)) => {
+        (Policy::Local, Some(stringify!($family)))
+    };
+    (unsupported($why:expr)) => {
+        (Policy::Unsupported($why), None)
+    };
+}
+
+macro_rules! arg {
+    (InBuf $i:literal) => {
+        Arg::InBuf($i)
+    };
+    (OutBuf $i:literal) => {
+        Arg::OutBuf($i)
+    };
+    (IovIn $i:literal) => {
+        Arg::IovIn($i)
+    };
+    (IovOut $i:literal) => {
+        Arg::IovOut($i)
+    };
+    (InArray $i:literal, $t:ty) => {
+        Arg::InArray($i, size16::<$t>())
+    };
+    (Out $t:ty) => {
+        Arg::Out(size16::<$t>())
+    };
+    (In $t:ty) => {
+        Arg::In(size16::<$t>())
+    };
+    ($k:ident) => {
+        Arg::$k
+    };
+}
+
+macro_rules! args {
+    () => {
+        None
+    };
+    ([ $( $kind:ident $( ( $($kp:tt)* ) )? ),* ]) => {
+        Some(&[ $( arg!($kind $( $($kp)* )?) ),* ])
+    };
+}
+
+macro_rules! syscall_entries {
+    ($(
+        $nr:literal $name:ident $pol:ident $( ( $($pa:tt)* ) )?
+        $( [ $( $kind:ident $( ( $($kp:tt)* ) )? ),* ] )?
+        $( $attr:ident )* ;
+    )*) => {
+        /// Every syscall, sorted by number.
+        pub static SYSCALLS: &[Syscall] = &[ $(
+            {
+                let (policy, family) = policy!($pol $( ( $($pa)* ) )?);
+                Syscall {
+                    nr: $nr,
+                    name: stringify!($name),
+                    policy,
+                    family,
+                    args: args!($( [ $( $kind $( ( $($kp)* ) )? ),* ] )?),
+                    attrs: Attrs::NONE $( .with(Attrs::$attr) )*,
+                }
+            },
+        )* ];
+
+        /// Syscall numbers by their Linux names, as the table gives them.
+        #[allow(non_upper_case_globals)]
+        pub mod nr {
+            $( pub const $name: u32 = $nr; )*
+        }
+    };
+}
+
+crate::for_each_syscall!(syscall_entries);
 
 /// The number of the highest syscall Margay knows by name.
 pub const MAX_SYSCALL: u32 = 511;
 
+/// The table line of syscall `nr` (`None` for unassigned numbers).
+pub fn syscall(nr: u64) -> Option<&'static Syscall> {
+    let nr = u32::try_from(nr).ok()?;
+    SYSCALLS
+        .binary_search_by_key(&nr, |s| s.nr)
+        .ok()
+        .map(|i| &SYSCALLS[i])
+}
+
 /// Name of a syscall number (`None` for unassigned numbers).
 pub fn name(nr: u64) -> Option<&'static str> {
-    let nr = u32::try_from(nr).ok()?;
-    SYSCALL_NAMES
-        .binary_search_by_key(&nr, |&(n, _)| n)
-        .ok()
-        .map(|i| SYSCALL_NAMES[i].1)
+    syscall(nr).map(|s| s.name)
 }
 
 /// Where syscall `nr` runs.
 pub fn policy(nr: u64) -> Policy {
-    let Some(n) = name(nr) else {
-        return Policy::Unsupported("unknown syscall number");
-    };
-    match n {
-        // Memory: region-based, pre-mapped, contiguous.
-        "brk" | "mmap" | "munmap" | "mprotect" | "madvise" | "mremap" | "msync" | "mlock"
-        | "mlock2" | "munlock" | "mlockall" | "munlockall" | "mincore" => Policy::Local,
-        // Task and thread bookkeeping.
-        "arch_prctl" | "set_tid_address" | "set_robust_list" | "get_robust_list" | "exit"
-        | "exit_group" | "getpid" | "gettid" | "sched_yield" | "sched_getaffinity"
-        | "sched_setaffinity" | "getcpu" | "futex" | "prctl" | "clone" | "clone3" | "sysinfo" => {
-            Policy::Local
-        }
-        // Time from the calibrated TSC.
-        "clock_gettime" | "clock_getres" | "gettimeofday" | "time" | "nanosleep"
-        | "clock_nanosleep" => Policy::Local,
-        // Signal bookkeeping (delivery of handlers is not implemented yet).
-        "rt_sigaction" | "rt_sigprocmask" | "sigaltstack" | "kill" | "tgkill" | "tkill"
-        | "rt_sigreturn" | "rt_sigsuspend" | "rt_sigpending" | "rt_sigtimedwait" | "pause"
-        | "alarm" | "setitimer" | "getitimer" => Policy::Local,
-        "rseq" => {
-            Policy::Unsupported("restartable sequences are not implemented (glibc falls back)")
-        }
-        "execve" | "fork" | "vfork" => Policy::Local,
-        "execveat" => Policy::Unsupported("execveat is not implemented yet"),
-        "rt_sigqueueinfo" | "rt_tgsigqueueinfo" | "timer_create" | "timer_settime"
-        | "timer_gettime" | "timer_getoverrun" | "timer_delete" | "signalfd" | "signalfd4" => {
-            Policy::Unsupported("POSIX timers, queued signals and signalfd are not implemented yet")
-        }
-        "shmat"
-        | "shmdt"
-        | "remap_file_pages"
-        | "pkey_mprotect"
-        | "pkey_alloc"
-        | "pkey_free"
-        | "mbind"
-        | "set_mempolicy"
-        | "get_mempolicy"
-        | "migrate_pages"
-        | "move_pages"
-        | "memfd_secret"
-        | "userfaultfd"
-        | "membarrier"
-        | "process_madvise"
-        | "set_mempolicy_home_node" => {
-            Policy::Unsupported("would change the proxy's memory, not the LWK's")
-        }
-        "ptrace" | "process_vm_readv" | "process_vm_writev" | "modify_ldt" | "iopl" | "ioperm"
-        | "personality" | "seccomp" | "unshare" | "setns" | "set_thread_area"
-        | "get_thread_area" | "io_uring_setup" | "io_uring_enter" | "io_uring_register"
-        | "vhangup" | "reboot" | "kexec_load" | "kexec_file_load" | "init_module"
-        | "finit_module" | "delete_module" | "swapon" | "swapoff" | "uselib" | "create_module"
-        | "get_kernel_syms" | "query_module" | "nfsservctl" | "afs_syscall" | "tuxcall"
-        | "security" | "vserver" | "epoll_ctl_old" | "epoll_wait_old" | "getpmsg" | "putpmsg"
-        | "_sysctl" | "lookup_dcookie" | "kcmp" | "bpf" | "perf_event_open" => {
-            Policy::Unsupported("not supported on the LWK")
-        }
-        _ => Policy::Offload,
-    }
+    syscall(nr).map_or(Policy::Unsupported("unknown syscall number"), |s| s.policy)
 }
 
 /// Argument kinds of syscall `nr`, in order (as many as the call takes).
-/// Calls not listed here print as three hex arguments and are not validated.
+/// Calls without them print as three hex arguments and are not validated.
 pub fn signature(nr: u64) -> Option<&'static [Arg]> {
-    let n = name(nr)?;
-    let sig: &'static [Arg] = match n {
-        "read" => &[Fd, OutBuf(2), Int],
-        "write" => &[Fd, InBuf(2), Int],
-        "open" | "creat" => &[Path, Hex, Mode],
-        "close" | "fsync" | "fdatasync" | "fchdir" | "dup" | "syncfs" => &[Fd],
-        "stat" | "lstat" => &[Path, Out(144)],
-        "fstat" => &[Fd, Out(144)],
-        "lseek" => &[Fd, Int, Int],
-        "ioctl" => &[Fd, Hex, Hex],
-        "pread64" => &[Fd, OutBuf(2), Int, Int],
-        "pwrite64" => &[Fd, InBuf(2), Int, Int],
-        "readv" => &[Fd, IovOut(2), Int],
-        "writev" => &[Fd, IovIn(2), Int],
-        "preadv" | "preadv2" => &[Fd, IovOut(2), Int, Int],
-        "pwritev" | "pwritev2" => &[Fd, IovIn(2), Int, Int],
-        "access" => &[Path, Int],
-        "pipe" => &[Out(8)],
-        "pipe2" => &[Out(8), Hex],
-        "dup2" => &[Fd, Fd],
-        "dup3" => &[Fd, Fd, Hex],
-        "getppid" | "getuid" | "geteuid" | "getgid" | "getegid" | "getpgrp" | "setsid" | "sync"
-        | "getpid" | "gettid" | "sched_yield" | "pause" | "vfork" | "fork" | "munlockall"
-        | "inotify_init" => &[],
-        "sendfile" => &[Fd, Fd, Ptr, Int],
-        "socket" => &[Int, Int, Int],
-        "connect" | "bind" => &[Fd, InBuf(2), Int],
-        "accept" | "getsockname" | "getpeername" => &[Fd, Ptr, Ptr],
-        "accept4" => &[Fd, Ptr, Ptr, Hex],
-        "sendto" => &[Fd, InBuf(2), Int, Hex, Ptr, Int],
-        "recvfrom" => &[Fd, OutBuf(2), Int, Hex, Ptr, Ptr],
-        "listen" | "shutdown" => &[Fd, Int],
-        "uname" => &[Out(390)],
-        "fcntl" => &[Fd, Int, Hex],
-        "flock" => &[Fd, Int],
-        "truncate" => &[Path, Int],
-        "ftruncate" => &[Fd, Int],
-        "getdents" | "getdents64" => &[Fd, OutBuf(2), Int],
-        "getcwd" => &[OutBuf(1), Int],
-        "chdir" | "rmdir" | "unlink" | "chroot" => &[Path],
-        "rename" | "link" | "symlink" => &[Path, Path],
-        "mkdir" | "chmod" => &[Path, Mode],
-        "readlink" => &[Path, OutBuf(2), Int],
-        "fchmod" => &[Fd, Mode],
-        "chown" | "lchown" => &[Path, Int, Int],
-        "fchown" => &[Fd, Int, Int],
-        "umask" => &[Mode],
-        "getrlimit" | "setrlimit" => &[Int, Out(16)],
-        "getrusage" => &[Int, Out(144)],
-        "sysinfo" => &[Out(112)],
-        "times" => &[Out(32)],
-        "statfs" => &[Path, Out(120)],
-        "fstatfs" => &[Fd, Out(120)],
-        "setuid" | "setgid" | "getpgid" | "getsid" | "exit" | "exit_group" => &[Int],
-        "setpgid" => &[Int, Int],
-        "getgroups" => &[Int, Ptr],
-        "openat" => &[Fd, Path, Hex, Mode],
-        "mkdirat" => &[Fd, Path, Mode],
-        "unlinkat" => &[Fd, Path, Hex],
-        "renameat" => &[Fd, Path, Fd, Path],
-        "renameat2" => &[Fd, Path, Fd, Path, Hex],
-        "newfstatat" => &[Fd, Path, Out(144), Hex],
-        "readlinkat" => &[Fd, Path, OutBuf(3), Int],
-        "faccessat" => &[Fd, Path, Int],
-        "faccessat2" => &[Fd, Path, Int, Hex],
-        "fchmodat" => &[Fd, Path, Mode],
-        "fchownat" => &[Fd, Path, Int, Int, Hex],
-        "symlinkat" => &[Path, Fd, Path],
-        "linkat" => &[Fd, Path, Fd, Path, Hex],
-        "utimensat" => &[Fd, Path, Ptr, Hex],
-        "statx" => &[Fd, Path, Hex, Hex, Out(256)],
-        "prlimit64" => &[Int, Int, Ptr, Ptr],
-        "getrandom" => &[OutBuf(1), Int, Hex],
-        "wait4" => &[Int, Ptr, Hex, Ptr],
-        "kill" | "tkill" => &[Int, Int],
-        "tgkill" => &[Int, Int, Int],
-        "fadvise64" => &[Fd, Int, Int, Int],
-        "poll" => &[Ptr, Int, Int],
-        "select" => &[Int, Ptr, Ptr, Ptr, Ptr],
-        "brk" => &[Hex],
-        "mmap" => &[Hex, Int, Hex, Hex, Fd, Hex],
-        "munmap" => &[Hex, Int],
-        "mprotect" => &[Hex, Int, Hex],
-        "madvise" => &[Hex, Int, Int],
-        "mremap" => &[Hex, Int, Int, Hex, Hex],
-        "arch_prctl" => &[Hex, Hex],
-        "set_tid_address" => &[Ptr],
-        "set_robust_list" => &[Ptr, Int],
-        "clock_gettime" | "clock_getres" => &[Int, Ptr],
-        "gettimeofday" => &[Ptr, Ptr],
-        "time" => &[Ptr],
-        "nanosleep" => &[Ptr, Ptr],
-        "clock_nanosleep" => &[Int, Hex, Ptr, Ptr],
-        "rt_sigaction" => &[Int, Ptr, Ptr, Int],
-        "rt_sigprocmask" => &[Int, Ptr, Ptr, Int],
-        "sigaltstack" => &[Ptr, Ptr],
-        "futex" => &[Ptr, Int, Int, Ptr, Ptr, Int],
-        "sched_getaffinity" | "sched_setaffinity" => &[Int, Int, Ptr],
-        "getcpu" => &[Ptr, Ptr, Ptr],
-        "rseq" => &[Ptr, Int, Hex, Hex],
-        "prctl" => &[Int, Hex, Hex, Hex, Hex],
-        "execve" => &[Path, Ptr, Ptr],
-        _ => return None,
-    };
-    Some(sig)
+    syscall(nr)?.args
+}
+
+/// Attributes of syscall `nr` (none for unknown numbers).
+pub fn attrs(nr: u64) -> Attrs {
+    syscall(nr).map_or(Attrs::NONE, |s| s.attrs)
+}
+
+/// Whether syscall `nr`, cut short with EINTR, is restarted after a
+/// SA_RESTART handler (or a stop).
+pub fn restarts(nr: u64) -> bool {
+    !attrs(nr).has(Attrs::NO_RESTART)
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
     use crate::syscalls_gen::*;
+    use std::format;
+    use std::string::String;
+    use std::vec::Vec;
+    use Arg::*;
 
     #[test]
     fn names_and_numbers_agree() {
@@ -246,7 +247,9 @@ mod tests {
         assert_eq!(name(u64::from(SYS_EXIT_GROUP)), Some("exit_group"));
         assert_eq!(name(1000), None);
         assert_eq!(name(u64::MAX), None);
-        assert!(SYSCALL_NAMES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(SYSCALLS.windows(2).all(|w| w[0].nr < w[1].nr));
+        assert!(SYSCALLS.iter().all(|s| s.nr <= MAX_SYSCALL));
+        assert_eq!(nr::openat, SYS_OPENAT);
     }
 
     #[test]
@@ -297,13 +300,23 @@ mod tests {
     }
 
     #[test]
+    fn every_local_call_has_a_family_and_arguments() {
+        for s in SYSCALLS {
+            assert_eq!(s.policy == Policy::Local, s.family.is_some(), "{}", s.name);
+            if s.policy == Policy::Local {
+                assert!(s.args.is_some(), "{}", s.name);
+            }
+        }
+    }
+
+    #[test]
     fn buffer_lengths_point_at_real_arguments() {
-        for &(n, _) in SYSCALL_NAMES {
-            if let Some(sig) = signature(u64::from(n)) {
+        for s in SYSCALLS {
+            if let Some(sig) = s.args {
                 assert!(sig.len() <= 6);
                 for a in sig {
-                    if let InBuf(i) | OutBuf(i) | IovIn(i) | IovOut(i) = *a {
-                        assert!(usize::from(i) < sig.len(), "{:?}", name(u64::from(n)));
+                    if let InBuf(i) | OutBuf(i) | IovIn(i) | IovOut(i) | InArray(i, _) = *a {
+                        assert!(usize::from(i) < sig.len(), "{}", s.name);
                     }
                 }
             }
@@ -311,6 +324,75 @@ mod tests {
         assert_eq!(
             signature(u64::from(SYS_PREAD64)),
             Some(&[Fd, OutBuf(2), Int, Int][..])
+        );
+        // Struct sizes, once magic numbers.
+        assert_eq!(signature(u64::from(SYS_FSTAT)), Some(&[Fd, Out(144)][..]));
+        assert_eq!(signature(u64::from(SYS_UNAME)), Some(&[Out(390)][..]));
+        assert_eq!(
+            signature(u64::from(SYS_SETGROUPS)),
+            Some(&[Int, InArray(0, 4)][..])
+        );
+    }
+
+    #[test]
+    fn restart_and_attributes() {
+        assert!(restarts(u64::from(SYS_READ)));
+        assert!(!restarts(u64::from(SYS_PAUSE)));
+        assert!(!restarts(u64::from(SYS_EPOLL_PWAIT)));
+        assert!(attrs(u64::from(SYS_MMAP)).has(Attrs::RET_ADDR));
+        assert!(attrs(u64::from(SYS_KILL)).has(Attrs::FORWARDED));
+        assert!(!attrs(u64::from(SYS_KILL)).has(Attrs::CREDS));
+    }
+
+    /// The README's list of local and unsupported calls, from the table.
+    fn readme_list() -> String {
+        let mut families: Vec<(&str, Vec<&str>)> = Vec::new();
+        for s in SYSCALLS {
+            if let Some(f) = s.family {
+                match families.iter_mut().find(|(n, _)| *n == f) {
+                    Some((_, calls)) => calls.push(s.name),
+                    None => families.push((f, std::vec![s.name])),
+                }
+            }
+        }
+        families.sort();
+        let mut out =
+            String::from("| family (kernel/src/syscall/...) | local calls |\n|---|---|\n");
+        for (f, calls) in &families {
+            out += &format!("| `{f}.rs` | {} |\n", calls.join(", "));
+        }
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for s in SYSCALLS {
+            if let Policy::Unsupported(r) = s.policy {
+                match reasons.iter_mut().find(|(n, _)| *n == r) {
+                    Some((_, calls)) => calls.push(s.name),
+                    None => reasons.push((r, std::vec![s.name])),
+                }
+            }
+        }
+        out += "\nUnsupported (ENOSYS, one kmsg line):\n\n";
+        for (r, calls) in &reasons {
+            out += &format!("- {r}: {}\n", calls.join(", "));
+        }
+        out += "\nEvery other call is offloaded to the proxy.\n";
+        out
+    }
+
+    #[test]
+    fn readme_lists_the_table() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        let begin = "<!-- syscall table: generated, see crates/linux-abi/src/table.rs -->\n";
+        let end = "<!-- end of syscall table -->";
+        let want = readme_list();
+        let (Some(b), Some(e)) = (readme.find(begin), readme.find(end)) else {
+            panic!("README.md has no syscall table section; it should read:\n{begin}{want}{end}");
+        };
+        assert_eq!(
+            &readme[b + begin.len()..e],
+            want,
+            "README.md's syscall table is out of date; it should read:\n{want}"
         );
     }
 }

@@ -19,8 +19,8 @@ pub mod region;
 pub mod shm;
 pub mod stack;
 
-/// Size of a base page in bytes.
-pub const PAGE_SIZE: u64 = 4096;
+/// Size of a base page in bytes (Linux's, from the ABI crate).
+pub use linux_abi::PAGE_SIZE;
 
 /// Round `x` down to a multiple of `align` (a nonzero power of two; never panics).
 #[inline]

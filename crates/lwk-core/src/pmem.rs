@@ -39,7 +39,7 @@ pub struct PmemMap {
     regions: Vec<PmemRegion>,
 }
 
-const PAGE: u64 = 4096;
+use crate::PAGE_SIZE as PAGE;
 
 impl PmemMap {
     /// Build the map: RAM entries (page-rounded inwards, clipped to `limit`)

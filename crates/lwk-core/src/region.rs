@@ -9,12 +9,8 @@ use alloc::vec::Vec;
 
 use crate::PAGE_SIZE;
 
-/// Page may be read.
-pub const PROT_READ: u32 = 1;
-/// Page may be written.
-pub const PROT_WRITE: u32 = 2;
-/// Page may be executed.
-pub const PROT_EXEC: u32 = 4;
+/// Page protections: Linux's PROT_* bits.
+pub use linux_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 
 const PAGE_MASK: u64 = PAGE_SIZE - 1;
 const SIZE_2M: u64 = 2 << 20;

@@ -1,17 +1,31 @@
-//! Syscall dispatch from the one table in `linux_abi::table`: local calls run
-//! here, offloaded ones go to the proxy, unsupported ones get ENOSYS and one
-//! kmsg line. Also the `--stats` counters and `--trace` records.
+//! Syscall dispatch, generated from the one table (`linux_abi::for_each_syscall!`,
+//! crates/linux-abi/src/syscalls.rs): local calls run here, in one file per
+//! family (`local(family)` in the table is `family::name` below), offloaded
+//! ones go to the proxy, unsupported ones get ENOSYS and one kmsg line. Also
+//! the `--stats` counters and `--trace` records.
 
-mod exec;
-mod mem;
-mod signal;
-mod task;
-mod time;
+mod brk;
+mod clock;
+mod clone;
+mod cpu;
+mod execve;
+mod futex;
+mod itimer;
+mod kill;
+mod madvise;
+mod mmap;
+mod prctl;
+mod sigaction;
+mod sigmask;
+mod sigreturn;
+mod sysinfo;
+mod thread;
 
 use crate::arch::mem::SpinLock;
 use crate::arch::trap::SyscallFrame;
 use crate::ikc;
 use crate::shared::write_obj as write_phys_obj;
+use crate::uaccess::UserPtr;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use linux_abi::{to_raw, Errno, Policy, SysResult};
 use wire::{RequestKind, StatsHeader, SyscallStat, STATS_ENTRIES_OFF, STATS_NR, STATS_OFF};
@@ -106,6 +120,15 @@ pub fn flush_stats() {
     }
 }
 
+/// Offload a syscall on a local handler's behalf: its result as a `SysResult`.
+pub fn offload_result(nr: u64, args: [u64; 6]) -> SysResult {
+    let r = offload(nr, args);
+    match Errno::from_ret(r as i64) {
+        Some(e) => Err(e),
+        None => Ok(r),
+    }
+}
+
 /// Offload a syscall, with stats.
 pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
     let r = ikc::syscall(nr, args);
@@ -130,7 +153,7 @@ pub fn dispatch(frame: &mut SyscallFrame) {
         }
         ROUTE_OFFLOAD => {
             let r = offload(nr, args);
-            signal::after_offload(nr, args, r);
+            kill::after_offload(nr, args, r);
             (r, 0)
         }
         _ => {
@@ -153,7 +176,7 @@ pub fn dispatch(frame: &mut SyscallFrame) {
                     linux_abi::name(nr).unwrap_or("unknown")
                 );
             }
-            (Errno::ENOSYS.as_ret() as u64, wire::TRACE_UNSUPPORTED)
+            (to_raw(Err(Errno::ENOSYS)), wire::TRACE_UNSUPPORTED)
         }
     };
     frame.rax = ret;
@@ -177,8 +200,8 @@ fn deliver_signals(frame: &mut SyscallFrame, nr: u64) {
     let mut regs = crate::arch::trap::UserRegs::from_syscall(frame);
     // Restarted when no handler runs (the call was cut short by a stop) or
     // the handler asked for it.
-    let restart = frame.rax as i64 == Errno::EINTR.as_ret()
-        && restartable(nr)
+    let restart = Errno::from_ret(frame.rax as i64) == Some(Errno::EINTR)
+        && linux_abi::restarts(nr)
         && crate::signal::next_deliverable().is_none_or(crate::signal::restarts);
     if restart {
         regs.rax = nr;
@@ -196,26 +219,6 @@ fn deliver_signals(frame: &mut SyscallFrame, nr: u64) {
     }
 }
 
-/// Calls Linux restarts after a SA_RESTART handler (never the waits that
-/// always fail with EINTR, nor sleeps).
-fn restartable(nr: u64) -> bool {
-    use linux_abi::syscalls_gen::*;
-    !matches!(
-        u32::try_from(nr).unwrap_or(u32::MAX),
-        SYS_PAUSE
-            | SYS_RT_SIGSUSPEND
-            | SYS_RT_SIGTIMEDWAIT
-            | SYS_NANOSLEEP
-            | SYS_CLOCK_NANOSLEEP
-            | SYS_SELECT
-            | SYS_PSELECT6
-            | SYS_POLL
-            | SYS_PPOLL
-            | SYS_EPOLL_WAIT
-            | SYS_EPOLL_PWAIT
-    )
-}
-
 /// Send a `--trace` record to the proxy, which prints it on the application's stderr.
 pub fn trace(nr: u64, args: [u64; 6], ret: u64, flags: u64) {
     ikc::call(RequestKind::Trace, nr, args, [ret, flags, 0, 0]);
@@ -225,65 +228,119 @@ pub fn tracing() -> bool {
     TRACE.load(Ordering::Relaxed)
 }
 
-fn local(nr: u64, frame: &SyscallFrame) -> SysResult {
-    use linux_abi::syscalls_gen::*;
-    let a = frame.args();
-    let Ok(n) = u32::try_from(nr) else {
-        return Err(Errno::ENOSYS);
+/// A local call's handler, reached through the saved registers.
+type Handler = fn(&mut SyscallFrame) -> SysResult;
+
+const fn handler(h: Handler) -> Option<Handler> {
+    Some(h)
+}
+
+/// A syscall argument as the handler's parameter type: integers keep the
+/// bits Linux looks at (an `int` is the low half of the register), pointers
+/// become `UserPtr`s. The one place where raw registers become typed values.
+pub trait FromArg {
+    fn from_arg(raw: u64) -> Self;
+}
+
+impl FromArg for u64 {
+    fn from_arg(raw: u64) -> Self {
+        raw
+    }
+}
+
+impl FromArg for i64 {
+    fn from_arg(raw: u64) -> Self {
+        raw as i64
+    }
+}
+
+impl FromArg for u32 {
+    fn from_arg(raw: u64) -> Self {
+        raw as u32
+    }
+}
+
+impl FromArg for i32 {
+    fn from_arg(raw: u64) -> Self {
+        raw as i32
+    }
+}
+
+impl FromArg for usize {
+    fn from_arg(raw: u64) -> Self {
+        raw as usize
+    }
+}
+
+impl<T> FromArg for UserPtr<T> {
+    fn from_arg(raw: u64) -> Self {
+        UserPtr::new(raw)
+    }
+}
+
+/// The arguments of one call, taken in order.
+struct Args {
+    raw: [u64; 6],
+    next: usize,
+}
+
+impl Args {
+    fn new(raw: [u64; 6]) -> Self {
+        Args { raw, next: 0 }
+    }
+
+    /// The next argument (the table lists at most six).
+    fn next<T: FromArg>(&mut self) -> T {
+        let v = self.raw.get(self.next).copied().unwrap_or(0);
+        self.next += 1;
+        T::from_arg(v)
+    }
+}
+
+/// One table line to its handler: `None` unless local; a local line passes
+/// as many arguments as it lists kinds (the handler's parameter types decide
+/// their Rust types), so a missing handler or a wrong count does not compile.
+macro_rules! handler_of {
+    ($name:ident local($family:ident, frame) [ $($kind:ident),* ]) => {
+        handler(|f: &mut SyscallFrame| {
+            let mut _a = Args::new(f.args());
+            $family::$name(f $(, { let _ = stringify!($kind); _a.next() })*)
+        })
     };
-    match n {
-        SYS_BRK => mem::brk(a[0]),
-        SYS_MMAP => mem::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
-        SYS_MUNMAP => mem::munmap(a[0], a[1]),
-        SYS_MPROTECT => mem::mprotect(a[0], a[1], a[2]),
-        SYS_MADVISE => mem::madvise(a[0], a[1], a[2]),
-        SYS_MREMAP => mem::mremap(a[0], a[1], a[2], a[3], a[4]),
-        SYS_MSYNC | SYS_MLOCK | SYS_MUNLOCK => mem::check_mapped(a[0], a[1]),
-        SYS_MLOCK2 => mem::check_mapped(a[0], a[1]),
-        SYS_MLOCKALL | SYS_MUNLOCKALL => Ok(0),
-        SYS_MINCORE => mem::mincore(a[0], a[1], a[2]),
-        SYS_ARCH_PRCTL => task::arch_prctl(a[0], a[1]),
-        SYS_SET_TID_ADDRESS => task::set_tid_address(a[0]),
-        SYS_SET_ROBUST_LIST => task::set_robust_list(a[0], a[1]),
-        SYS_GET_ROBUST_LIST => task::get_robust_list(a[0], a[1], a[2]),
-        SYS_EXIT => task::exit_thread(nr, a[0]),
-        SYS_EXIT_GROUP => task::exit_group(nr, a[0]),
-        SYS_GETPID => task::getpid(),
-        SYS_GETTID => task::gettid(),
-        SYS_CLONE => task::clone(frame),
-        SYS_FORK | SYS_VFORK => task::fork_syscall(frame),
-        SYS_CLONE3 => task::clone3(frame),
-        SYS_SCHED_YIELD => task::sched_yield(),
-        SYS_SCHED_GETAFFINITY => task::sched_getaffinity(a[0], a[1], a[2]),
-        SYS_SCHED_SETAFFINITY => task::sched_setaffinity(a[0], a[1], a[2]),
-        SYS_GETCPU => task::getcpu(a[0], a[1]),
-        SYS_FUTEX => task::futex(a),
-        SYS_PRCTL => task::prctl(a[0], a[1]),
-        SYS_SYSINFO => task::sysinfo(a[0]),
-        SYS_EXECVE => exec::execve(a[0], a[1], a[2]),
-        SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
-        SYS_CLOCK_GETRES => time::clock_getres(a[0], a[1]),
-        SYS_GETTIMEOFDAY => time::gettimeofday(a[0], a[1]),
-        SYS_TIME => time::time(a[0]),
-        SYS_NANOSLEEP => time::nanosleep(a[0], a[1]),
-        SYS_CLOCK_NANOSLEEP => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
-        SYS_RT_SIGACTION => signal::rt_sigaction(a[0], a[1], a[2], a[3]),
-        SYS_RT_SIGPROCMASK => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
-        SYS_RT_SIGRETURN => crate::signal::sigreturn(frame.rsp),
-        SYS_RT_SIGPENDING => signal::rt_sigpending(a[0], a[1]),
-        SYS_RT_SIGSUSPEND => signal::rt_sigsuspend(a[0], a[1]),
-        SYS_RT_SIGTIMEDWAIT => signal::rt_sigtimedwait(a[0], a[1], a[2], a[3]),
-        SYS_PAUSE => signal::pause(),
-        SYS_ALARM => time::alarm(a[0]),
-        SYS_GETITIMER => time::getitimer(a[0], a[1]),
-        SYS_SETITIMER => time::setitimer(a[0], a[1], a[2]),
-        SYS_SIGALTSTACK => signal::sigaltstack(a[0], a[1]),
-        SYS_KILL => signal::kill(a[0], a[1]),
-        SYS_TGKILL => signal::tgkill(a[0], a[1], a[2]),
-        SYS_TKILL => signal::tgkill(0, a[0], a[1]),
-        _ => {
-            crate::kprintln!("syscall {nr} is marked local but has no handler");
-            Err(Errno::ENOSYS)
-        }
+    ($name:ident local($family:ident) [ $($kind:ident),* ]) => {
+        handler(|f: &mut SyscallFrame| {
+            let mut _a = Args::new(f.args());
+            $family::$name($({ let _ = stringify!($kind); _a.next() }),*)
+        })
+    };
+    ($name:ident local $($rest:tt)*) => {
+        compile_error!(concat!("local syscall `", stringify!($name), "` lists no argument kinds"))
+    };
+    ($name:ident $($rest:tt)*) => {
+        None
+    };
+}
+
+macro_rules! local_handlers {
+    ($(
+        $nr:literal $name:ident $pol:ident $( ( $($pa:tt)* ) )?
+        $( [ $( $kind:ident $( ( $($kp:tt)* ) )? ),* ] )?
+        $( $attr:ident )* ;
+    )*) => {
+        /// The handler of every local call, by number.
+        static HANDLERS: [Option<Handler>; STATS_NR] = {
+            let mut t: [Option<Handler>; STATS_NR] = [None; STATS_NR];
+            $( t[$nr] = handler_of!($name $pol $( ( $($pa)* ) )? $( [ $( $kind ),* ] )?); )*
+            t
+        };
+    };
+}
+
+linux_abi::for_each_syscall!(local_handlers);
+
+fn local(nr: u64, frame: &mut SyscallFrame) -> SysResult {
+    match HANDLERS.get(nr as usize).copied().flatten() {
+        Some(h) => h(frame),
+        None => Err(Errno::ENOSYS),
     }
 }

@@ -7,12 +7,10 @@
 //! that the mirror's lock is held only while pointers are validated, never
 //! while Linux executes a call that may block for a long time.
 
-use linux_abi::mman::PROT_READ;
 use linux_abi::syscalls_gen::{
-    SYS_CREAT, SYS_OPEN, SYS_OPENAT, SYS_READLINK, SYS_READLINKAT, SYS_SETGID, SYS_SETGROUPS,
-    SYS_SETREGID, SYS_SETRESGID, SYS_SETRESUID, SYS_SETREUID, SYS_SETUID,
+    SYS_SETGID, SYS_SETGROUPS, SYS_SETREGID, SYS_SETRESGID, SYS_SETRESUID, SYS_SETREUID, SYS_SETUID,
 };
-use linux_abi::{Errno, Policy};
+use linux_abi::{Arg, Attrs, Errno, Policy};
 use wire::{Header, HEADER_FREE_BYTES_OFF, HEADER_OFF, MAX_CPUS, SHARED_PHYS};
 
 use super::user_mem::{UserMem, PATH_MAX};
@@ -46,33 +44,32 @@ enum Op {
 /// an LWK view).
 pub fn check(nr: u64, args: &[u64; 6], user: &UserMem<'_>, app: &App) -> Result<Checked, i64> {
     let (exe, pid) = (&app.exe[..], app.pid);
-    // kill is local for the LWK's own pids; the kernel offloads it only for
-    // other Linux processes (other LWK processes are their proxies), which
-    // the proxy may signal like any process of the application's user.
+    let Some(call) = linux_abi::syscall(nr) else {
+        return Err(Errno::ENOSYS.as_ret());
+    };
+    // A FORWARDED call (kill) is local for the LWK's own pids; the kernel
+    // forwards it only for other Linux processes (other LWK processes are
+    // their proxies), which the proxy may signal like any process of the
+    // application's user.
     let target = args[0] as i32;
-    let kill_other =
-        nr == u64::from(linux_abi::syscalls_gen::SYS_KILL) && target != 0 && target != -1;
-    if linux_abi::policy(nr) != Policy::Offload && !kill_other {
+    let forwarded = call.attrs.has(Attrs::FORWARDED) && target != 0 && target != -1;
+    if call.policy != Policy::Offload && !forwarded {
         return Err(Errno::ENOSYS.as_ret());
     }
-    if let Some(sig) = linux_abi::signature(nr) {
+    if let Some(sig) = call.args {
         if let Err(e) = user.validate(sig, args) {
             return Err(e.as_ret());
         }
     }
-    if nr == u64::from(SYS_SETGROUPS) {
-        // setgroups(size, list) has no signature in the table: its list is
-        // `size` gid_t values.
-        let len = u64::from(args[0] as u32).saturating_mul(4);
-        if args[0] as i32 > 0 && !user.mirror.covers(args[1], len, PROT_READ) {
-            return Err(Errno::EFAULT.as_ret());
+    if call.attrs.has(Attrs::EXE_LINK) {
+        if let Some(r) = readlink_exe(call.args, args, user, exe, pid) {
+            return Err(r);
         }
     }
-    if let Some(r) = readlink_exe(nr, args, user, exe, pid) {
-        return Err(r);
-    }
-    if let Some(view) = open_view(nr, args, user, app) {
-        return view.map(|p| Checked(Op::View(Box::new(p))));
+    if call.attrs.has(Attrs::OPENS) {
+        if let Some(view) = open_view(call.args, args, user, app) {
+            return view.map(|p| Checked(Op::View(Box::new(p))));
+        }
     }
     Ok(Checked(Op::Linux { nr, args: *args }))
 }
@@ -84,8 +81,10 @@ impl Checked {
             Op::Linux { nr, args } => (nr, args),
             Op::View(p) => return p.open(),
         };
-        if let Some(r) = setxid(nr, &args) {
-            return r;
+        if linux_abi::attrs(nr).has(Attrs::CREDS) {
+            if let Some(r) = setxid(nr, &args) {
+                return r;
+            }
         }
         // SAFETY: the policy table only offloads calls that do not map, unmap or
         // remap memory (asserted in linux-abi's tests), and `check` verified that
@@ -157,13 +156,27 @@ fn setxid(nr: u64, args: &[u64; 6]) -> Option<i64> {
     })
 }
 
-/// The application's view of `/proc/self/exe`: readlink and readlinkat of it (or of
-/// `/proc/<proxy pid>/exe`, `/proc/thread-self/exe`) return the program's path,
-/// not margay's.
-fn readlink_exe(nr: u64, args: &[u64; 6], user: &UserMem<'_>, exe: &[u8], pid: u32) -> Option<i64> {
-    let (path, buf, size) = match nr {
-        n if n == u64::from(SYS_READLINK) => (args[0], args[1], args[2]),
-        n if n == u64::from(SYS_READLINKAT) => (args[1], args[2], args[3]),
+/// The value of the first argument of kind `kind` in `sig`.
+fn arg_of(sig: Option<&[Arg]>, args: &[u64; 6], kind: fn(&Arg) -> bool) -> Option<u64> {
+    let i = sig?.iter().position(kind)?;
+    args.get(i).copied()
+}
+
+/// The application's view of `/proc/self/exe`: a call reading a link
+/// (`Attrs::EXE_LINK`: readlink, readlinkat) of it (or of `/proc/<proxy
+/// pid>/exe`, `/proc/thread-self/exe`) returns the program's path, not
+/// margay's. The path, buffer and size are found by their kinds in `sig`.
+fn readlink_exe(
+    sig: Option<&[Arg]>,
+    args: &[u64; 6],
+    user: &UserMem<'_>,
+    exe: &[u8],
+    pid: u32,
+) -> Option<i64> {
+    let path = arg_of(sig, args, |a| *a == Arg::Path)?;
+    let buf = arg_of(sig, args, |a| matches!(a, Arg::OutBuf(_)))?;
+    let size = match sig?.iter().find(|a| matches!(a, Arg::OutBuf(_))) {
+        Some(Arg::OutBuf(i)) => args.get(usize::from(*i)).copied()?,
         _ => return None,
     };
     if path == 0 {
@@ -185,20 +198,22 @@ fn readlink_exe(nr: u64, args: &[u64; 6], user: &UserMem<'_>, exe: &[u8], pid: u
     Some(n as i64)
 }
 
-/// An open of one of the LWK's /proc and /sys views (`views::classify`): `None`
-/// for any other call or path, else what to open or the error Linux would give.
+/// An open (`Attrs::OPENS`: open, openat, creat) of one of the LWK's /proc and
+/// /sys views (`views::classify`): `None` for any other path, else what to
+/// open or the error Linux would give. The flags follow the path (creat has
+/// none: it is O_CREAT|O_WRONLY|O_TRUNC).
 fn open_view(
-    nr: u64,
+    sig: Option<&[Arg]>,
     args: &[u64; 6],
     user: &UserMem<'_>,
     app: &App,
 ) -> Option<Result<Pending, i64>> {
-    let creat = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
-    let (path, flags) = match u32::try_from(nr).ok()? {
-        SYS_OPEN => (args[0], args[1]),
-        SYS_OPENAT => (args[1], args[2]),
-        SYS_CREAT => (args[0], creat),
-        _ => return None,
+    let sig = sig?;
+    let at = sig.iter().position(|a| *a == Arg::Path)?;
+    let path = args.get(at).copied()?;
+    let flags = match sig.get(at + 1) {
+        Some(Arg::Hex) => args.get(at + 1).copied()?,
+        _ => (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
     };
     if path == 0 {
         return None;
@@ -395,7 +410,7 @@ mod tests {
         ram.write_bytes(0x200_0100, b"/proc/77/exe\0").unwrap();
         let exe = b"/usr/bin/app";
         let r = readlink_exe(
-            u64::from(SYS_READLINK),
+            linux_abi::signature(u64::from(SYS_READLINK)),
             &[0x40_0000, 0x40_0800, 64, 0, 0, 0],
             &user,
             exe,
@@ -415,7 +430,7 @@ mod tests {
 
         fn readlinkat(user: &UserMem<'_>, path: u64, size: u64) -> Option<i64> {
             readlink_exe(
-                u64::from(SYS_READLINKAT),
+                linux_abi::signature(u64::from(SYS_READLINKAT)),
                 &[(-100i64) as u64, path, 0x40_0800, size, 0, 0],
                 user,
                 b"/usr/bin/app",

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use linux_abi::mman::{PROT_READ, PROT_WRITE};
 use linux_abi::syscalls_gen::{SYS_CREAT, SYS_OPEN, SYS_OPENAT, SYS_READLINK, SYS_READLINKAT};
-use linux_abi::{Arg, Errno, Policy};
+use linux_abi::{Arg, Attrs, Errno, Policy};
 use wire::{
     Header, MirrorEntry, RegionTableHeader, RequestKind, Slot, SlotState, CHANNEL_OFF,
     DOORBELL_OFF, DOORBELL_WORDS, HEADER_OFF, INTERP_BASE, INTERRUPT_OFF, MAX_MEM, MAX_REGIONS,
@@ -30,7 +30,7 @@ use crate::guest_mem::GuestMem;
 
 /// Guest RAM of the tests that need a partition (the smallest `margay run` takes).
 const MEM: u64 = MIN_MEM;
-const PAGE: u64 = 4096;
+const PAGE: u64 = linux_abi::PAGE_SIZE;
 const TABLE: u64 = SHARED_PHYS + REGIONS_OFF;
 
 /// xorshift64* (Vigna): small, fast, and good enough to pick test cases.
@@ -946,6 +946,10 @@ fn check_validate(user: &UserMem<'_>, sig: &[Arg], args: &[u64; 6]) {
             Arg::OutBuf(i) => user.mirror.covers(a, len(i), PROT_WRITE),
             Arg::In(n) => user.mirror.covers(a, u64::from(n), PROT_READ),
             Arg::Out(n) => user.mirror.covers(a, u64::from(n), PROT_WRITE),
+            Arg::InArray(i, size) => match u64::try_from(len(i) as i32) {
+                Ok(n @ 1..) => user.mirror.covers(a, n * u64::from(size), PROT_READ),
+                _ => true,
+            },
             Arg::Path => user.read_cstr(a, PATH_MAX - 1).is_ok(),
             Arg::IovIn(i) | Arg::IovOut(i) => {
                 len(i) <= IOV_MAX && user.mirror.covers(a, len(i) * 16, PROT_READ)
@@ -1037,11 +1041,11 @@ fn pre_syscall_check_never_panics_and_answers_sensibly() {
                 });
                 (nr, args)
             };
-            // kill of another pid is the one local call the kernel offloads.
-            let kill_other = nr == u64::from(linux_abi::syscalls_gen::SYS_KILL)
+            // kill of another pid is the one local call the kernel forwards.
+            let forwarded = linux_abi::attrs(nr).has(Attrs::FORWARDED)
                 && args[0] as i32 != 0
                 && args[0] as i32 != -1;
-            let offload = linux_abi::policy(nr) == Policy::Offload || kill_other;
+            let offload = linux_abi::policy(nr) == Policy::Offload || forwarded;
             match exec::check(nr, &args, &user, &app) {
                 // Never run: only the check is under test.
                 Ok(checked) => {
@@ -1058,7 +1062,7 @@ fn pre_syscall_check_never_panics_and_answers_sensibly() {
                 Err(r) if (-4095..0).contains(&r) => {}
                 // readlink of /proc/self/exe is answered with the length written.
                 Err(r) => {
-                    assert!([SYS_READLINK, SYS_READLINKAT].map(u64::from).contains(&nr));
+                    assert!(linux_abi::attrs(nr).has(Attrs::EXE_LINK));
                     assert!((0..=exe.len() as i64).contains(&r), "{r}");
                     readlinks += 1;
                 }

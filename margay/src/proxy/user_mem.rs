@@ -10,10 +10,7 @@ use super::mirror::Mirror;
 use crate::guest_mem::GuestMem;
 use crate::trace::UserRead;
 
-/// Longest path Linux accepts, including the NUL (PATH_MAX).
-pub const PATH_MAX: usize = 4096;
-/// Most iovec entries Linux accepts (UIO_MAXIOV).
-pub const IOV_MAX: u64 = 1024;
+pub use linux_abi::fs::{PATH_MAX, UIO_MAXIOV as IOV_MAX};
 const IOVEC_SIZE: u64 = 16;
 
 /// The application's memory: its mirror table over guest RAM.
@@ -103,6 +100,12 @@ impl UserMem<'_> {
                 Arg::OutBuf(i) => self.need(a, arg(i), PROT_WRITE)?,
                 Arg::In(n) => self.need(a, u64::from(n), PROT_READ)?,
                 Arg::Out(n) => self.need(a, u64::from(n), PROT_WRITE)?,
+                // The count is an int; Linux reads nothing for a count <= 0.
+                Arg::InArray(i, size) => {
+                    if let Ok(n @ 1..) = u64::try_from(arg(i) as i32) {
+                        self.need(a, n.saturating_mul(u64::from(size)), PROT_READ)?;
+                    }
+                }
                 Arg::IovIn(i) => self.iovecs(a, arg(i), PROT_READ)?,
                 Arg::IovOut(i) => self.iovecs(a, arg(i), PROT_WRITE)?,
                 // Unknown size: it must at least point into the user window, where

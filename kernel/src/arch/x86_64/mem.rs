@@ -1,6 +1,7 @@
 //! Physical memory access through the direct map, the mem* functions the
 //! compiler expects, a spin lock, and the kernel heap's `GlobalAlloc` glue.
 
+pub use super::plain::Plain;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -101,36 +102,6 @@ _Unwind_Resume:
 "#,
     options(att_syntax)
 );
-
-/// Plain data: every bit pattern is a valid value, so it may be read from
-/// memory another party (the host, firmware) wrote.
-///
-/// # Safety
-/// Implement only for `Copy` types without padding-dependent invariants,
-/// references, enums or bools.
-pub unsafe trait Plain: Copy {}
-
-// SAFETY: integers and arrays of them accept every bit pattern.
-unsafe impl Plain for u8 {}
-// SAFETY: as above.
-unsafe impl Plain for u32 {}
-// SAFETY: as above.
-unsafe impl Plain for u64 {}
-// SAFETY: as above.
-unsafe impl<const N: usize> Plain for [u64; N] {}
-// SAFETY: wire's `#[repr(C)]` structs hold only integers (the host's side of
-// the contract writes them as such).
-unsafe impl Plain for wire::Header {}
-// SAFETY: as for `Header`.
-unsafe impl Plain for wire::Slot {}
-// SAFETY: as for `Header`.
-unsafe impl Plain for wire::MirrorEntry {}
-// SAFETY: as for `Header`.
-unsafe impl Plain for wire::SyscallStat {}
-// SAFETY: as for `Header`.
-unsafe impl Plain for wire::StatsHeader {}
-// SAFETY: as for `Header`.
-unsafe impl Plain for wire::CpuStat {}
 
 /// A bounded window of physical memory, reached through the direct map.
 /// Only `arch` makes one: for frames the page allocator handed out

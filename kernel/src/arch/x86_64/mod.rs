@@ -8,6 +8,7 @@ pub mod frames;
 pub mod gdt;
 pub mod mem;
 pub mod paging;
+pub mod plain;
 pub mod smp;
 pub mod trap;
 

@@ -1,62 +1,26 @@
-//! brk, mmap, munmap, mprotect, madvise, mremap, mincore: memory is region
-//! based and mapped up front; there is no overcommit, so running out is ENOMEM.
+//! mmap, munmap, mprotect, mremap: memory is region based and mapped up
+//! front; there is no overcommit, so running out is ENOMEM.
 
 use crate::process::{self, Process};
-use crate::uaccess;
+use crate::uaccess::{self, UserPtr};
 use linux_abi::mman::*;
-use linux_abi::{Errno, SysResult};
+use linux_abi::syscalls_gen::{SYS_FSTAT, SYS_PREAD64};
+use linux_abi::uapi::stat;
+use linux_abi::{Errno, SysResult, PAGE_SIZE as PAGE};
 use lwk_core::region::RegionKind;
 use wire::{MMAP_TOP, USER_MAX, USER_MIN};
 
-const PAGE: u64 = 4096;
-const MB2: u64 = 2 << 20;
 /// Lowest address the kernel picks for mappings without a hint.
-const MMAP_BOTTOM: u64 = 0x2000_0000_0000;
+pub(super) const MMAP_BOTTOM: u64 = 0x2000_0000_0000;
 
-fn page_up(v: u64) -> Option<u64> {
+/// Round `v` up to a whole page (`None` on overflow).
+pub(super) fn page_up(v: u64) -> Option<u64> {
     v.checked_add(PAGE - 1).map(|x| x & !(PAGE - 1))
 }
 
-fn in_window(addr: u64, len: u64) -> bool {
+/// Whether `[addr, addr+len)` lies in the user window.
+pub(super) fn in_window(addr: u64, len: u64) -> bool {
     addr >= USER_MIN && addr.checked_add(len).is_some_and(|e| e <= USER_MAX)
-}
-
-pub fn brk(addr: u64) -> SysResult {
-    process::with(|p| {
-        if addr < p.brk_start {
-            return Ok(p.brk);
-        }
-        let Some(want_end) = page_up(addr) else {
-            return Ok(p.brk);
-        };
-        if want_end > p.heap_end {
-            // Grow the mapped heap in generous steps so the region table stays small.
-            let need = want_end - p.heap_end;
-            let heap_size = p.heap_end - p.brk_start;
-            let step = need.max(heap_size.min(64 << 20)).max(MB2);
-            let step = page_up(step).unwrap_or(need);
-            let grown = [step, need].into_iter().find(|&len| {
-                in_window(p.heap_end, len)
-                    && p.aspace.is_free(p.heap_end, len)
-                    && p.aspace
-                        .map_anon(p.heap_end, len, PROT_READ | PROT_WRITE, RegionKind::Heap)
-                        .is_ok()
-            });
-            match grown {
-                Some(len) => p.heap_end += len,
-                None => return Ok(p.brk),
-            }
-        } else if addr < p.brk {
-            // Shrinking: memory above the new break reads as zero when it is grown again.
-            let start = page_up(addr).unwrap_or(p.brk);
-            let end = page_up(p.brk).unwrap_or(start);
-            if end > start {
-                let _ = uaccess::zero_user(&p.aspace, start, end - start);
-            }
-        }
-        p.brk = addr;
-        Ok(p.brk)
-    })
 }
 
 fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
@@ -86,12 +50,12 @@ fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
         .ok_or(Errno::ENOMEM)
 }
 
-pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> SysResult {
+pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> SysResult {
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
     if len == 0 || prot & !7 != 0 {
         return Err(Errno::EINVAL);
     }
-    let kind = flags & 0x3;
+    let kind = flags & MAP_TYPE;
     if kind == 0 {
         return Err(Errno::EINVAL);
     }
@@ -100,7 +64,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
     if !anon && !off.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
-    let prot = prot as u32;
+    let prot = u32::try_from(prot).map_err(|_| Errno::EINVAL)?;
     // File mappings are filled (or, shared, checked) through the mapping
     // itself, so they start readable and writable.
     let initial = if anon {
@@ -139,70 +103,48 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
 }
 
 /// MAP_PRIVATE file mapping: LWK memory filled from the file by the proxy.
-fn fill_from_file(va: u64, len: u64, fd: u64, off: u64) -> Result<(), Errno> {
+fn fill_from_file(va: u64, len: u64, fd: i32, off: u64) -> Result<(), Errno> {
     let mut done = 0u64;
     while done < len {
-        let r = super::offload(
-            u64::from(linux_abi::syscalls_gen::SYS_PREAD64),
-            [fd, va + done, len - done, off + done, 0, 0],
-        ) as i64;
-        if r < 0 {
-            return Err(if r == Errno::ESPIPE.as_ret() {
-                Errno::ENODEV
-            } else {
-                errno_from(r)
-            });
-        }
+        let r = super::offload_result(
+            u64::from(SYS_PREAD64),
+            [fd as u64, va + done, len - done, off + done, 0, 0],
+        )
+        .map_err(unmappable)?;
         if r == 0 {
             break;
         }
-        done += r as u64;
+        done += r;
     }
     Ok(())
+}
+
+/// What Linux says for a file that cannot be mapped.
+fn unmappable(e: Errno) -> Errno {
+    match e {
+        Errno::ESPIPE | Errno::EISDIR => Errno::ENODEV,
+        e => e,
+    }
 }
 
 /// MAP_SHARED of a descriptor: `/dev/zero` is anonymous shared memory (the
 /// new mapping at `va` already is); any other file is not supported yet. The
 /// proxy's fstat writes into the fresh mapping, which is zeroed again after.
-fn shared_file(va: u64, fd: u64) -> Result<(), Errno> {
-    const ST_MODE: u64 = 24;
-    const ST_RDEV: u64 = 40;
+fn shared_file(va: u64, fd: i32) -> Result<(), Errno> {
     const S_IFMT: u32 = 0o170000;
     const S_IFCHR: u32 = 0o020000;
     const DEV_ZERO: u64 = (1 << 8) | 5;
-    let r = super::offload(
-        u64::from(linux_abi::syscalls_gen::SYS_FSTAT),
-        [fd, va, 0, 0, 0, 0],
-    ) as i64;
-    if r < 0 {
-        return Err(errno_from(r));
-    }
-    let (mode, rdev) = process::with(|p| {
-        let mut m = [0u8; 4];
-        let mut d = [0u8; 8];
-        uaccess::copy_from_user(&p.aspace, va + ST_MODE, &mut m)?;
-        uaccess::copy_from_user(&p.aspace, va + ST_RDEV, &mut d)?;
-        uaccess::zero_user(&p.aspace, va, 144)?;
-        Ok::<_, Errno>((u32::from_le_bytes(m), u64::from_le_bytes(d)))
+    super::offload_result(u64::from(SYS_FSTAT), [fd as u64, va, 0, 0, 0, 0]).map_err(unmappable)?;
+    let st = process::with(|p| {
+        let st = UserPtr::<stat>::new(va).read_in(&p.aspace)?;
+        uaccess::zero_user(&p.aspace, va, size_of::<stat>() as u64)?;
+        Ok::<_, Errno>(st)
     })?;
-    if mode & S_IFMT == S_IFCHR && rdev == DEV_ZERO {
+    if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == DEV_ZERO {
         return Ok(());
     }
-    crate::kprintln!(
-        "mmap: MAP_SHARED of a file is not supported on the LWK yet (fd {})",
-        fd as i64
-    );
+    crate::kprintln!("mmap: MAP_SHARED of a file is not supported on the LWK yet (fd {fd})");
     Err(Errno::ENODEV)
-}
-
-fn errno_from(r: i64) -> Errno {
-    match -r {
-        9 => Errno::EBADF,
-        13 => Errno::EACCES,
-        19 => Errno::ENODEV,
-        21 => Errno::ENODEV,
-        _ => Errno::EINVAL,
-    }
 }
 
 pub fn munmap(addr: u64, len: u64) -> SysResult {
@@ -218,7 +160,8 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
 }
 
 pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) || prot & !7 != 0 && prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0
+    if !addr.is_multiple_of(PAGE)
+        || prot & !7 != 0 && prot & !(7 | PROT_GROWSDOWN | PROT_GROWSUP) != 0
     {
         return Err(Errno::EINVAL);
     }
@@ -230,76 +173,9 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     Ok(0)
 }
 
-const MADV_DONTNEED: u64 = 4;
-const MADV_REMOVE: u64 = 9;
-
-pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) {
-        return Err(Errno::EINVAL);
-    }
-    let len = page_up(len).ok_or(Errno::EINVAL)?;
-    process::with(|p| {
-        if !p.aspace.regions().check_range(addr, len, 0) {
-            return Err(Errno::ENOMEM);
-        }
-        let pieces = p.aspace.pieces(addr, len);
-        match advice {
-            MADV_DONTNEED => {
-                // Private anonymous memory reads back as zeros after DONTNEED; a
-                // shared object keeps its contents (the pages come back from it).
-                for r in pieces.iter().filter(|r| r.kind.shared_object().is_none()) {
-                    uaccess::zero_user(&p.aspace, r.start, r.len)?;
-                }
-            }
-            MADV_REMOVE => {
-                // Frees the backing store of shared memory: every process
-                // mapping the object reads zeros.
-                if pieces.iter().any(|r| r.kind.shared_object().is_none()) {
-                    return Err(Errno::EINVAL);
-                }
-                if pieces.iter().any(|r| r.prot & PROT_WRITE == 0) {
-                    return Err(Errno::EACCES);
-                }
-                for r in &pieces {
-                    p.aspace.zero_phys(r.phys, r.len);
-                }
-            }
-            _ => {}
-        }
-        Ok(0)
-    })
-}
-
-pub fn check_mapped(addr: u64, len: u64) -> SysResult {
-    let start = addr & !(PAGE - 1);
-    let len = page_up(len + (addr - start)).ok_or(Errno::ENOMEM)?;
-    process::with(|p| {
-        if p.aspace.regions().check_range(start, len, 0) {
-            Ok(0)
-        } else {
-            Err(Errno::ENOMEM)
-        }
-    })
-}
-
-pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) {
-        return Err(Errno::EINVAL);
-    }
-    let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    process::with(|p| {
-        if !p.aspace.regions().check_range(addr, len, 0) {
-            return Err(Errno::ENOMEM);
-        }
-        // Everything is resident: memory is mapped up front.
-        let pages = (len / PAGE) as usize;
-        uaccess::copy_to_user(&p.aspace, vec, &alloc::vec![1u8; pages])?;
-        Ok(0)
-    })
-}
-
 pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
-    if !old.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | 4) != 0 {
+    if !old.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+    {
         return Err(Errno::EINVAL);
     }
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {

@@ -5,10 +5,13 @@
 //! thread leaves the kernel at the new entry point.
 
 use crate::arch::trap::{self, FpuArea, UserRegs};
-use crate::process::{self, SigAction, SIG_IGN};
+use crate::process::{self, SigAction};
 use crate::shared::BootData;
-use crate::uaccess;
+use crate::uaccess::{self, UserPtr};
 use alloc::vec::Vec;
+use linux_abi::fs::{AT_FDCWD, PATH_MAX, X_OK};
+use linux_abi::signal::SIG_IGN;
+use linux_abi::syscalls_gen::SYS_FACCESSAT;
 use linux_abi::{Errno, SysResult};
 
 /// Linux's limits: MAX_ARG_STRINGS-ish count and the total size of strings.
@@ -16,17 +19,17 @@ const MAX_STRINGS: usize = 65536;
 const MAX_TOTAL: usize = 2 << 20;
 
 /// Read a NULL-terminated array of string pointers.
-fn read_strings(array: u64, total: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
+fn read_strings(array: UserPtr<u64>, total: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
     let mut out = Vec::new();
-    if array == 0 {
+    if array.is_null() {
         return Ok(out);
     }
     for i in 0..MAX_STRINGS as u64 {
-        let ptr = process::with(|p| uaccess::read_u64(&p.aspace, array + i * 8))?;
-        if ptr == 0 {
+        let ptr = UserPtr::<u8>::new(array.at(i).read()?);
+        if ptr.is_null() {
             return Ok(out);
         }
-        let s = process::with(|p| uaccess::read_cstring(&p.aspace, ptr, MAX_TOTAL))?;
+        let s = ptr.read_cstring(MAX_TOTAL)?;
         *total += s.len() + 1;
         if *total > MAX_TOTAL {
             return Err(Errno::E2BIG);
@@ -36,8 +39,8 @@ fn read_strings(array: u64, total: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
     Err(Errno::E2BIG)
 }
 
-pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
-    let mut path = process::with(|p| uaccess::read_cstring(&p.aspace, path_ptr, 4095))?;
+pub fn execve(path_ptr: UserPtr<u8>, argv: UserPtr<u64>, envp: UserPtr<u64>) -> SysResult {
+    let mut path = path_ptr.read_cstring(PATH_MAX - 1)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -54,18 +57,12 @@ pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
     let envp = read_strings(envp, &mut total)?;
     // The program must exist and be executable: checked by Linux, on the
     // caller's own pointer (still mirrored), before anything is replaced.
-    const AT_FDCWD: u64 = -100i64 as u64;
-    const X_OK: u64 = 1;
-    let r = if is_self {
-        0
-    } else {
-        super::offload(
-            u64::from(linux_abi::syscalls_gen::SYS_FACCESSAT),
-            [AT_FDCWD, path_ptr, X_OK, 0, 0, 0],
+    if !is_self {
+        super::offload_result(
+            u64::from(SYS_FACCESSAT),
+            [AT_FDCWD as u64, path_ptr.addr(), u64::from(X_OK), 0, 0, 0],
         )
-    };
-    if (r as i64) < 0 {
-        return Err(errno_of(r as i64));
+        .map_err(|e| if e == Errno::ELOOP { Errno::EACCES } else { e })?;
     }
     // The program is there: the other threads go (as on Linux) before the
     // image is replaced.
@@ -136,15 +133,4 @@ pub fn execve(path_ptr: u64, argv: u64, envp: u64) -> SysResult {
         ..UserRegs::default()
     };
     trap::resume(&regs, &FpuArea::initial())
-}
-
-fn errno_of(r: i64) -> Errno {
-    match -r {
-        2 => Errno::ENOENT,
-        13 => Errno::EACCES,
-        20 => Errno::ENOTDIR,
-        36 => Errno::ENAMETOOLONG,
-        40 => Errno::EACCES,
-        _ => Errno::ENOENT,
-    }
 }
