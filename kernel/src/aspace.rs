@@ -1,36 +1,94 @@
 //! A user address space (Kitten's aspace): non-overlapping regions, each backed
 //! by physically contiguous memory and mapped up front with the largest pages
 //! that fit. Every change is published to the proxy's mirror table.
+//!
+//! The address space owns the `Frames` behind its regions: user memory is
+//! read and written only through them (bounds-checked), and goes back to the
+//! page allocator when unmapped.
 
-use crate::arch::mem::{phys_atomic_u64, write_phys_obj};
+use crate::arch::mem::{shared_area, PhysRange};
 use crate::arch::paging::PageTables;
-use crate::mm;
+use crate::mm::{self, Frames};
 use crate::shm;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 use linux_abi::Errno;
 use lwk_core::region::{Region, RegionKind, RegionMap};
 use lwk_core::shm::{Chunk, ObjectId};
-use wire::{MirrorEntry, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, REGION_GEN_OFF, SHARED_PHYS};
+use wire::{MirrorEntry, RegionTableHeader, MAX_REGIONS, REGIONS_OFF, REGION_GEN_OFF};
+
+/// Where an address space publishes its regions for the proxy's mirror.
+#[derive(Clone)]
+pub enum RegionTable {
+    /// The initial process's, in the shared area.
+    Shared,
+    /// A forked process's, in pages of its own (freed with the last user).
+    Own(Arc<Frames>),
+}
+
+impl RegionTable {
+    /// A fresh, zeroed table for a new process.
+    pub fn new() -> Result<Self, Errno> {
+        mm::alloc_kernel_pages(wire::REGION_TABLE_BYTES.div_ceil(mm::PAGE))
+            .map(|f| RegionTable::Own(Arc::new(f)))
+            .ok_or(Errno::ENOMEM)
+    }
+
+    /// The memory holding the table, and the table's offset in it.
+    fn mem(&self) -> (&PhysRange, u64) {
+        match self {
+            RegionTable::Shared => (shared_area(), REGIONS_OFF),
+            RegionTable::Own(f) => (f, 0),
+        }
+    }
+
+    /// Guest-physical address of the table (what the proxy is told).
+    pub fn phys(&self) -> u64 {
+        let (m, off) = self.mem();
+        m.phys() + off
+    }
+
+    /// Take the signals the proxy posted for this process in its table.
+    pub fn take_signals(&self) -> u32 {
+        let (m, off) = self.mem();
+        m.atomic_u32(off + wire::REGION_SIGNALS_OFF)
+            .swap(0, Ordering::AcqRel)
+    }
+}
 
 pub struct AddressSpace {
     regions: RegionMap,
     pt: PageTables,
     gen: u64,
-    /// Guest-physical address of the region table the proxy mirrors.
-    table: u64,
+    table: RegionTable,
+    /// The memory behind the regions, by physical start; adjacent frames are
+    /// joined, so every region lies inside one entry.
+    frames: BTreeMap<u64, Frames>,
 }
 
 impl AddressSpace {
-    /// The region table this address space publishes to.
+    /// Guest-physical address of the region table this address space
+    /// publishes to.
     pub fn table(&self) -> u64 {
-        self.table
+        self.table.phys()
     }
 
-    /// An address space publishing to the region table at `table`.
-    pub fn with_table(table: u64) -> Result<Self, Errno> {
+    /// The region table this address space publishes to.
+    pub fn region_table(&self) -> RegionTable {
+        self.table.clone()
+    }
+
+    /// An address space publishing to `table`.
+    pub fn with_table(table: RegionTable) -> Result<Self, Errno> {
         let mut a = Self::new()?;
         a.table = table;
         Ok(a)
+    }
+
+    /// An address space with a region table of its own (fork).
+    pub fn with_new_table() -> Result<Self, Errno> {
+        Self::with_table(RegionTable::new()?)
     }
 
     pub fn new() -> Result<Self, Errno> {
@@ -38,7 +96,8 @@ impl AddressSpace {
             regions: RegionMap::new(),
             pt: PageTables::new().map_err(|_| Errno::ENOMEM)?,
             gen: 0,
-            table: SHARED_PHYS + REGIONS_OFF,
+            table: RegionTable::Shared,
+            frames: BTreeMap::new(),
         })
     }
 
@@ -66,10 +125,15 @@ impl AddressSpace {
         kind: RegionKind,
     ) -> Result<(), Errno> {
         self.check_free(va, len)?;
-        let chunks = alloc_chunks(va, len)?;
+        let frames = alloc_chunks(va, len)?;
+        let chunks = describe(&frames);
+        for f in frames {
+            self.add_frames(f);
+        }
         if let Err(e) = self.insert_chunks(va, &chunks, prot, kind) {
             for c in &chunks {
-                mm::free_user(c.phys, c.len);
+                let f = self.take_frames(c.phys, c.len);
+                mm::free_user(f);
             }
             return Err(e);
         }
@@ -149,8 +213,9 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Add regions (and page-table entries) for `chunks` laid out from `va`.
-    /// On failure nothing of them stays mapped; the memory stays the caller's.
+    /// Add regions (and page-table entries) for `chunks` laid out from `va`:
+    /// memory this address space owns, or a shared object's. On failure
+    /// nothing of them stays mapped; the memory stays where it was.
     fn insert_chunks(
         &mut self,
         va: u64,
@@ -171,7 +236,12 @@ impl AddressSpace {
                 self.forget(va, done);
                 return Err(Errno::ENOMEM);
             }
-            if self.pt.map(r.start, r.phys, r.len, prot).is_err() {
+            let pt = &mut self.pt;
+            let mut mapped = true;
+            walk(&self.frames, c.phys, c.len, |f, off, at, n| {
+                mapped &= pt.map(r.start + at, f, off, n, prot).is_ok();
+            });
+            if !mapped {
                 self.forget(va, done + c.len);
                 return Err(Errno::ENOMEM);
             }
@@ -189,7 +259,7 @@ impl AddressSpace {
         for r in self.regions.remove_range(va, len) {
             let _ = self.pt.unmap(r.start, r.len);
         }
-        crate::arch::cpu::flush_tlb();
+        flush_everywhere();
     }
 
     /// The pieces of mapped regions that overlap `[va, va+len)`, clipped to it.
@@ -211,6 +281,125 @@ impl AddressSpace {
             .collect()
     }
 
+    /// Own `mem`, joined with the frames it continues or that continue it.
+    fn add_frames(&mut self, mut mem: Frames) {
+        let before = self
+            .frames
+            .range(..mem.phys())
+            .next_back()
+            .map(|(&k, f)| (k, k + f.len()));
+        if let Some((k, end)) = before {
+            if end == mem.phys() {
+                if let Some(prev) = self.frames.remove(&k) {
+                    mem = match prev.join(mem) {
+                        Ok(j) => j,
+                        Err((prev, m)) => {
+                            self.frames.insert(k, prev);
+                            m
+                        }
+                    };
+                }
+            }
+        }
+        let end = mem.phys() + mem.len();
+        if let Some(next) = self.frames.remove(&end) {
+            mem = match mem.join(next) {
+                Ok(j) => j,
+                Err((m, next)) => {
+                    self.frames.insert(end, next);
+                    m
+                }
+            };
+        }
+        self.frames.insert(mem.phys(), mem);
+    }
+
+    /// The frames this address space owns holding `[phys, phys+len)`, and
+    /// the offset of `phys` in them. The range comes from its own region
+    /// map, so it is always owned: anything else is a kernel bug.
+    fn frames_at(&self, phys: u64, len: u64) -> (&Frames, u64) {
+        match lookup(&self.frames, phys, len) {
+            Some(x) => x,
+            None => panic!("aspace: [{phys:#x}+{len:#x}) is not memory of this address space"),
+        }
+    }
+
+    /// Take `[phys, phys+len)` out of the owned frames (to free it).
+    fn take_frames(&mut self, phys: u64, len: u64) -> Frames {
+        let (_, off) = self.frames_at(phys, len);
+        let k = phys - off;
+        let Some(mut f) = self.frames.remove(&k) else {
+            panic!("aspace: frames at {k:#x} vanished");
+        };
+        if off > 0 {
+            let (head, rest) = f.split_at(off);
+            self.frames.insert(k, head);
+            f = rest;
+        }
+        if f.len() > len {
+            let (piece, tail) = f.split_at(len);
+            self.frames.insert(phys + len, tail);
+            f = piece;
+        }
+        f
+    }
+
+    /// Read user memory at physical `phys` (from this address space's regions).
+    pub fn read_phys(&self, phys: u64, buf: &mut [u8]) {
+        walk(&self.frames, phys, buf.len() as u64, |f, off, at, n| {
+            f.read(off, &mut buf[at as usize..(at + n) as usize]);
+        });
+    }
+
+    /// Write user memory at physical `phys` (from this address space's regions).
+    pub fn write_phys(&self, phys: u64, data: &[u8]) {
+        walk(&self.frames, phys, data.len() as u64, |f, off, at, n| {
+            f.write(off, &data[at as usize..(at + n) as usize]);
+        });
+    }
+
+    /// Zero `len` bytes of user memory at physical `phys`.
+    pub fn zero_phys(&self, phys: u64, len: u64) {
+        walk(&self.frames, phys, len, |f, off, _, n| f.zero(off, n));
+    }
+
+    /// Copy `len` bytes of `from`'s private memory at `src_phys` to this
+    /// address space's at `dst_phys` (fork).
+    pub fn copy_phys_from(&self, dst_phys: u64, from: &AddressSpace, src_phys: u64, len: u64) {
+        let (d, doff) = self.frames_at(dst_phys, len);
+        let (s, soff) = from.frames_at(src_phys, len);
+        d.copy_from(doff, s, soff, len);
+    }
+
+    /// Run `f` on the user futex word at physical `phys` (4-byte aligned):
+    /// None if it is not memory of this address space (unmapped meanwhile).
+    pub fn with_atomic_u32<R>(
+        &self,
+        phys: u64,
+        f: impl FnOnce(&core::sync::atomic::AtomicU32) -> R,
+    ) -> Option<R> {
+        if !phys.is_multiple_of(4) {
+            return None;
+        }
+        if let Some((fr, off)) = lookup(&self.frames, phys, 4) {
+            return Some(f(fr.atomic_u32(off)));
+        }
+        shm::with_frames(phys, 4, |fr, off| f(fr.atomic_u32(off)))
+    }
+
+    /// Give back the memory of a region piece that left this address space:
+    /// private memory to the page allocator, a shared object's bytes to its
+    /// count.
+    fn release(&mut self, r: &Region) {
+        match r.kind.shared_object() {
+            Some(id) => shm::unmapped(id, r.len),
+            None => {
+                let f = self.take_frames(r.phys, r.len);
+                mm::free_user(f);
+            }
+        }
+    }
+
     /// munmap semantics: remove whatever is mapped in the range.
     pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Errno> {
         let pieces = self.regions.remove_range(va, len);
@@ -220,11 +409,10 @@ impl AddressSpace {
         for r in &pieces {
             self.pt.unmap(r.start, r.len).map_err(|_| Errno::ENOMEM)?;
         }
-        crate::arch::cpu::flush_tlb();
         // No core may keep a translation to memory that is about to be reused.
-        crate::sched::tlb_shootdown();
+        flush_everywhere();
         for r in &pieces {
-            release(r);
+            self.release(r);
         }
         self.publish();
         Ok(())
@@ -241,7 +429,8 @@ impl AddressSpace {
                 .protect(r.start, r.len, prot)
                 .map_err(|_| Errno::ENOMEM)?;
         }
-        crate::arch::cpu::flush_tlb();
+        // A downgrade must hold on every core before mprotect returns.
+        flush_everywhere();
         self.publish();
         Ok(())
     }
@@ -256,9 +445,10 @@ impl AddressSpace {
 
     /// Write the region table for the proxy's mirror and bump its generation.
     pub fn publish(&mut self) {
-        let base = self.table;
+        let (mem, base) = self.table.mem();
         // Generation 0 while entries change: the proxy's seqlock read retries.
-        phys_atomic_u64(base + REGION_GEN_OFF).store(0, Ordering::Release);
+        mem.atomic_u64(base + REGION_GEN_OFF)
+            .store(0, Ordering::Release);
         let mut count = 0u32;
         for r in self.regions.iter() {
             if count as usize == MAX_REGIONS {
@@ -272,15 +462,9 @@ impl AddressSpace {
                 len: r.len,
                 file_off: r.phys,
                 prot: r.prot,
-                kind: match r.kind {
-                    RegionKind::Anon => wire::REGION_ANON,
-                    RegionKind::Image => wire::REGION_IMAGE,
-                    RegionKind::Heap => wire::REGION_HEAP,
-                    RegionKind::Stack => wire::REGION_STACK,
-                    RegionKind::Shared(_) => wire::REGION_SHARED,
-                },
+                kind: wire::RegionKind::from(r.kind).into(),
             };
-            write_phys_obj(
+            mem.write_obj(
                 base + core::mem::size_of::<RegionTableHeader>() as u64
                     + u64::from(count) * core::mem::size_of::<MirrorEntry>() as u64,
                 e,
@@ -290,36 +474,84 @@ impl AddressSpace {
         self.gen += 1;
         // The count, then the new generation (the signals word beside them
         // belongs to the proxy and is left alone).
-        write_phys_obj::<u32>(base + wire::REGION_COUNT_OFF, count);
-        phys_atomic_u64(base + REGION_GEN_OFF).store(self.gen, Ordering::Release);
+        mem.write_obj::<u32>(base + wire::REGION_COUNT_OFF, count);
+        mem.atomic_u64(base + REGION_GEN_OFF)
+            .store(self.gen, Ordering::Release);
     }
 
     /// Release the memory and page tables of an address space no core uses
     /// any more.
     pub fn destroy(mut self) {
         let regions: alloc::vec::Vec<Region> = self.regions.iter().copied().collect();
-        for r in &regions {
-            release(r);
+        for r in regions.iter().filter(|r| r.kind.shared_object().is_some()) {
+            self.release(r);
         }
         self.regions = RegionMap::new();
+        let frames = core::mem::take(&mut self.frames);
+        for (_, f) in frames {
+            mm::free_user(f);
+        }
         self.pt.destroy();
     }
 }
 
-/// Give back the memory of a region piece that left an address space: private
-/// memory to the page allocator, a shared object's bytes to its count.
-fn release(r: &Region) {
-    match r.kind.shared_object() {
-        Some(id) => shm::unmapped(id, r.len),
-        None => mm::free_user(r.phys, r.len),
+/// The frames of `frames` holding `[phys, phys+len)`, and the offset of
+/// `phys` in them.
+fn lookup(frames: &BTreeMap<u64, Frames>, phys: u64, len: u64) -> Option<(&Frames, u64)> {
+    let (&k, f) = frames.range(..=phys).next_back()?;
+    f.contains(phys, len).then_some((f, phys - k))
+}
+
+/// Run `f(frames, offset in them, offset in the range, length)` on each
+/// piece of `[phys, phys+len)`: memory in `own` (an address space's frames)
+/// or in a shared object. The range comes from an address space's region
+/// map, so it is always such memory: anything else is a kernel bug.
+fn walk(
+    own: &BTreeMap<u64, Frames>,
+    phys: u64,
+    len: u64,
+    mut f: impl FnMut(&Frames, u64, u64, u64),
+) {
+    let mut at = 0u64;
+    while at < len {
+        let p = phys + at;
+        let step = |fr: &Frames, off: u64| (fr.len() - off).min(len - at);
+        let n = match lookup(own, p, 1) {
+            Some((fr, off)) => {
+                let n = step(fr, off);
+                f(fr, off, at, n);
+                Some(n)
+            }
+            None => shm::with_frames(p, 1, |fr, off| {
+                let n = step(fr, off);
+                f(fr, off, at, n);
+                n
+            }),
+        };
+        match n {
+            Some(n) => at += n,
+            None => panic!("aspace: {p:#x} is not memory of an address space"),
+        }
     }
+}
+
+/// Where chunks of memory lie (for the region map and shared objects).
+fn describe(frames: &[Frames]) -> alloc::vec::Vec<Chunk> {
+    frames
+        .iter()
+        .map(|f| Chunk {
+            phys: f.phys(),
+            len: f.len(),
+        })
+        .collect()
 }
 
 /// Zeroed physical memory for `[va, va+len)` in as few contiguous chunks as
 /// the allocator gives, split so that whatever lies beyond the first 2 MiB
-/// boundary starts 2 MiB aligned in both va and phys (large pages fit).
-fn alloc_chunks(va: u64, len: u64) -> Result<alloc::vec::Vec<Chunk>, Errno> {
-    let mut chunks: alloc::vec::Vec<Chunk> = alloc::vec::Vec::new();
+/// boundary starts 2 MiB aligned in both va and phys (large pages fit). On
+/// failure, what was allocated goes back (dropped).
+fn alloc_chunks(va: u64, len: u64) -> Result<alloc::vec::Vec<Frames>, Errno> {
+    let mut chunks: alloc::vec::Vec<Frames> = alloc::vec::Vec::new();
     let mut done = 0u64;
     while done < len {
         let remaining = len - done;
@@ -328,9 +560,9 @@ fn alloc_chunks(va: u64, len: u64) -> Result<alloc::vec::Vec<Chunk>, Errno> {
         if head != 0 && remaining >= head + (2 << 20) {
             chunk = head;
         }
-        let phys = loop {
-            if let Some(p) = mm::alloc_user(chunk) {
-                break Some(p);
+        let mem = loop {
+            if let Some(f) = mm::alloc_user(chunk) {
+                break Some(f);
             }
             if chunk <= 4096 {
                 break None;
@@ -340,18 +572,22 @@ fn alloc_chunks(va: u64, len: u64) -> Result<alloc::vec::Vec<Chunk>, Errno> {
                 chunk = 4096;
             }
         };
-        let pushed = phys.is_some() && chunks.try_reserve(1).is_ok();
-        let Some(phys) = phys.filter(|_| pushed) else {
-            if let Some(p) = phys {
-                mm::free_user(p, chunk);
-            }
-            for c in &chunks {
-                mm::free_user(c.phys, c.len);
+        let Some(mem) = mem.filter(|_| chunks.try_reserve(1).is_ok()) else {
+            for f in chunks {
+                mm::free_user(f);
             }
             return Err(Errno::ENOMEM);
         };
-        chunks.push(Chunk { phys, len: chunk });
+        chunks.push(mem);
         done += chunk;
     }
     Ok(chunks)
+}
+
+/// Drop stale user translations on this core and on every other core this
+/// address space may be live on (any core that runs one of its threads; the
+/// kernel does not track which, so all of them) before returning.
+fn flush_everywhere() {
+    crate::arch::cpu::flush_tlb();
+    crate::arch::smp::tlb_shootdown(u64::MAX);
 }

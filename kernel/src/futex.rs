@@ -3,7 +3,7 @@
 //! REQUEUE/CMP_REQUEUE, WAKE_OP and the BITSET variants, relative and
 //! absolute timeouts.
 
-use crate::arch::mem::{phys_atomic_u32, SpinLock};
+use crate::arch::mem::SpinLock;
 use crate::process;
 use crate::sched::{self, TaskRef};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -35,6 +35,12 @@ fn key(uaddr: u64) -> Result<u64, Errno> {
     })
 }
 
+/// Apply `f` to the futex word at physical `k` (EFAULT if the memory is no
+/// longer the process's: unmapped meanwhile).
+fn with_word<R>(k: u64, f: impl FnOnce(&core::sync::atomic::AtomicU32) -> R) -> Result<R, Errno> {
+    process::with(|p| p.aspace.with_atomic_u32(k, f).ok_or(Errno::EFAULT))
+}
+
 /// FUTEX_WAIT(_BITSET): sleep while `*uaddr == val`, until woken or the TSC
 /// reaches `deadline`.
 pub fn wait(uaddr: u64, val: u32, deadline: Option<u64>, bitset: u32) -> SysResult {
@@ -45,7 +51,7 @@ pub fn wait(uaddr: u64, val: u32, deadline: Option<u64>, bitset: u32) -> SysResu
     let me = sched::current().ok_or(Errno::EINVAL)?;
     {
         let mut q = QUEUES.lock();
-        if phys_atomic_u32(k).load(Ordering::SeqCst) != val {
+        if with_word(k, |w| w.load(Ordering::SeqCst))? != val {
             return Err(Errno::EAGAIN);
         }
         me.futex_woken.store(false, Ordering::SeqCst);
@@ -137,7 +143,7 @@ pub fn requeue(
     let k2 = key(uaddr2)?;
     let mut q = QUEUES.lock();
     if let Some(v) = cmp {
-        if phys_atomic_u32(k1).load(Ordering::SeqCst) != v {
+        if with_word(k1, |w| w.load(Ordering::SeqCst))? != v {
             return Err(Errno::EAGAIN);
         }
     }
@@ -180,9 +186,8 @@ pub fn wake_op(uaddr: u64, n: u64, n2: u64, uaddr2: u64, encoded: u32) -> SysRes
         oparg = 1u32.checked_shl(oparg).unwrap_or(0);
     }
     let mut q = QUEUES.lock();
-    let word = phys_atomic_u32(k2);
-    let old = word
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+    let old = with_word(k2, |word| {
+        word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
             Some(match op {
                 0 => oparg,
                 1 => v.wrapping_add(oparg),
@@ -192,7 +197,8 @@ pub fn wake_op(uaddr: u64, n: u64, n2: u64, uaddr2: u64, encoded: u32) -> SysRes
                 _ => v,
             })
         })
-        .unwrap_or(0);
+        .unwrap_or(0)
+    })?;
     if op > 4 {
         return Err(Errno::ENOSYS);
     }

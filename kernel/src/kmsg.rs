@@ -2,10 +2,10 @@
 //! `--kmsg` and after a panic, echoed to QEMU's debug console.
 
 use crate::arch::cpu::outb;
-use crate::arch::mem::{phys_atomic_u64, write_phys, SpinLock};
+use crate::arch::mem::{shared_area, SpinLock};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
-use wire::{DEBUGCON_PORT, HEADER_KMSG_HEAD_OFF, KMSG_OFF, KMSG_SIZE, SHARED_PHYS};
+use wire::{DEBUGCON_PORT, HEADER_KMSG_HEAD_OFF, HEADER_OFF, KMSG_OFF, KMSG_SIZE};
 
 static LOCK: SpinLock<()> = SpinLock::new(());
 /// Echo to the debug console (on until the boot header says otherwise).
@@ -19,14 +19,14 @@ struct Sink;
 
 impl Write for Sink {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let head = phys_atomic_u64(SHARED_PHYS + HEADER_KMSG_HEAD_OFF);
+        let head = shared_area().atomic_u64(HEADER_OFF + HEADER_KMSG_HEAD_OFF);
         let mut h = head.load(Ordering::Relaxed);
         for chunk in s.as_bytes().chunks(256) {
             let mut done = 0;
             while done < chunk.len() {
                 let pos = h % KMSG_SIZE;
                 let n = (chunk.len() - done).min((KMSG_SIZE - pos) as usize);
-                write_phys(SHARED_PHYS + KMSG_OFF + pos, &chunk[done..done + n]);
+                shared_area().write(KMSG_OFF + pos, &chunk[done..done + n]);
                 done += n;
                 h += n as u64;
             }

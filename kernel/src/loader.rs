@@ -2,7 +2,7 @@
 //! through the proxy (open/pread land directly in the new regions thanks to
 //! the mirror), then the Linux initial stack is built.
 
-use crate::aspace::AddressSpace;
+use crate::aspace::{AddressSpace, RegionTable};
 use crate::ikc;
 use crate::process::{Process, SigAction};
 use crate::shared::{BootData, BootParams};
@@ -71,7 +71,7 @@ fn pread_all(fd: u64, va: u64, len: u64, offset: u64) -> Result<(), String> {
 
 /// Load the program of `bd` into a new address space that publishes its
 /// regions to the region table at `table`.
-pub fn load(bd: &BootData, params: &BootParams, table: u64) -> Result<Loaded, String> {
+pub fn load(bd: &BootData, params: &BootParams, table: RegionTable) -> Result<Loaded, String> {
     let mut asp = AddressSpace::with_table(table)
         .map_err(|_| String::from("out of memory for page tables"))?;
     let stack_lo = STACK_TOP - STACK_SIZE;

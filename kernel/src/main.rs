@@ -2,23 +2,36 @@
 //! header from the shared area, loads one static Linux executable and runs it,
 //! serving memory, time and task syscalls locally and offloading the rest to
 //! the proxy on Linux.
+//!
+//! Layers, each importing only those below it:
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | hardware, the only `unsafe` (with `sched/switch.rs`) | `arch` (boot, traps, page tables, `frames`: the page allocator, `mem`: bounded physical windows, `smp`: per-core state, IPIs, TLB shootdown) |
+//! | shared area, logs, firmware | `shared`, `kmsg`, `bootinfo` |
+//! | memory | `mm`, `shm`, `aspace` |
+//! | tasks | `ikc::slot`, `sched` (tasks, run queues, switch, SMP, timers; upcalls through `sched::Hooks`) |
+//! | channel, time, processes | `ikc`, `time`, `process`, `uaccess` (checked user pointers), `loader` |
+//! | signals | `signal`, `alarm`, `host_signals`, `futex` |
+//! | system calls and entry | `syscall`, `trap`, `panic`, `main` (registers `arch`'s entry points and the scheduler's hooks) |
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 extern crate alloc;
 
+mod alarm;
 mod arch;
 mod aspace;
 mod bootinfo;
 mod futex;
+mod host_signals;
 mod ikc;
 mod kmsg;
 mod loader;
 mod mm;
 mod panic;
 mod process;
-#[allow(unsafe_code)]
 mod sched;
 mod shared;
 mod shm;
@@ -31,9 +44,17 @@ mod uaccess;
 use lwk_core::pmem::{FirmwareEntry, PmemMap, PmemType};
 use wire::{State, SHARED_PHYS, SHARED_SIZE};
 
+/// Where `arch`'s entry stubs go.
+static ENTRY_POINTS: arch::trap::EntryPoints = arch::trap::EntryPoints {
+    trap: trap::handle,
+    syscall: syscall::dispatch,
+    new_task: sched::finish_switch,
+};
+
 /// The kernel proper, entered from `arch` once the CPU is in long mode.
 pub fn kernel_main(start_info: u64) -> ! {
     let t_boot = arch::cpu::rdtsc();
+    arch::trap::set_entry_points(&ENTRY_POINTS);
     arch::init_bsp();
     let params = match shared::boot_params() {
         Ok(p) => p,
@@ -82,6 +103,12 @@ pub fn kernel_main(start_info: u64) -> ! {
         "lapic timer: {} ticks per 1024 TSC cycles",
         arch::apic::ticks_per_kcycle()
     );
+    sched::set_hooks(sched::Hooks {
+        interrupted: signal::interrupted,
+        take_host_signals: host_signals::take,
+        fire_alarms: alarm::fire_due,
+    });
+    process::set_at_end(syscall::flush_stats);
     sched::init_bsp();
     if params.ncpus > 1 {
         let rsdp = bootinfo::rsdp(start_info);
@@ -103,7 +130,7 @@ pub fn kernel_main(start_info: u64) -> ! {
         Ok(b) => b,
         Err(e) => panic!("{e}"),
     };
-    let loaded = match loader::load(&bd, &params, wire::SHARED_PHYS + wire::REGIONS_OFF) {
+    let loaded = match loader::load(&bd, &params, aspace::RegionTable::Shared) {
         Ok(l) => l,
         Err(msg) => {
             kprintln!(

@@ -7,7 +7,7 @@ use crate::arch::trap::TrapFrame;
 pub fn kernel_trap(name: &str, frame: &TrapFrame, cr2: u64) -> ! {
     crate::kmsg::write_fmt_unlocked(format_args!(
         "KERNEL PANIC: {name} (vector {}) in kernel mode at rip {:#x}, error {:#x}, cr2 {cr2:#x}\n",
-        frame.vector, frame.rip, frame.error
+        frame.vector, frame.regs.rip, frame.error
     ));
     crate::shared::report_panic(Some(frame.wire_regs(cr2, read_cr3())), cr2);
     qemu_exit(wire::DEBUG_EXIT_PANIC)

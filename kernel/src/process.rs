@@ -46,6 +46,8 @@ pub struct Entry {
     /// Non-zero: the thread (tid) that is ending the process or executing a
     /// new program; every other thread of the process must exit.
     pub reaper: AtomicU32,
+    /// ITIMER_REAL / alarm(): cleared in a forked child, kept across exec.
+    pub alarm: crate::sched::Alarm,
     pub inner: SpinLock<Process>,
 }
 
@@ -61,6 +63,7 @@ pub fn register(p: Process) -> Arc<Entry> {
         pending: AtomicU64::new(0),
         stopped: AtomicBool::new(false),
         reaper: AtomicU32::new(0),
+        alarm: crate::sched::Alarm::new(),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);
@@ -73,13 +76,39 @@ pub fn unregister(pid: u32) -> Option<Arc<Entry>> {
 }
 
 /// (pid, region table) of every process.
-pub fn tables() -> alloc::vec::Vec<(u32, u64)> {
+pub fn tables() -> alloc::vec::Vec<(u32, crate::aspace::RegionTable)> {
     let entries: alloc::vec::Vec<(u32, Arc<Entry>)> =
         PROCS.lock().iter().map(|(&p, e)| (p, e.clone())).collect();
     entries
         .into_iter()
-        .map(|(p, e)| (p, e.inner.lock().aspace.table()))
+        .map(|(p, e)| (p, e.inner.lock().aspace.region_table()))
         .collect()
+}
+
+/// Set the current process's real-time timer (ITIMER_REAL, alarm) to fire
+/// `after` TSC cycles from now (0: disarm), then every `interval`; returns
+/// the previous (remaining, interval) in cycles.
+pub fn set_alarm(after: u64, interval: u64) -> (u64, u64) {
+    current_entry().alarm.set(after, interval)
+}
+
+/// The current process's real-time timer: (remaining, interval) in cycles.
+pub fn alarm_remaining() -> (u64, u64) {
+    current_entry().alarm.remaining()
+}
+
+/// Every process, by pid.
+pub fn entries() -> alloc::vec::Vec<(u32, Arc<Entry>)> {
+    PROCS.lock().iter().map(|(&p, e)| (p, e.clone())).collect()
+}
+
+/// What runs when the partition ends, before QEMU exits (the syscall
+/// layer's statistics flush), registered at boot.
+static AT_END: SpinLock<fn()> = SpinLock::new(|| {});
+
+/// Register what runs when the partition ends.
+pub fn set_at_end(f: fn()) {
+    *AT_END.lock() = f;
 }
 
 pub fn initial_pid() -> u32 {
@@ -107,7 +136,8 @@ pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 }
 
 fn finish(code: u32) -> ! {
-    crate::syscall::flush_stats();
+    let at_end = *AT_END.lock();
+    at_end();
     crate::arch::cpu::qemu_exit(code)
 }
 
@@ -166,9 +196,8 @@ fn end_child(status: u64, signal: u32) -> ! {
     if let Some(e) = unregister(pid) {
         crate::arch::activate_page_tables(crate::arch::boot::boot_pml4_phys());
         if let Ok(inner) = Arc::try_unwrap(e).map(|e| e.inner.into_inner()) {
-            let table = inner.aspace.table();
+            // Its region table goes with the address space.
             inner.aspace.destroy();
-            crate::mm::free_kernel_pages(table, wire::REGION_TABLE_BYTES.div_ceil(4096));
         }
     }
     crate::sched::exit_current()

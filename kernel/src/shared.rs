@@ -1,12 +1,16 @@
 //! The kernel's side of the shared area: reading the boot header and boot
 //! data the host wrote, reporting state, exit status, faults and stats.
+//!
+//! The host reads the header while the kernel updates it (and writes some
+//! words itself), so every update is a write of its own field (volatile, or
+//! atomic for the words both sides touch), never a read-modify-write of the
+//! whole header; the state word is published last, with release ordering.
 
-use crate::arch::mem::{phys_atomic_u32, read_phys, read_phys_obj, write_phys_obj};
+use crate::arch::mem::{shared_area, Plain};
 use alloc::vec::Vec;
+use core::mem::offset_of;
 use core::sync::atomic::Ordering;
-use wire::{Header, State, BOOTDATA_OFF, BOOTDATA_SIZE, HEADER_OFF, HEADER_STATE_OFF, SHARED_PHYS};
-
-const HEADER: u64 = SHARED_PHYS + HEADER_OFF;
+use wire::{Header, State, BOOTDATA_OFF, BOOTDATA_SIZE, HEADER_OFF, HEADER_STATE_OFF};
 
 /// What the host asked for, copied out of the header once at boot.
 pub use wire::BootParams;
@@ -19,22 +23,24 @@ pub struct BootData {
 }
 
 fn header() -> Header {
-    read_phys_obj::<Header>(HEADER)
+    shared_area().read_obj::<Header>(HEADER_OFF)
 }
 
-fn update(f: impl FnOnce(&mut Header)) {
-    let mut h = header();
-    f(&mut h);
-    // Write back everything but the state word, which is published last.
-    let state = h.state;
-    write_phys_obj::<Header>(
-        HEADER,
-        Header {
-            state: header().state,
-            ..h
-        },
-    );
-    phys_atomic_u32(HEADER + HEADER_STATE_OFF).store(state, Ordering::Release);
+/// Write one header field at offset `field` (from `offset_of!(Header, ..)`).
+fn set<T: Plain>(field: usize, v: T) {
+    shared_area().write_obj(HEADER_OFF + field as u64, v);
+}
+
+/// Publish the state word (after the fields it makes valid).
+fn publish_state(s: State) {
+    shared_area()
+        .atomic_u32(HEADER_OFF + HEADER_STATE_OFF)
+        .store(s as u32, Ordering::Release);
+}
+
+/// Write `v` at offset `off` of the shared area (the `--stats` block).
+pub fn write_obj<T: Plain>(off: u64, v: T) {
+    shared_area().write_obj(off, v);
 }
 
 pub fn boot_params() -> Result<BootParams, &'static str> {
@@ -55,7 +61,7 @@ pub fn boot_data() -> Result<BootData, &'static str> {
         return Err("boot data too long");
     }
     let mut buf = alloc::vec![0u8; len as usize];
-    read_phys(SHARED_PHYS + BOOTDATA_OFF, &mut buf);
+    shared_area().read(BOOTDATA_OFF, &mut buf);
     let argc = h.boot.argc as usize;
     let envc = h.boot.envc as usize;
     let total = 1 + argc + envc;
@@ -67,57 +73,53 @@ pub fn boot_data() -> Result<BootData, &'static str> {
 }
 
 pub fn set_state(s: State) {
-    update(|h| h.state = s as u32);
+    publish_state(s);
 }
 
 pub fn set_tsc_hz(hz: u64) {
-    update(|h| h.tsc_hz = hz);
+    set(offset_of!(Header, tsc_hz), hz);
 }
 
 pub fn set_user_entry_ns(ns: u64) {
-    update(|h| h.user_entry_ns = ns);
+    set(offset_of!(Header, user_entry_ns), ns);
 }
 
 pub fn report_exit(code: u32) {
-    update(|h| {
-        h.exit_code = code & 0xff;
-        h.state = State::Exited as u32;
-    });
+    set(offset_of!(Header, exit_code), code & 0xff);
+    publish_state(State::Exited);
+}
+
+/// Fault address and registers (if known) of a death or panic.
+fn set_fault(fault_addr: u64, regs: Option<[u64; 24]>) {
+    set(offset_of!(Header, fault_addr), fault_addr);
+    if let Some(r) = regs {
+        set(offset_of!(Header, regs), r);
+        set(offset_of!(Header, regs_valid), 1u32);
+    }
 }
 
 pub fn report_killed(signal: u32, fault_addr: u64, regs: Option<[u64; 24]>) {
-    update(|h| {
-        h.signal = signal;
-        h.fault_addr = fault_addr;
-        if let Some(r) = regs {
-            h.regs = r;
-            h.regs_valid = 1;
-        }
-        h.state = State::Killed as u32;
-    });
+    set(offset_of!(Header, signal), signal);
+    set_fault(fault_addr, regs);
+    publish_state(State::Killed);
 }
 
 pub fn report_panic(regs: Option<[u64; 24]>, fault_addr: u64) {
-    update(|h| {
-        h.fault_addr = fault_addr;
-        if let Some(r) = regs {
-            h.regs = r;
-            h.regs_valid = 1;
-        }
-        h.state = State::Panicked as u32;
-    });
+    set_fault(fault_addr, regs);
+    publish_state(State::Panicked);
 }
 
 pub fn set_cpus_online(n: u32) {
-    update(|h| h.cpus_online = n);
+    set(offset_of!(Header, cpus_online), n);
 }
 
 pub fn set_total_bytes(total: u64) {
-    update(|h| h.total_bytes = total);
+    set(offset_of!(Header, total_bytes), total);
 }
 
 /// Publish how much partition memory is free (for /proc/meminfo in the proxy).
 pub fn publish_free_bytes(free: u64) {
-    crate::arch::mem::phys_atomic_u64(HEADER + wire::HEADER_FREE_BYTES_OFF)
+    shared_area()
+        .atomic_u64(HEADER_OFF + wire::HEADER_FREE_BYTES_OFF)
         .store(free, Ordering::Relaxed);
 }

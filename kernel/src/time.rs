@@ -6,7 +6,6 @@ use crate::ikc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use wire::RequestKind;
 
-static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 static TSC0: AtomicU64 = AtomicU64::new(0);
 static REAL0: AtomicU64 = AtomicU64::new(0);
 static MONO0: AtomicU64 = AtomicU64::new(0);
@@ -47,16 +46,14 @@ pub fn calibrate(window_ns: u64) -> u64 {
     let dt_ns = mb.saturating_sub(ma).max(1);
     let hz = ((u128::from(tb - ta) * 1_000_000_000) / u128::from(dt_ns)) as u64;
     let hz = hz.max(1_000_000);
-    TSC_HZ.store(hz, Ordering::Relaxed);
+    crate::arch::cpu::set_tsc_hz(hz);
     TSC0.store(ta, Ordering::Relaxed);
     REAL0.store(ra, Ordering::Relaxed);
     MONO0.store(ma, Ordering::Relaxed);
     hz
 }
 
-pub fn tsc_hz() -> u64 {
-    TSC_HZ.load(Ordering::Relaxed)
-}
+pub use crate::arch::cpu::tsc_hz;
 
 fn since_anchor_ns() -> u64 {
     let d = rdtsc().saturating_sub(TSC0.load(Ordering::Relaxed));

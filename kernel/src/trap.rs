@@ -86,8 +86,8 @@ pub fn handle(frame: &mut TrapFrame) {
         return;
     }
     if vector == 2 {
-        // An NMI: the host may have posted a signal (see sched::on_nmi).
-        crate::sched::on_nmi();
+        // An NMI: the host may have posted a signal (see host_signals::on_nmi).
+        crate::host_signals::on_nmi();
         return;
     }
     let cr2 = read_cr2();
@@ -95,14 +95,14 @@ pub fn handle(frame: &mut TrapFrame) {
     if frame.is_user() {
         // Signal, si_code and si_addr as Linux reports them.
         let (sig, code, addr) = match vector {
-            0 => (SIGFPE, FPE_INTDIV, frame.rip),
-            16 | 19 => (SIGFPE, FPE_FLTINV, frame.rip),
-            1 => (SIGTRAP, TRAP_TRACE, frame.rip),
+            0 => (SIGFPE, FPE_INTDIV, frame.regs.rip),
+            16 | 19 => (SIGFPE, FPE_FLTINV, frame.regs.rip),
+            1 => (SIGTRAP, TRAP_TRACE, frame.regs.rip),
             3 | 4 => (SIGTRAP, SI_KERNEL, 0),
-            6 => (SIGILL, ILL_ILLOPN, frame.rip),
+            6 => (SIGILL, ILL_ILLOPN, frame.regs.rip),
             14 if frame.error & 1 != 0 => (SIGSEGV, SEGV_ACCERR, cr2),
             14 => (SIGSEGV, SEGV_MAPERR, cr2),
-            17 => (SIGBUS, BUS_ADRALN, frame.rip),
+            17 => (SIGBUS, BUS_ADRALN, frame.regs.rip),
             _ => (SIGSEGV, SI_KERNEL, 0),
         };
         crate::sched::enter_kernel();
@@ -116,7 +116,7 @@ pub fn handle(frame: &mut TrapFrame) {
         if !handled {
             crate::kprintln!(
                 "user {name} at rip {:#x} (address {addr:#x}, error {:#x})",
-                frame.rip,
+                frame.regs.rip,
                 frame.error
             );
             crate::process::kill(sig, addr, Some(frame.wire_regs(cr2, read_cr3())));

@@ -3,7 +3,6 @@
 //! through the direct map. A bad pointer is always EFAULT, never a fault in
 //! the kernel.
 
-use crate::arch::mem::{read_phys, write_phys, zero_phys};
 use crate::arch::plain::{bytes_of, bytes_of_mut, zeroed, Plain};
 use crate::aspace::AddressSpace;
 use alloc::vec::Vec;
@@ -38,25 +37,25 @@ fn pieces(
 
 pub fn copy_from_user(asp: &AddressSpace, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     pieces(asp, addr, buf.len() as u64, PROT_READ, |phys, off, n| {
-        read_phys(phys, &mut buf[off as usize..(off + n) as usize]);
+        asp.read_phys(phys, &mut buf[off as usize..(off + n) as usize]);
     })
 }
 
 pub fn copy_to_user(asp: &AddressSpace, addr: u64, data: &[u8]) -> Result<(), Errno> {
     pieces(asp, addr, data.len() as u64, PROT_WRITE, |phys, off, n| {
-        write_phys(phys, &data[off as usize..(off + n) as usize]);
+        asp.write_phys(phys, &data[off as usize..(off + n) as usize]);
     })
 }
 
 /// Copy into user memory regardless of protection (loader, kernel-filled data).
 pub fn fill_user(asp: &AddressSpace, addr: u64, data: &[u8]) -> Result<(), Errno> {
     pieces(asp, addr, data.len() as u64, 0, |phys, off, n| {
-        write_phys(phys, &data[off as usize..(off + n) as usize]);
+        asp.write_phys(phys, &data[off as usize..(off + n) as usize]);
     })
 }
 
 pub fn zero_user(asp: &AddressSpace, addr: u64, len: u64) -> Result<(), Errno> {
-    pieces(asp, addr, len, 0, |phys, _, n| zero_phys(phys, n))
+    pieces(asp, addr, len, 0, |phys, _, n| asp.zero_phys(phys, n))
 }
 
 /// Read a NUL-terminated string of at most `max` bytes (without the NUL).
@@ -70,7 +69,7 @@ pub fn read_cstring(asp: &AddressSpace, addr: u64, max: usize) -> Result<Vec<u8>
         }
         let n = ((r.end() - a) as usize).min(256);
         let mut buf = alloc::vec![0u8; n];
-        read_phys(r.phys + (a - r.start), &mut buf);
+        asp.read_phys(r.phys + (a - r.start), &mut buf);
         if let Some(z) = buf.iter().position(|&b| b == 0) {
             out.extend_from_slice(&buf[..z]);
             return Ok(out);

@@ -13,7 +13,7 @@ use linux_abi::mman::PROT_WRITE;
 use linux_abi::signal::SIGCHLD;
 use linux_abi::uapi::clone_args;
 use linux_abi::CANONICAL_USER_END;
-use linux_abi::{Errno, SysResult, PAGE_SIZE};
+use linux_abi::{Errno, SysResult};
 
 /// Create a thread (clone with CLONE_VM|CLONE_THREAD...). New processes
 /// (fork-like clones) are not supported yet and fail loudly.
@@ -112,7 +112,12 @@ fn copy_regions(
         while va < r.end() {
             let dst = to.regions().find(va).copied().ok_or(Errno::ENOMEM)?;
             let n = (r.end() - va).min(dst.end() - va);
-            crate::arch::mem::copy_phys(dst.phys + (va - dst.start), r.phys + (va - r.start), n);
+            to.copy_phys_from(
+                dst.phys + (va - dst.start),
+                from,
+                r.phys + (va - r.start),
+                n,
+            );
             va += n;
         }
     }
@@ -129,20 +134,11 @@ fn fork_process(
     ptid: UserPtr<u32>,
     ctid: UserPtr<u32>,
 ) -> SysResult {
-    let pages = wire::REGION_TABLE_BYTES.div_ceil(PAGE_SIZE);
-    let table = crate::mm::alloc_kernel_pages(pages).ok_or(Errno::ENOMEM)?;
-    crate::arch::mem::zero_phys(table, pages * PAGE_SIZE);
-    let mut child_asp = match crate::aspace::AddressSpace::with_table(table) {
-        Ok(a) => a,
-        Err(e) => {
-            crate::mm::free_kernel_pages(table, pages);
-            return Err(e);
-        }
-    };
+    let mut child_asp = crate::aspace::AddressSpace::with_new_table()?;
+    let table = child_asp.table();
     if let Err(e) = process::with(|p| copy_regions(&p.aspace, &mut child_asp)) {
         crate::kprintln!("fork: copying the address space failed: {}", e.name());
         child_asp.destroy();
-        crate::mm::free_kernel_pages(table, pages);
         return Err(e);
     }
     let r = crate::ikc::call(wire::RequestKind::Fork, 0, [table, 0, 0, 0, 0, 0], [0; 4]).ret;
@@ -152,7 +148,6 @@ fn fork_process(
             Errno::from_ret(r).map_or("?", Errno::name)
         );
         child_asp.destroy();
-        crate::mm::free_kernel_pages(table, pages);
         return Err(match Errno::from_ret(r) {
             Some(Errno::EAGAIN) => Errno::EAGAIN,
             _ => Errno::ENOMEM,

@@ -74,7 +74,8 @@ pub fn execve(path_ptr: UserPtr<u8>, argv: UserPtr<u64>, envp: UserPtr<u64>) -> 
         argv,
         envp,
     };
-    let loaded = match crate::loader::load(&bd, &params, crate::sched::current_table()) {
+    let loaded = match crate::loader::load(&bd, &params, process::with(|p| p.aspace.region_table()))
+    {
         Ok(l) => l,
         Err(msg) => {
             // The old image stays: give the proxy its mirror back.

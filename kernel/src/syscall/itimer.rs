@@ -12,7 +12,7 @@ const NS: u64 = 1_000_000_000;
 pub fn alarm(secs: u32) -> SysResult {
     let hz = crate::time::tsc_hz();
     let after = u64::from(secs).min(u64::MAX / hz.max(1)).saturating_mul(hz);
-    let (old, _) = crate::sched::set_alarm(after, 0);
+    let (old, _) = crate::process::set_alarm(after, 0);
     Ok(old.div_ceil(hz.max(1)))
 }
 
@@ -46,7 +46,7 @@ pub fn getitimer(which: i32, cur: UserPtr<itimerval>) -> SysResult {
         crate::kprintln!("getitimer: only ITIMER_REAL is supported on the LWK");
         return Err(Errno::EINVAL);
     }
-    write_itimerval(cur, crate::sched::alarm_remaining())?;
+    write_itimerval(cur, crate::process::alarm_remaining())?;
     Ok(0)
 }
 
@@ -65,7 +65,7 @@ pub fn setitimer(which: i32, new: UserPtr<itimerval>, old: UserPtr<itimerval>) -
             )
         }
     };
-    let prev = crate::sched::set_alarm(value, if value == 0 { 0 } else { interval });
+    let prev = crate::process::set_alarm(value, if value == 0 { 0 } else { interval });
     if let Some(old) = old.non_null() {
         write_itimerval(old, prev)?;
     }

@@ -36,7 +36,7 @@ pub fn madvise(addr: u64, len: u64, advice: u32) -> SysResult {
                     return Err(Errno::EACCES);
                 }
                 for r in &pieces {
-                    crate::arch::mem::zero_phys(r.phys, r.len);
+                    p.aspace.zero_phys(r.phys, r.len);
                 }
             }
             _ => {}

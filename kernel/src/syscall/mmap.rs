@@ -302,7 +302,7 @@ fn copy_raw(p: &Process, src: u64, dst: u64, buf: &mut [u8]) -> Result<(), Errno
     while off < buf.len() {
         let r = asp.regions().find(src + off as u64).ok_or(Errno::EFAULT)?;
         let n = ((r.end() - (src + off as u64)) as usize).min(buf.len() - off);
-        crate::arch::mem::read_phys(
+        asp.read_phys(
             r.phys + (src + off as u64 - r.start),
             &mut buf[off..off + n],
         );

@@ -21,15 +21,14 @@ mod sigreturn;
 mod sysinfo;
 mod thread;
 
-use crate::arch::mem::{write_phys_obj, SpinLock};
+use crate::arch::mem::SpinLock;
 use crate::arch::trap::SyscallFrame;
 use crate::ikc;
+use crate::shared::write_obj as write_phys_obj;
 use crate::uaccess::UserPtr;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use linux_abi::{to_raw, Errno, Policy, SysResult};
-use wire::{
-    RequestKind, StatsHeader, SyscallStat, SHARED_PHYS, STATS_ENTRIES_OFF, STATS_NR, STATS_OFF,
-};
+use wire::{RequestKind, StatsHeader, SyscallStat, STATS_ENTRIES_OFF, STATS_NR, STATS_OFF};
 
 static STATS: SpinLock<[SyscallStat; STATS_NR]> = SpinLock::new(
     [SyscallStat {
@@ -83,7 +82,7 @@ fn stat(nr: u64, f: impl FnOnce(&mut SyscallStat)) {
 /// Write the counters into the shared area for `--stats`.
 pub fn flush_stats() {
     let stats = STATS.lock();
-    let base = SHARED_PHYS + STATS_OFF;
+    let base = STATS_OFF;
     for (i, s) in stats.iter().enumerate() {
         write_phys_obj(
             base + STATS_ENTRIES_OFF + (i * core::mem::size_of::<SyscallStat>()) as u64,

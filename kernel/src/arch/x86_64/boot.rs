@@ -2,6 +2,31 @@
 //! direct map at `PHYS_OFFSET`, kernel image at `KERNEL_BASE`), SSE enabled
 //! before any Rust code runs.
 
+/// The switch to long mode that the boot CPU (here) and the application
+/// processors (smp.rs trampoline) both run, in 32-bit protected mode with the
+/// physical address of the PML4 in %edx: PAE and SSE (OSFXSR, OSXMMEXCPT)
+/// in CR4, the page tables in CR3, EFER.SCE/LME/NXE, then CR0.PE/MP/WP/PG
+/// with EM and TS clear. The caller then far-jumps to 64-bit code.
+macro_rules! enable_long_mode {
+    () => {
+        r#"
+    mov %cr4, %eax
+    or $((1 << 5) | (1 << 9) | (1 << 10)), %eax
+    mov %eax, %cr4
+    mov %edx, %cr3
+    mov $0xC0000080, %ecx
+    rdmsr
+    or $((1 << 0) | (1 << 8) | (1 << 11)), %eax
+    wrmsr
+    mov %cr0, %eax
+    and $~((1 << 2) | (1 << 3)), %eax
+    or $((1 << 0) | (1 << 1) | (1 << 16) | (1 << 31)), %eax
+    mov %eax, %cr0
+"#
+    };
+}
+pub(super) use enable_long_mode;
+
 core::arch::global_asm!(
     r#"
     .section .note.xen, "a"
@@ -59,22 +84,10 @@ pvh_start32:
     or $3, %eax
     mov %eax, 511*8(%esi)
 
-    /* CR4: PAE | OSFXSR | OSXMMEXCPT */
-    mov %cr4, %eax
-    or $((1 << 5) | (1 << 9) | (1 << 10)), %eax
-    mov %eax, %cr4
-    mov $boot_pml4, %eax
-    mov %eax, %cr3
-    /* EFER: SCE | LME | NXE */
-    mov $0xC0000080, %ecx
-    rdmsr
-    or $((1 << 0) | (1 << 8) | (1 << 11)), %eax
-    wrmsr
-    /* CR0: PE | MP | WP | PG; clear EM and TS */
-    mov %cr0, %eax
-    and $~((1 << 2) | (1 << 3)), %eax
-    or $((1 << 0) | (1 << 1) | (1 << 16) | (1 << 31)), %eax
-    mov %eax, %cr0
+    mov $boot_pml4, %edx
+"#,
+    enable_long_mode!(),
+    r#"
     lgdt boot_gdtr
     ljmp $0x08, $boot64
 

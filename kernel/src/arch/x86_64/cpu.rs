@@ -2,6 +2,18 @@
 //! registers, CPUID, TSC, halting and leaving QEMU.
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// TSC frequency, calibrated at boot (`time::calibrate`).
+static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+pub fn set_tsc_hz(hz: u64) {
+    TSC_HZ.store(hz, Ordering::Relaxed);
+}
 
 pub const MSR_STAR: u32 = 0xC000_0081;
 pub const MSR_LSTAR: u32 = 0xC000_0082;

@@ -186,9 +186,22 @@ pub fn this_cpu() -> usize {
     v as usize
 }
 
+/// The stack this CPU enters the kernel on (see `set_kernel_stack`).
+pub fn kernel_stack_top() -> u64 {
+    let t = TABLES[this_cpu()].load(Ordering::Acquire);
+    // SAFETY: `t` is this CPU's own tables (set by init_cpu); only this CPU
+    // writes the field.
+    unsafe { (*t).percpu.kernel_rsp }
+}
+
 /// Make `top` the stack this CPU enters the kernel on (syscalls and
 /// interrupts from user mode).
-pub fn set_kernel_stack(top: u64) {
+///
+/// # Safety
+/// `top` must be the 16-byte aligned top of a kernel stack of at least
+/// 16 KiB that only the task about to run on this CPU uses, and that stays
+/// allocated while this CPU may enter the kernel on it.
+pub unsafe fn set_kernel_stack(top: u64) {
     let cpu = this_cpu();
     let t = TABLES[cpu].load(Ordering::Acquire);
     // SAFETY: `t` is this CPU's own tables (set by init_cpu); only this CPU

@@ -1,6 +1,7 @@
 //! Physical memory access through the direct map, the mem* functions the
 //! compiler expects, a spin lock, and the kernel heap's `GlobalAlloc` glue.
 
+pub use super::plain::Plain;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -10,8 +11,12 @@ pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
 /// End of the direct map set up at boot.
 pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
 
-fn virt(phys: u64) -> u64 {
-    debug_assert!(phys < DIRECT_MAP_SIZE);
+/// Direct-map address of `phys`.
+pub(super) fn virt(phys: u64) -> u64 {
+    assert!(
+        phys < DIRECT_MAP_SIZE,
+        "physical address {phys:#x} beyond the direct map"
+    );
     PHYS_OFFSET + phys
 }
 
@@ -98,69 +103,162 @@ _Unwind_Resume:
     options(att_syntax)
 );
 
-/// Copy `src` into physical memory at `phys`.
-pub fn write_phys(phys: u64, src: &[u8]) {
-    // SAFETY: the direct map covers all guest RAM; callers pass ranges they own
-    // (validated against a region map or the kernel's own allocations).
-    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), virt(phys) as *mut u8, src.len()) }
+/// A bounded window of physical memory, reached through the direct map.
+/// Only `arch` makes one: for frames the page allocator handed out
+/// (`Frames`) and for the area shared with the host (`shared_area`). Every
+/// access is checked against the window (a real check, not a debug one), so
+/// safe code can touch only memory it was given. Accesses go through raw
+/// pointers (the memory may be shared with the host or mapped to user
+/// space), never through Rust references other than atomics.
+pub struct PhysRange {
+    start: u64,
+    len: u64,
 }
 
-/// Copy physical memory at `phys` into `dst`.
-pub fn read_phys(phys: u64, dst: &mut [u8]) {
-    // SAFETY: as for `write_phys`.
-    unsafe { core::ptr::copy_nonoverlapping(virt(phys) as *const u8, dst.as_mut_ptr(), dst.len()) }
-}
+impl PhysRange {
+    /// A window onto `[start, start+len)`, which the caller (in `arch`)
+    /// owns or shares with the host for as long as the window lives.
+    pub(in crate::arch) const fn new(start: u64, len: u64) -> Self {
+        Self { start, len }
+    }
 
-/// Zero `len` bytes of physical memory.
-pub fn zero_phys(phys: u64, len: u64) {
-    // SAFETY: as for `write_phys`.
-    unsafe { core::ptr::write_bytes(virt(phys) as *mut u8, 0, len as usize) }
-}
+    /// Physical address of the first byte.
+    pub fn phys(&self) -> u64 {
+        self.start
+    }
 
-/// Copy `len` bytes between physical ranges that do not overlap.
-pub fn copy_phys(dst: u64, src: u64, len: u64) {
-    // SAFETY: both ranges are in the direct map and owned by the caller
-    // (user regions of two different address spaces in fork).
-    unsafe {
-        core::ptr::copy_nonoverlapping(virt(src) as *const u8, virt(dst) as *mut u8, len as usize)
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether `[phys, phys+len)` lies inside this window.
+    pub fn contains(&self, phys: u64, len: u64) -> bool {
+        phys >= self.start
+            && phys
+                .checked_add(len)
+                .is_some_and(|end| end <= self.start + self.len)
+    }
+
+    /// Direct-map address of `[off, off+len)`, checked against the window.
+    fn at(&self, off: u64, len: u64) -> u64 {
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.len),
+            "physical access [{off:#x}+{len:#x}) outside a window of {:#x} bytes at {:#x}",
+            self.len,
+            self.start
+        );
+        virt(self.start + off)
+    }
+
+    /// Copy `dst.len()` bytes from offset `off`.
+    pub fn read(&self, off: u64, dst: &mut [u8]) {
+        let p = self.at(off, dst.len() as u64);
+        // SAFETY: `at` checked that the bytes lie inside this window, which
+        // is mapped (direct map) and readable; `dst` is a distinct buffer.
+        unsafe { core::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Copy `src` to offset `off`.
+    pub fn write(&self, off: u64, src: &[u8]) {
+        let p = self.at(off, src.len() as u64);
+        // SAFETY: inside this window (checked), which its holder may write;
+        // no Rust reference points into it.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), p as *mut u8, src.len()) }
+    }
+
+    /// Zero `len` bytes at offset `off`.
+    pub fn zero(&self, off: u64, len: u64) {
+        let p = self.at(off, len);
+        // SAFETY: as for `write`.
+        unsafe { core::ptr::write_bytes(p as *mut u8, 0, len as usize) }
+    }
+
+    /// Copy `len` bytes from `src` at `src_off` to this window at `off`.
+    pub fn copy_from(&self, off: u64, src: &PhysRange, src_off: u64, len: u64) {
+        let d = self.at(off, len);
+        let s = src.at(src_off, len);
+        // SAFETY: both ranges are checked against their windows; windows of
+        // distinct owners do not overlap, and within one window `copy`
+        // allows overlap.
+        unsafe { core::ptr::copy(s as *const u8, d as *mut u8, len as usize) }
+    }
+
+    /// Volatile read of a plain value at offset `off` (unaligned allowed).
+    pub fn read_obj<T: Plain>(&self, off: u64) -> T {
+        let p = self.at(off, core::mem::size_of::<T>() as u64);
+        // SAFETY: inside the window (checked); `T: Plain` accepts any bytes.
+        unsafe { core::ptr::read_volatile(p as *const T) }
+    }
+
+    /// Volatile write of a plain value at offset `off`.
+    pub fn write_obj<T: Plain>(&self, off: u64, v: T) {
+        let p = self.at(off, core::mem::size_of::<T>() as u64);
+        // SAFETY: inside the window (checked), which its holder may write.
+        unsafe { core::ptr::write_volatile(p as *mut T, v) }
+    }
+
+    /// The atomic u32 at offset `off` (4-byte aligned).
+    pub fn atomic_u32(&self, off: u64) -> &AtomicU32 {
+        let p = self.at(off, 4);
+        assert!(p.is_multiple_of(4), "unaligned atomic at {p:#x}");
+        // SAFETY: inside the window (checked) and aligned; the borrow of
+        // `self` keeps the window (so the memory) alive for the reference.
+        unsafe { &*(p as *const AtomicU32) }
+    }
+
+    /// The atomic u64 at offset `off` (8-byte aligned).
+    pub fn atomic_u64(&self, off: u64) -> &AtomicU64 {
+        let p = self.at(off, 8);
+        assert!(p.is_multiple_of(8), "unaligned atomic at {p:#x}");
+        // SAFETY: as for `atomic_u32`.
+        unsafe { &*(p as *const AtomicU64) }
     }
 }
 
-/// Volatile read of a plain value from physical memory (shared with the host).
-pub fn read_phys_obj<T: Copy>(phys: u64) -> T {
-    // SAFETY: callers read `Copy` plain-old-data wire structs from the shared
-    // area, which is always mapped; unaligned reads are allowed.
-    unsafe { core::ptr::read_volatile(virt(phys) as *const T) }
+static SHARED: PhysRange = PhysRange::new(wire::SHARED_PHYS, wire::SHARED_SIZE);
+
+/// The area shared with the host (wire layout at `SHARED_PHYS`), reserved
+/// from the page allocator at boot and never handed out.
+pub fn shared_area() -> &'static PhysRange {
+    &SHARED
 }
 
-/// Volatile write of a plain value into physical memory (shared with the host).
-pub fn write_phys_obj<T: Copy>(phys: u64, v: T) {
-    // SAFETY: as for `read_phys_obj`.
-    unsafe { core::ptr::write_volatile(virt(phys) as *mut T, v) }
+/// Copy firmware memory (boot info, ACPI tables) at `phys` into `dst`:
+/// reading only, within the direct map; false when out of it.
+pub fn read_firmware(phys: u64, dst: &mut [u8]) -> bool {
+    let ok = phys
+        .checked_add(dst.len() as u64)
+        .is_some_and(|end| end <= DIRECT_MAP_SIZE);
+    if ok {
+        // SAFETY: the direct map covers [0, DIRECT_MAP_SIZE) (checked); the
+        // bytes are copied into a distinct buffer and never written.
+        unsafe {
+            core::ptr::copy_nonoverlapping(virt(phys) as *const u8, dst.as_mut_ptr(), dst.len())
+        }
+    }
+    ok
 }
 
-/// An atomic u32 in physical memory (4-byte aligned).
-pub fn phys_atomic_u32(phys: u64) -> &'static AtomicU32 {
-    assert!(phys.is_multiple_of(4));
-    // SAFETY: aligned, always mapped, and only ever accessed atomically by the kernel.
-    unsafe { &*(virt(phys) as *const AtomicU32) }
+/// Write `src` to physical memory at `phys`.
+///
+/// # Safety
+/// `[phys, phys+len)` must be memory nothing else uses (the AP trampoline's
+/// low page).
+pub(super) unsafe fn write_phys(phys: u64, src: &[u8]) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), virt(phys) as *mut u8, src.len()) }
 }
 
-/// An atomic u64 in physical memory (8-byte aligned).
-pub fn phys_atomic_u64(phys: u64) -> &'static AtomicU64 {
-    assert!(phys.is_multiple_of(8));
-    // SAFETY: aligned, always mapped, and only ever accessed atomically by the kernel.
-    unsafe { &*(virt(phys) as *const AtomicU64) }
-}
-
-/// A slice of `T` carved out of physical memory for the kernel's own lifetime
-/// use (allocator metadata). `phys..phys+len*size_of::<T>()` must be reserved
-/// for this purpose and never handed out again.
-pub fn phys_slice_mut<T: Copy>(phys: u64, len: usize) -> &'static mut [T] {
+/// A slice of `T` carved out of physical memory (page tables, allocator
+/// metadata).
+///
+/// # Safety
+/// `phys..phys+len*size_of::<T>()` must be owned by the caller for the
+/// slice's whole use, aligned for `T`, and hold valid `T`s; no other
+/// reference to it may be live meanwhile.
+pub(super) unsafe fn phys_slice_mut<T: Plain>(phys: u64, len: usize) -> &'static mut [T] {
     assert!(phys.is_multiple_of(core::mem::align_of::<T>() as u64));
-    // SAFETY: the caller reserves the range exclusively (see above), it is
-    // mapped, aligned for T, and T is plain data for which zero is valid
-    // (u8/u32 metadata).
+    // SAFETY: guaranteed by the caller (see above); mapped by the direct map.
     unsafe { core::slice::from_raw_parts_mut(virt(phys) as *mut T, len) }
 }
 
@@ -262,7 +360,7 @@ unsafe impl core::alloc::GlobalAlloc for KernelHeap {
             Some(c) => {
                 let mut free = self.free.lock();
                 if free[c] == 0 {
-                    let Some(page) = crate::mm::alloc_kernel_pages(1) else {
+                    let Some(page) = super::frames::alloc_raw(1, 1) else {
                         return core::ptr::null_mut();
                     };
                     let size = 1u64 << (c as u32 + MIN_CLASS_SHIFT);
@@ -286,7 +384,7 @@ unsafe impl core::alloc::GlobalAlloc for KernelHeap {
             None => {
                 let pages = layout.size().div_ceil(4096) as u64;
                 let align = (layout.align() as u64).div_ceil(4096).max(1);
-                match crate::mm::alloc_kernel_pages_aligned(pages, align) {
+                match super::frames::alloc_raw(pages, align) {
                     Some(p) => virt(p) as *mut u8,
                     None => core::ptr::null_mut(),
                 }
@@ -304,7 +402,7 @@ unsafe impl core::alloc::GlobalAlloc for KernelHeap {
             }
             None => {
                 let pages = layout.size().div_ceil(4096) as u64;
-                crate::mm::free_kernel_pages(ptr as u64 - PHYS_OFFSET, pages);
+                super::frames::free_raw(ptr as u64 - PHYS_OFFSET, pages);
             }
         }
     }

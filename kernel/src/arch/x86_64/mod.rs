@@ -4,6 +4,7 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod frames;
 pub mod gdt;
 pub mod mem;
 pub mod paging;
@@ -24,21 +25,26 @@ pub fn init_bsp() {
     trap::init();
 }
 
-/// Per-CPU setup of an application processor, on its idle stack.
-pub fn init_ap(cpu: usize, tables: *mut gdt::CpuTables) {
-    // SAFETY: `tables` was allocated for this CPU alone and lives forever.
+/// Per-CPU setup of application processor `cpu` (started by `start_cpu`),
+/// on its idle stack.
+pub fn init_ap(cpu: usize) {
+    let tables = AP_TABLES[cpu].load(core::sync::atomic::Ordering::Acquire);
+    assert!(!tables.is_null(), "cpu {cpu} was not started");
+    // SAFETY: `tables` was allocated by `start_cpu` for this CPU alone and
+    // is never freed.
     unsafe { gdt::init_cpu(cpu, tables) };
     trap::load_on_this_cpu();
     apic::init_local();
 }
 
-/// Start CPU `cpu` (APIC id `apic_id`): it runs `entry(cpu)` on its own idle stack.
+/// Start CPU `cpu` (APIC id `apic_id`): it runs `entry(cpu)` on its own
+/// idle stack. None when there is no memory for its tables.
 pub fn start_cpu(
     cpu: usize,
     apic_id: u32,
     entry: extern "C" fn(u64) -> !,
     cycles_per_ms: u64,
-) -> Option<*mut gdt::CpuTables> {
+) -> Option<()> {
     let tables = gdt::alloc_ap_tables()?;
     AP_TABLES[cpu].store(tables, core::sync::atomic::Ordering::Release);
     smp::start_ap(
@@ -48,15 +54,25 @@ pub fn start_cpu(
         gdt::idle_stack_top(tables),
         cycles_per_ms,
     );
-    Some(tables)
+    Some(())
 }
 
 static AP_TABLES: [core::sync::atomic::AtomicPtr<gdt::CpuTables>; wire::MAX_CPUS] =
     [const { core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()) }; wire::MAX_CPUS];
 
-/// The tables `start_cpu` allocated for `cpu`.
-pub fn ap_tables(cpu: usize) -> *mut gdt::CpuTables {
-    AP_TABLES[cpu].load(core::sync::atomic::Ordering::Acquire)
+static BSP_IDLE_BUILT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The boot CPU's idle context: a kernel context on its idle stack that runs
+/// `entry` when first switched to. Built once (the stack is in use after).
+pub fn bsp_idle_context(entry: extern "C" fn() -> !) -> u64 {
+    assert!(
+        !BSP_IDLE_BUILT.swap(true, core::sync::atomic::Ordering::AcqRel),
+        "the boot CPU's idle context is built once"
+    );
+    let top = gdt::idle_stack_top(gdt::bsp_tables());
+    // SAFETY: the boot CPU runs on the boot stack until its first switch, so
+    // its idle stack is unused; this runs once (checked above).
+    unsafe { trap::build_kernel_thread_stack(top, entry) }
 }
 
 /// Enable interrupts and halt until one arrives, then disable them again.
@@ -87,10 +103,16 @@ pub fn boot_arena_phys() -> u64 {
     core::ptr::addr_of!(BOOT_ARENA) as u64 - 0xffff_ffff_8000_0000
 }
 
-/// Load an address space's page tables.
+/// Load an address space's page tables: the root of live `PageTables` or
+/// the boot tables (anything else is refused with a panic).
 pub fn activate_page_tables(pml4: u64) {
     if cpu::read_cr3() != pml4 {
-        // SAFETY: every user PML4 copies the kernel half from the boot tables
+        assert!(
+            pml4 == boot::boot_pml4_phys() || paging::is_live_root(pml4),
+            "activate_page_tables: {pml4:#x} is not a page-table root"
+        );
+        // SAFETY: `pml4` is the boot PML4 or the root of live PageTables
+        // (checked above), whose kernel half is copied from the boot tables
         // (paging::PageTables::new), so the kernel stays mapped.
         unsafe { cpu::write_cr3(pml4) }
     }

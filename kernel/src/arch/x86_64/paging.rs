@@ -2,7 +2,18 @@
 //! regions with the largest pages that fit, unmap and change protection
 //! (splitting large pages where a range ends inside one).
 
-use super::mem::{phys_slice_mut, zero_phys};
+use super::frames::Frames;
+use super::frames::{alloc_raw, free_raw};
+use super::mem::{phys_slice_mut, SpinLock};
+use alloc::collections::BTreeSet;
+
+/// Roots of the page tables that exist (what `activate_page_tables` accepts).
+static LIVE_ROOTS: SpinLock<BTreeSet<u64>> = SpinLock::new(BTreeSet::new());
+
+/// Whether `pml4` is the root of live `PageTables`.
+pub fn is_live_root(pml4: u64) -> bool {
+    LIVE_ROOTS.lock().contains(&pml4)
+}
 use lwk_core::region::{page_mappings, PageSize, PROT_EXEC, PROT_WRITE};
 
 const P: u64 = 1;
@@ -31,12 +42,15 @@ fn leaf_flags(prot: u32) -> u64 {
 }
 
 fn table(phys: u64) -> &'static mut [u64] {
-    phys_slice_mut::<u64>(phys, 512)
+    // SAFETY: `phys` is a page-table page: the boot PML4, or a page from
+    // `alloc_raw` that belongs to one `PageTables` (which has `&mut self`
+    // whenever it walks it) until `destroy` frees it.
+    unsafe { phys_slice_mut::<u64>(phys, 512) }
 }
 
 fn new_table() -> Result<u64, NoMemory> {
-    let p = crate::mm::alloc_kernel_pages(1).ok_or(NoMemory)?;
-    zero_phys(p, 4096);
+    let p = alloc_raw(1, 1).ok_or(NoMemory)?;
+    table(p).fill(0);
     Ok(p)
 }
 
@@ -51,6 +65,7 @@ impl PageTables {
         let pml4 = new_table()?;
         let boot = table(super::boot::boot_pml4_phys());
         table(pml4)[256..].copy_from_slice(&boot[256..]);
+        LIVE_ROOTS.lock().insert(pml4);
         Ok(Self { pml4 })
     }
 
@@ -86,9 +101,19 @@ impl PageTables {
         Ok(&mut table(t)[idx])
     }
 
-    /// Map `[va, va+len)` to `[pa, pa+len)` with `prot` (PROT_NONE keeps the
+    /// Map `[va, va+len)` to bytes `[off, off+len)` of `mem` (memory the
+    /// address space owns or shares) with `prot` (PROT_NONE keeps the
     /// translation but not present).
-    pub fn map(&mut self, va: u64, pa: u64, len: u64, prot: u32) -> Result<(), NoMemory> {
+    pub fn map(
+        &mut self,
+        va: u64,
+        mem: &Frames,
+        off: u64,
+        len: u64,
+        prot: u32,
+    ) -> Result<(), NoMemory> {
+        let pa = mem.phys() + off;
+        assert!(mem.contains(pa, len), "mapping beyond the frames given");
         let flags = leaf_flags(prot);
         for (v, p, size) in page_mappings(va, pa, len) {
             match size {
@@ -147,6 +172,7 @@ impl PageTables {
     /// Free every page-table page of the user half (the upper half is shared
     /// with the boot tables and stays).
     pub fn destroy(self) {
+        LIVE_ROOTS.lock().remove(&self.pml4);
         fn free_level(t: u64, level: u32) {
             if level > 1 {
                 for &e in table(t).iter() {
@@ -155,7 +181,7 @@ impl PageTables {
                     }
                 }
             }
-            crate::mm::free_kernel_pages(t, 1);
+            free_raw(t, 1);
         }
         for i in 0..256 {
             let e = table(self.pml4)[i];
@@ -163,6 +189,6 @@ impl PageTables {
                 free_level(e & ADDR, 3);
             }
         }
-        crate::mm::free_kernel_pages(self.pml4, 1);
+        free_raw(self.pml4, 1);
     }
 }

@@ -66,5 +66,19 @@ plain!(
     uapi::fpstate,
 );
 
+// SAFETY: the shared-area contract's `#[repr(C)]` structs: integer fields
+// only, padding spelled out as `_pad` fields (both sides read them as bytes).
+unsafe impl Plain for wire::Header {}
+// SAFETY: as above (its size and offsets are asserted in wire).
+unsafe impl Plain for wire::Slot {}
+// SAFETY: as above.
+unsafe impl Plain for wire::MirrorEntry {}
+// SAFETY: as above.
+unsafe impl Plain for wire::SyscallStat {}
+// SAFETY: as above.
+unsafe impl Plain for wire::StatsHeader {}
+// SAFETY: as above.
+unsafe impl Plain for wire::CpuStat {}
+
 // SAFETY: an array of plain values has no padding between elements.
 unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}

@@ -30,19 +30,10 @@ ap_tramp32:
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
-    mov %cr4, %eax
-    or $((1 << 5) | (1 << 9) | (1 << 10)), %eax
-    mov %eax, %cr4
-    mov ({base} + (ap_cr3 - ap_tramp_start)), %eax
-    mov %eax, %cr3
-    mov $0xC0000080, %ecx
-    rdmsr
-    or $((1 << 0) | (1 << 8) | (1 << 11)), %eax
-    wrmsr
-    mov %cr0, %eax
-    and $~((1 << 2) | (1 << 3)), %eax
-    or $((1 << 0) | (1 << 1) | (1 << 16) | (1 << 31)), %eax
-    mov %eax, %cr0
+    mov ({base} + (ap_cr3 - ap_tramp_start)), %edx
+"#,
+    super::boot::enable_long_mode!(),
+    r#"
     ljmp $0x08, ${base} + (ap_tramp64 - ap_tramp_start)
     .code64
 ap_tramp64:
@@ -100,12 +91,15 @@ pub fn install_trampoline() {
     // SAFETY: [start, end) is the trampoline blob in the kernel's read-only
     // data, a valid, immutable byte range.
     let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, (end - start) as usize) };
-    write_phys(TRAMP_BASE, bytes);
+    // SAFETY: the page at TRAMP_BASE (below 1 MiB) is reserved for the
+    // trampoline: nothing else in the kernel uses it.
+    unsafe { write_phys(TRAMP_BASE, bytes) };
 }
 
 fn patch(field: *const u8, v: u64) {
     let off = sym(field) - sym(core::ptr::addr_of!(ap_tramp_start));
-    write_phys(TRAMP_BASE + off, &v.to_le_bytes());
+    // SAFETY: as in `install_trampoline`; `off` is inside the trampoline.
+    unsafe { write_phys(TRAMP_BASE + off, &v.to_le_bytes()) };
 }
 
 /// Start the AP with `apic_id`: it enters `entry(arg)` on `stack_top` with the
@@ -133,4 +127,91 @@ pub fn start_ap(
     apic::send_startup(apic_id, page);
     wait(2);
     apic::send_startup(apic_id, page);
+}
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use wire::MAX_CPUS;
+
+/// What a core may need to know about another: its APIC id, whether it is
+/// up, whether it runs user code right now, and the last TLB shootdown it took.
+struct Core {
+    apic_id: AtomicU32,
+    online: AtomicBool,
+    in_user: AtomicBool,
+    tlb_ack: AtomicU64,
+}
+
+static CORES: [Core; MAX_CPUS] = [const {
+    Core {
+        apic_id: AtomicU32::new(0),
+        online: AtomicBool::new(false),
+        in_user: AtomicBool::new(false),
+        tlb_ack: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+/// Generation of the last TLB shootdown started.
+static TLB_GEN: AtomicU64 = AtomicU64::new(0);
+
+/// Record the APIC id of core `cpu` (before it is started).
+pub fn set_apic_id(cpu: usize, apic_id: u32) {
+    CORES[cpu].apic_id.store(apic_id, Ordering::Relaxed);
+}
+
+/// Core `cpu` is up and takes interrupts.
+pub fn set_online(cpu: usize) {
+    CORES[cpu].online.store(true, Ordering::Release);
+}
+
+pub fn is_online(cpu: usize) -> bool {
+    CORES[cpu].online.load(Ordering::Acquire)
+}
+
+/// Whether this core runs user code (and may so hold user translations) now.
+pub fn set_in_user(cpu: usize, on: bool) {
+    CORES[cpu].in_user.store(on, Ordering::Release);
+}
+
+/// Send core `cpu` a reschedule IPI.
+pub fn send_resched(cpu: usize) {
+    apic::send_ipi(
+        CORES[cpu].apic_id.load(Ordering::Relaxed),
+        apic::RESCHED_VECTOR,
+    );
+}
+
+/// Make every online core of `mask` other than this one drop its user
+/// translations, and wait until those running user code have done so.
+pub fn tlb_shootdown(mask: u64) {
+    let me = super::gdt::this_cpu();
+    let targets = |c: usize| c != me && mask & (1 << c) != 0 && is_online(c);
+    if !(0..MAX_CPUS).any(targets) {
+        return;
+    }
+    let gen = TLB_GEN.fetch_add(1, Ordering::AcqRel) + 1;
+    for (c, core) in CORES.iter().enumerate() {
+        if targets(c) {
+            apic::send_ipi(core.apic_id.load(Ordering::Relaxed), apic::TLB_VECTOR);
+        }
+    }
+    // A core in the kernel takes the IPI before it next runs user code, and
+    // the kernel reaches user memory only through the direct map: only cores
+    // running user code now must confirm.
+    for (c, core) in CORES.iter().enumerate() {
+        if !targets(c) {
+            continue;
+        }
+        while core.tlb_ack.load(Ordering::Acquire) < gen && core.in_user.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// TLB shootdown IPI: flush this core's TLB and acknowledge.
+pub fn on_tlb_ipi() {
+    super::cpu::flush_tlb();
+    CORES[super::gdt::this_cpu()]
+        .tlb_ack
+        .store(TLB_GEN.load(Ordering::Acquire), Ordering::Release);
+    apic::eoi();
 }

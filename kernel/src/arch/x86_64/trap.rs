@@ -3,63 +3,53 @@
 
 use super::gdt::{IST_DF, IST_NMI, KERNEL_CS, PERCPU_KERNEL_RSP, PERCPU_USER_RSP};
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
-/// Registers saved by the exception entry stub, lowest address first.
+/// What the exception entry stub saves, lowest address first: the vector
+/// and error code, then the interrupted registers in `UserRegs` layout (the
+/// stub moves the vector and error code below the general registers, so the
+/// registers and the CPU's iretq frame are one `UserRegs`).
+///
+/// Only the entry stub makes one (no constructor, no copies), so a
+/// `&TrapFrame` always has the stub's fxsave image right below it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Debug)]
 pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
     pub vector: u64,
     pub error: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
+    pub regs: UserRegs,
+    _entry_only: (),
 }
 
 impl TrapFrame {
     pub fn is_user(&self) -> bool {
-        self.cs & 3 == 3
+        self.regs.cs & 3 == 3
     }
 
     /// Registers in `wire::REG_NAMES` order.
     pub fn wire_regs(&self, cr2: u64, cr3: u64) -> [u64; 24] {
+        let r = &self.regs;
         [
-            self.rip,
-            self.rsp,
-            self.rflags,
-            self.cs,
-            self.ss,
-            self.rax,
-            self.rbx,
-            self.rcx,
-            self.rdx,
-            self.rsi,
-            self.rdi,
-            self.rbp,
-            self.r8,
-            self.r9,
-            self.r10,
-            self.r11,
-            self.r12,
-            self.r13,
-            self.r14,
-            self.r15,
+            r.rip,
+            r.rsp,
+            r.rflags,
+            r.cs,
+            r.ss,
+            r.rax,
+            r.rbx,
+            r.rcx,
+            r.rdx,
+            r.rsi,
+            r.rdi,
+            r.rbp,
+            r.r8,
+            r.r9,
+            r.r10,
+            r.r11,
+            r.r12,
+            r.r13,
+            r.r14,
+            r.r15,
             cr2,
             cr3,
             self.error,
@@ -68,34 +58,11 @@ impl TrapFrame {
     }
 }
 
-/// Registers saved by the syscall entry, lowest address first. `rax` holds the
-/// number on entry and the result on exit.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SyscallFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub r10: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rax: u64,
-    pub rip: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-}
-
-impl SyscallFrame {
-    pub fn args(&self) -> [u64; 6] {
-        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
-    }
-}
+/// What the syscall entry saves: the user's registers in `UserRegs` layout
+/// (rcx and r11 hold the return address and flags, as `syscall` leaves
+/// them; cs and ss are the user selectors). `rax` holds the number on entry
+/// and the result on exit; the exit path returns to `rip` with `rflags`.
+pub type SyscallFrame = UserRegs;
 
 global_asm!(
     r#"
@@ -125,8 +92,11 @@ isr_common:
     testb $3, 24(%rsp)
     jz 1f
     swapgs
-1:  push %rax
-    push %rbx
+    /* Swap rax and rbx into the vector and error slots, right below the
+       iretq frame, and push the vector and error code below the registers:
+       the frame is then (vector, error, UserRegs). */
+1:  xchg %rax, 8(%rsp)
+    xchg %rbx, (%rsp)
     push %rcx
     push %rdx
     push %rsi
@@ -140,12 +110,14 @@ isr_common:
     push %r13
     push %r14
     push %r15
+    push %rax
+    push %rbx
     sub $512, %rsp
     fxsave64 (%rsp)
     lea 512(%rsp), %rdi
     call margay_trap
     fxrstor64 (%rsp)
-    add $512, %rsp
+    add $528, %rsp              /* the fxsave image, vector and error code */
     pop %r15
     pop %r14
     pop %r13
@@ -161,7 +133,6 @@ isr_common:
     pop %rcx
     pop %rbx
     pop %rax
-    add $16, %rsp
     testb $3, 8(%rsp)
     jz 2f
     swapgs
@@ -177,18 +148,22 @@ syscall_entry:
     swapgs
     mov %rsp, %gs:{user_rsp}
     mov %gs:{kernel_rsp}, %rsp
+    push ${user_ds}
     push %gs:{user_rsp}
     push %r11
+    push ${user_cs}
     push %rcx
     push %rax
-    push %rdi
-    push %rsi
+    push %rbx
+    push %rcx
     push %rdx
-    push %r10
+    push %rsi
+    push %rdi
+    push %rbp
     push %r8
     push %r9
-    push %rbx
-    push %rbp
+    push %r10
+    push %r11
     push %r12
     push %r13
     push %r14
@@ -237,16 +212,20 @@ syscall_exit:
     pop %r14
     pop %r13
     pop %r12
-    pop %rbp
-    pop %rbx
+    pop %r11
+    pop %r10
     pop %r9
     pop %r8
-    pop %r10
-    pop %rdx
-    pop %rsi
+    pop %rbp
     pop %rdi
-    pop %rax
+    pop %rsi
+    pop %rdx
     pop %rcx
+    pop %rbx
+    pop %rax
+    /* sysret returns to rcx with flags r11: the frame's rip and rflags. */
+    pop %rcx
+    add $8, %rsp
     pop %r11
     pop %rsp
     swapgs
@@ -405,53 +384,22 @@ impl UserRegs {
     /// The state a syscall returns with (rcx/r11 are what sysret would leave).
     pub fn from_syscall(f: &SyscallFrame) -> Self {
         UserRegs {
-            r15: f.r15,
-            r14: f.r14,
-            r13: f.r13,
-            r12: f.r12,
-            r11: f.rflags,
-            r10: f.r10,
-            r9: f.r9,
-            r8: f.r8,
-            rbp: f.rbp,
-            rdi: f.rdi,
-            rsi: f.rsi,
-            rdx: f.rdx,
             rcx: f.rip,
-            rbx: f.rbx,
-            rax: f.rax,
-            rip: f.rip,
+            r11: f.rflags,
             cs: u64::from(super::gdt::USER_CS),
-            rflags: f.rflags,
-            rsp: f.rsp,
             ss: u64::from(super::gdt::USER_DS),
+            ..*f
         }
     }
 
     /// The state an interrupt or exception from user mode interrupted.
     pub fn from_trap(f: &TrapFrame) -> Self {
-        UserRegs {
-            r15: f.r15,
-            r14: f.r14,
-            r13: f.r13,
-            r12: f.r12,
-            r11: f.r11,
-            r10: f.r10,
-            r9: f.r9,
-            r8: f.r8,
-            rbp: f.rbp,
-            rdi: f.rdi,
-            rsi: f.rsi,
-            rdx: f.rdx,
-            rcx: f.rcx,
-            rbx: f.rbx,
-            rax: f.rax,
-            rip: f.rip,
-            cs: f.cs,
-            rflags: f.rflags,
-            rsp: f.rsp,
-            ss: f.ss,
-        }
+        f.regs
+    }
+
+    /// A syscall's six arguments.
+    pub fn args(&self) -> [u64; 6] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
     }
 }
 
@@ -470,10 +418,16 @@ pub fn resume(regs: &UserRegs, fpu: &FpuArea) -> ! {
 }
 
 /// The FPU image of a thread stopped in a syscall: live x87 state, with
-/// xmm0-15 and MXCSR from what the syscall entry saved below `frame`.
+/// xmm0-15 and MXCSR from what the syscall entry saved below `frame` (the
+/// running syscall's entry frame).
 pub fn fpu_of_syscall(frame: &SyscallFrame) -> FpuArea {
+    assert_eq!(
+        frame as *const SyscallFrame as u64,
+        entry_frame_addr(),
+        "fpu_of_syscall: not the running syscall's frame"
+    );
     let mut a = FpuArea::current();
-    let xmm = saved_xmm(frame);
+    let xmm = saved_xmm();
     a.0[160..416].copy_from_slice(&xmm[..256]);
     a.0[24..28].copy_from_slice(&xmm[256..260]);
     a
@@ -503,42 +457,60 @@ pub unsafe fn switch_to(prev_rsp: *mut u64, next_rsp: u64) {
     unsafe { switch_stacks(prev_rsp, next_rsp) }
 }
 
-/// Prepare a new thread's kernel stack (`top` 16-byte aligned, at least 1 KiB
-/// mapped below it): the first switch to the returned stack pointer leaves to
-/// user mode with registers `frame` and xmm/MXCSR state `xmm`.
-pub fn build_new_task_stack(top: u64, frame: &SyscallFrame, xmm: &[u8; XMM_AREA as usize]) -> u64 {
+/// Where the syscall entry put the running syscall's frame: right below the
+/// top of this CPU's kernel stack.
+fn entry_frame_addr() -> u64 {
+    super::gdt::kernel_stack_top() - core::mem::size_of::<SyscallFrame>() as u64
+}
+
+/// Prepare a new thread's kernel stack `stack` (its own, not in use): the
+/// first switch to the returned stack pointer leaves to user mode with
+/// registers `regs` and xmm/MXCSR state `xmm`.
+pub fn build_new_task_stack(
+    stack: &mut [u8],
+    regs: &SyscallFrame,
+    xmm: &[u8; XMM_AREA as usize],
+) -> u64 {
+    const NEED: usize = core::mem::size_of::<SyscallFrame>() + XMM_AREA as usize + 8 * 7;
+    let base = stack.as_mut_ptr() as u64;
+    let top = (base + stack.len() as u64) & !0xf;
+    assert!(top - base >= NEED as u64, "kernel stack too small");
     let frame_at = top - core::mem::size_of::<SyscallFrame>() as u64;
     let xmm_at = frame_at - XMM_AREA;
     let regs_at = xmm_at - 8 * 7;
-    // SAFETY: the caller owns [top - 1 KiB, top), which covers everything
-    // written here (128 + 272 + 56 bytes), and nothing else uses it yet.
+    // SAFETY: [regs_at, top) lies inside `stack` (checked above), which the
+    // caller holds exclusively: 160 + 272 + 56 bytes are written.
     unsafe {
-        core::ptr::write(frame_at as *mut SyscallFrame, *frame);
+        core::ptr::write_unaligned(frame_at as *mut SyscallFrame, *regs);
         core::ptr::copy_nonoverlapping(xmm.as_ptr(), xmm_at as *mut u8, xmm.len());
-        let regs = regs_at as *mut u64;
+        let words = regs_at as *mut u64;
         for i in 0..6 {
-            regs.add(i).write(0);
+            words.add(i).write(0);
         }
-        regs.add(6).write(new_task_start as *const () as u64);
+        words.add(6).write(new_task_start as *const () as u64);
     }
     regs_at
 }
 
-/// The xmm/MXCSR area the syscall entry saved below `frame`.
-pub fn saved_xmm(frame: &SyscallFrame) -> [u8; XMM_AREA as usize] {
+/// The xmm/MXCSR area the syscall entry saved for the running syscall (the
+/// creator's state for a new thread, a signal frame's fpstate).
+pub fn saved_xmm() -> [u8; XMM_AREA as usize] {
     let mut out = [0u8; XMM_AREA as usize];
-    let at = frame as *const SyscallFrame as u64 - XMM_AREA;
-    // SAFETY: `frame` is the frame syscall_entry built on this kernel stack,
-    // with the saved xmm area immediately below it.
+    let at = entry_frame_addr() - XMM_AREA;
+    // SAFETY: syscall_entry saved XMM_AREA bytes right below its frame at
+    // the top of this CPU's kernel stack, which the running task owns.
     unsafe { core::ptr::copy_nonoverlapping(at as *const u8, out.as_mut_ptr(), out.len()) };
     out
 }
 
 /// Prepare a kernel-only context on `top` that runs `entry` when first
 /// switched to (the idle loop of the boot CPU).
-pub fn build_kernel_thread_stack(top: u64, entry: extern "C" fn() -> !) -> u64 {
+///
+/// # Safety
+/// The 64 bytes below `top` must belong to a stack nothing uses yet.
+pub(super) unsafe fn build_kernel_thread_stack(top: u64, entry: extern "C" fn() -> !) -> u64 {
     let regs_at = top - 8 * 8;
-    // SAFETY: the caller owns the stack below `top`; 64 bytes are written.
+    // SAFETY: guaranteed by the caller; 64 bytes are written.
     unsafe {
         let regs = regs_at as *mut u64;
         // Popped as r15, r14, r13, r12, rbx, rbp; r12 carries the entry point.
@@ -653,17 +625,48 @@ pub fn jump_to_user(rip: u64, rsp: u64) -> ! {
     unsafe { enter_user(rip, rsp) }
 }
 
+/// The kernel's handlers for what the entry stubs catch, registered once at
+/// boot (so `arch` calls up into the kernel without importing it).
+pub struct EntryPoints {
+    /// An exception or interrupt.
+    pub trap: fn(&mut TrapFrame),
+    /// A `syscall` from user mode.
+    pub syscall: fn(&mut SyscallFrame),
+    /// The first code of a new thread, before it leaves to user mode.
+    pub new_task: fn(),
+}
+
+static ENTRY_POINTS: AtomicPtr<EntryPoints> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Register the kernel's entry points (first thing at boot).
+pub fn set_entry_points(e: &'static EntryPoints) {
+    ENTRY_POINTS.store(
+        e as *const EntryPoints as *mut EntryPoints,
+        Ordering::Release,
+    );
+}
+
+fn entry_points() -> &'static EntryPoints {
+    let p = ENTRY_POINTS.load(Ordering::Acquire);
+    if p.is_null() {
+        // A trap before the kernel registered its handlers: nothing to report to.
+        super::cpu::halt_forever();
+    }
+    // SAFETY: the only non-null value stored is a `&'static EntryPoints`.
+    unsafe { &*p }
+}
+
 #[no_mangle]
 extern "C" fn margay_trap(frame: &mut TrapFrame) {
-    crate::trap::handle(frame);
+    (entry_points().trap)(frame);
 }
 
 #[no_mangle]
 extern "C" fn margay_syscall(frame: &mut SyscallFrame) {
-    crate::syscall::dispatch(frame);
+    (entry_points().syscall)(frame);
 }
 
 #[no_mangle]
 extern "C" fn margay_new_task() {
-    crate::sched::finish_switch();
+    (entry_points().new_task)();
 }

@@ -1,12 +1,14 @@
-//! Inter-kernel channel, LWK side: post a request into this core's slot in
-//! shared memory and poll for the proxy's answer.
+//! Inter-kernel channel, LWK side: post a request into the current thread's
+//! slot in shared memory and poll for the proxy's answer (`slot` has the
+//! slots themselves, below the scheduler).
+
+pub mod slot;
 
 use crate::arch::cpu::rdtsc;
-use crate::arch::mem::{phys_atomic_u32, phys_atomic_u64, read_phys_obj, write_phys_obj};
 use core::sync::atomic::Ordering;
-use wire::{
-    RequestKind, Slot, SlotState, CHANNEL_OFF, DOORBELL_OFF, SHARED_PHYS, SLOT_SIZE, SLOT_STATE_OFF,
-};
+pub use slot::interrupt;
+use slot::{done as slot_done, slot_bit};
+use wire::{RequestKind, Slot, SlotState, DOORBELL_OFF};
 
 /// The answer to a request, and the TSC cycles spent waiting for it.
 pub struct Reply {
@@ -15,27 +17,9 @@ pub struct Reply {
     pub cycles: u64,
 }
 
-fn slot_phys(slot: usize) -> u64 {
-    SHARED_PHYS + CHANNEL_OFF + slot as u64 * SLOT_SIZE
-}
-
-/// The word and bit of `slot` in the per-slot bitmap at shared offset `area`.
-fn slot_bit(area: u64, slot: usize) -> (&'static core::sync::atomic::AtomicU64, u64) {
-    (
-        phys_atomic_u64(SHARED_PHYS + area + (slot / 64) as u64 * 8),
-        1 << (slot % 64),
-    )
-}
-
 /// Ring the doorbell for `slot`: tell the proxy a request is posted there.
 fn ring(slot: usize) {
     let (word, bit) = slot_bit(DOORBELL_OFF, slot);
-    word.fetch_or(bit, Ordering::Release);
-}
-
-/// Ask the proxy to interrupt the syscall running for `slot` (EINTR).
-pub fn interrupt(slot: usize) {
-    let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot);
     word.fetch_or(bit, Ordering::Release);
 }
 
@@ -43,8 +27,7 @@ pub fn interrupt(slot: usize) {
 /// doorbell; returns the slot's index.
 fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
     let slot_index = crate::sched::current_slot();
-    let base = slot_phys(slot_index);
-    let prev: Slot = read_phys_obj(base);
+    let prev = slot::read(slot_index);
     let slot = Slot {
         state: SlotState::Free as u32,
         kind: kind as u32,
@@ -56,16 +39,10 @@ fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
         tid: u64::from(crate::sched::current_tid()),
         table: crate::sched::current_table(),
     };
-    write_phys_obj(base, slot);
-    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Posted as u32, Ordering::Release);
+    slot::write(slot_index, slot);
+    slot::state(slot_index).store(SlotState::Posted as u32, Ordering::Release);
     ring(slot_index);
     slot_index
-}
-
-/// Whether the proxy has answered the request in `slot`.
-pub fn slot_done(slot: usize) -> bool {
-    phys_atomic_u32(slot_phys(slot) + SLOT_STATE_OFF).load(Ordering::Acquire)
-        == SlotState::Done as u32
 }
 
 /// Send one request on the current thread's slot and wait for the reply:
@@ -73,8 +50,7 @@ pub fn slot_done(slot: usize) -> bool {
 pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply {
     let t0 = rdtsc();
     let slot_index = post(kind, nr, args, aux);
-    let base = slot_phys(slot_index);
-    let state = phys_atomic_u32(base + SLOT_STATE_OFF);
+    let state = slot::state(slot_index);
     // No `pause` here: under TCG it leaves the translated-code loop on
     // every iteration, which more than doubles the round trip.
     let me = crate::sched::current();
@@ -92,7 +68,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
         polls = polls.wrapping_add(1);
         if !interrupted && polls.is_multiple_of(1024) {
             crate::sched::poll_while_spinning();
-            if me.is_some() && crate::signal::interrupted() {
+            if me.is_some() && crate::sched::interrupted() {
                 interrupt(slot_index);
                 interrupted = true;
             }
@@ -106,7 +82,7 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot_index);
     word.fetch_and(!bit, Ordering::AcqRel);
     let t1 = rdtsc();
-    let done: Slot = read_phys_obj(base);
+    let done = slot::read(slot_index);
     state.store(SlotState::Free as u32, Ordering::Release);
     Reply {
         ret: done.ret,
@@ -141,9 +117,8 @@ pub fn reap(slot: usize) -> i64 {
     }
     let (word, bit) = slot_bit(wire::INTERRUPT_OFF, slot);
     word.fetch_and(!bit, Ordering::AcqRel);
-    let base = slot_phys(slot);
-    let done: Slot = read_phys_obj(base);
-    phys_atomic_u32(base + SLOT_STATE_OFF).store(SlotState::Free as u32, Ordering::Release);
+    let done = slot::read(slot);
+    slot::state(slot).store(SlotState::Free as u32, Ordering::Release);
     done.ret
 }
 
