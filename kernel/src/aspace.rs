@@ -164,6 +164,22 @@ impl AddressSpace {
         len: u64,
         prot: u32,
     ) -> Result<(), Errno> {
+        shm::mapped(id, len)?;
+        self.map_held(va, id, off, len, prot)
+            .inspect_err(|_| shm::unmapped(id, len))
+    }
+
+    /// `map_object` for bytes the caller already counted as mapped (see
+    /// `shm::hold_file`); on failure they stay counted, for the caller to
+    /// give back.
+    pub fn map_held(
+        &mut self,
+        va: u64,
+        id: ObjectId,
+        off: u64,
+        len: u64,
+        prot: u32,
+    ) -> Result<(), Errno> {
         self.check_free(va, len)?;
         let Some(pieces) = shm::pieces(id, off, len) else {
             crate::kprintln!(
@@ -175,11 +191,7 @@ impl AddressSpace {
             .iter()
             .map(|&(_, phys, len)| Chunk { phys, len })
             .collect();
-        shm::mapped(id, len)?;
-        if let Err(e) = self.insert_chunks(va, &chunks, prot, RegionKind::Shared(id)) {
-            shm::unmapped(id, len);
-            return Err(e);
-        }
+        self.insert_chunks(va, &chunks, prot, RegionKind::Shared(id))?;
         crate::arch::cpu::flush_tlb();
         self.publish();
         Ok(())

@@ -263,11 +263,6 @@ impl GuestMem {
         Ok(self.atomic_u64(off)?.load(order))
     }
 
-    /// Atomically AND `v` into the u64 at `off`; returns the previous value.
-    pub fn fetch_and_u64(&self, off: u64, v: u64, order: Ordering) -> Result<u64, GuestMemError> {
-        Ok(self.atomic_u64(off)?.fetch_and(v, order))
-    }
-
     /// Atomically OR `v` into the u32 at `off`; returns the previous value.
     pub fn fetch_or_u32(&self, off: u64, v: u32, order: Ordering) -> Result<u32, GuestMemError> {
         Ok(self.atomic_u32(off)?.fetch_or(v, order))
@@ -276,6 +271,11 @@ impl GuestMem {
     /// Atomically OR `v` into the u64 at `off`; returns the previous value.
     pub fn fetch_or_u64(&self, off: u64, v: u64, order: Ordering) -> Result<u64, GuestMemError> {
         Ok(self.atomic_u64(off)?.fetch_or(v, order))
+    }
+
+    /// Atomically AND `v` into the u64 at `off`; returns the previous value.
+    pub fn fetch_and_u64(&self, off: u64, v: u64, order: Ordering) -> Result<u64, GuestMemError> {
+        Ok(self.atomic_u64(off)?.fetch_and(v, order))
     }
 
     pub fn store_u64(&self, off: u64, v: u64, order: Ordering) -> Result<(), GuestMemError> {

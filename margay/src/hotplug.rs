@@ -15,7 +15,7 @@
 //! (QEMU refuses a backend larger than its file, and a file smaller than a
 //! page has no whole page), and QEMU 7.2 maps a file from offset 0.
 
-use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{self, BufRead as _, BufReader, Write as _};
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -26,9 +26,6 @@ use thiserror::Error;
 
 use crate::qmp::{Qmp, QmpError};
 
-/// Guest-physical start of the hot-plug window on QEMU's `pc` machine when
-/// all of RAM lies below 4 GiB (`wire::MAX_MEM` keeps it there).
-pub const WINDOW_BASE: u64 = 4 << 30;
 /// Alignment of every plugged file (2 MiB pages fit).
 pub const ALIGN: u64 = 2 << 20;
 const PAGE: u64 = 4096;
@@ -69,6 +66,9 @@ pub struct Dimm {
     pub size: u64,
     /// Suffix of the QOM ids (`mgf<n>` backend, `mgd<n>` device).
     pub id: u64,
+    /// margay's descriptor of the file (QEMU opened it through
+    /// `/proc/<margay>/fd/<n>`; proxies mirror it the same way).
+    pub host_fd: u32,
 }
 
 /// Where plugged files live in the hot-plug window: first fit, 2 MiB aligned.
@@ -143,6 +143,8 @@ fn socket_name(pid: u32) -> Vec<u8> {
 pub struct Service {
     listener: UnixListener,
     window: Window,
+    /// The files of the plugged dimms, by QOM id suffix.
+    files: Vec<(u64, std::fs::File)>,
 }
 
 impl Service {
@@ -151,7 +153,11 @@ impl Service {
         let addr = SocketAddr::from_abstract_name(socket_name(std::process::id()))?;
         let listener = UnixListener::bind_addr(&addr)?;
         listener.set_nonblocking(true)?;
-        Ok(Service { listener, window })
+        Ok(Service {
+            listener,
+            window,
+            files: Vec::new(),
+        })
     }
 
     /// Serve every waiting request (each connection carries one), then
@@ -171,6 +177,7 @@ impl Service {
                         .is_ok()
                     {
                         self.window.remove(slot);
+                        self.files.retain(|(id, _)| *id != d.id);
                         cleared |= 1 << slot;
                     }
                 }
@@ -188,7 +195,7 @@ impl Service {
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         let line = read_line(&stream).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let reply = match self.plug(qmp, &line) {
-            Ok(d) => format!("ok {} {} {}\n", d.slot, d.gpa, d.size),
+            Ok(d) => format!("ok {} {} {} {}\n", d.slot, d.gpa, d.size, d.host_fd),
             Err(e) => format!("err {} {}\n", e.errno(), e.to_string().replace('\n', " ")),
         };
         (&stream).write_all(reply.as_bytes())
@@ -201,20 +208,27 @@ impl Service {
             return Err(bad());
         };
         let size: u64 = size.parse().map_err(|_| bad())?;
-        if size == 0 || size % PAGE != 0 {
+        if size == 0 || !size.is_multiple_of(PAGE) {
             return Err(bad());
         }
-        let meta = std::fs::metadata(path).map_err(|e| PlugError::BadFile {
+        let bad_file = |why: String| PlugError::BadFile {
             path: path.into(),
-            why: e.to_string(),
-        })?;
-        let ft = meta.file_type();
-        if !meta.is_file() || ft.is_char_device() || meta.size() < size {
-            return Err(PlugError::BadFile {
-                path: path.into(),
-                why: format!("not a regular file of at least {size} bytes"),
-            });
+            why,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| bad_file(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| bad_file(e.to_string()))?;
+        if !meta.is_file() || meta.file_type().is_char_device() || meta.size() < size {
+            return Err(bad_file(format!(
+                "not a regular file of at least {size} bytes"
+            )));
         }
+        let host_fd = u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&file))
+            .map_err(|_| bad_file("descriptor out of range".into()))?;
+        let path = &format!("/proc/{}/fd/{host_fd}", std::process::id());
         let gpa = self.window.place(size)?;
         let id = self.window.next_id();
         let (obj, dev) = (format!("mgf{id}"), format!("mgd{id}"));
@@ -246,8 +260,10 @@ impl Service {
             gpa,
             size,
             id,
+            host_fd,
         };
         self.window.add(d.clone());
+        self.files.push((id, file));
         Ok(d)
     }
 }
@@ -281,6 +297,7 @@ pub struct Plugged {
     pub slot: u32,
     pub gpa: u64,
     pub size: u64,
+    pub host_fd: u32,
 }
 
 /// The proxy's side: ask margay `margay_pid` to plug the first `size` bytes
@@ -300,15 +317,22 @@ pub fn request(margay_pid: u32, path: &str, size: u64) -> Result<Plugged, (i32, 
 
 fn parse_reply(line: &str) -> Result<Plugged, (i32, String)> {
     let bad = || (libc::ENODEV, format!("bad answer from margay: {line:?}"));
-    let mut it = line.trim_end().splitn(4, ' ');
+    let mut it = line.trim_end().splitn(5, ' ');
     match it.next() {
         Some("ok") => {
-            let mut n = || it.next().and_then(|v| v.parse::<u64>().ok()).ok_or_else(bad);
+            let mut n = || {
+                it.next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(bad)
+            };
             let slot = u32::try_from(n()?).map_err(|_| bad())?;
+            let (gpa, size) = (n()?, n()?);
+            let host_fd = u32::try_from(n()?).map_err(|_| bad())?;
             Ok(Plugged {
                 slot,
-                gpa: n()?,
-                size: n()?,
+                gpa,
+                size,
+                host_fd,
             })
         }
         Some("err") => {
@@ -335,27 +359,31 @@ mod tests {
             gpa,
             size,
             id: u64::from(slot) + 1,
+            host_fd: 9,
         }
     }
 
     #[test]
     fn files_are_placed_first_fit_on_2_mib_boundaries() {
-        let mut w = Window::new(WINDOW_BASE, 16 * MB2, 4);
-        assert_eq!(w.place(4096).unwrap(), WINDOW_BASE);
-        w.add(dimm(0, WINDOW_BASE, 4096));
-        assert_eq!(w.place(3 * MB2).unwrap(), WINDOW_BASE + MB2);
-        w.add(dimm(1, WINDOW_BASE + MB2, 3 * MB2));
-        w.add(dimm(2, WINDOW_BASE + 4 * MB2, MB2));
+        let mut w = Window::new(wire::HOTPLUG_BASE, 16 * MB2, 4);
+        assert_eq!(w.place(4096).unwrap(), wire::HOTPLUG_BASE);
+        w.add(dimm(0, wire::HOTPLUG_BASE, 4096));
+        assert_eq!(w.place(3 * MB2).unwrap(), wire::HOTPLUG_BASE + MB2);
+        w.add(dimm(1, wire::HOTPLUG_BASE + MB2, 3 * MB2));
+        w.add(dimm(2, wire::HOTPLUG_BASE + 4 * MB2, MB2));
         // The gap left by a removed dimm is reused when it fits.
         w.remove(1).unwrap();
-        assert_eq!(w.place(2 * MB2).unwrap(), WINDOW_BASE + MB2);
-        assert_eq!(w.place(4 * MB2).unwrap(), WINDOW_BASE + 5 * MB2);
+        assert_eq!(w.place(2 * MB2).unwrap(), wire::HOTPLUG_BASE + MB2);
+        assert_eq!(w.place(4 * MB2).unwrap(), wire::HOTPLUG_BASE + 5 * MB2);
         assert!(matches!(w.place(16 * MB2), Err(PlugError::NoSpace(_))));
-        w.add(dimm(3, WINDOW_BASE + 5 * MB2, MB2));
-        w.add(dimm(4, WINDOW_BASE + 6 * MB2, MB2));
-        w.add(dimm(5, WINDOW_BASE + 7 * MB2, MB2));
+        w.add(dimm(3, wire::HOTPLUG_BASE + 5 * MB2, MB2));
+        w.add(dimm(4, wire::HOTPLUG_BASE + 6 * MB2, MB2));
+        w.add(dimm(5, wire::HOTPLUG_BASE + 7 * MB2, MB2));
         assert!(matches!(w.place(4096), Err(PlugError::NoSlot(4))));
-        assert_eq!(w.by_slot(3).map(|d| d.gpa), Some(WINDOW_BASE + 5 * MB2));
+        assert_eq!(
+            w.by_slot(3).map(|d| d.gpa),
+            Some(wire::HOTPLUG_BASE + 5 * MB2)
+        );
         assert!(w.by_slot(9).is_none());
     }
 
@@ -376,18 +404,27 @@ mod tests {
     #[test]
     fn replies_parse_or_fail_cleanly() {
         assert_eq!(
-            parse_reply("ok 3 4296015872 8192\n"),
+            parse_reply("ok 3 4296015872 8192 17\n"),
             Ok(Plugged {
                 slot: 3,
                 gpa: 4296015872,
-                size: 8192
+                size: 8192,
+                host_fd: 17
             })
         );
         assert_eq!(
             parse_reply("err 12 all 64 memory-device slots are in use\n"),
             Err((12, "all 64 memory-device slots are in use".into()))
         );
-        for bad in ["", "ok", "ok x 1 2", "ok 99999999999 1 2", "what\n", "err x"] {
+        for bad in [
+            "",
+            "ok",
+            "ok 1 2 3",
+            "ok x 1 2 3",
+            "ok 99999999999 1 2 3",
+            "what\n",
+            "err x",
+        ] {
             assert_eq!(parse_reply(bad).unwrap_err().0, libc::ENODEV, "{bad:?}");
         }
     }

@@ -18,6 +18,7 @@ use anyhow::{anyhow, Context as _};
 use crate::children::{self, Supervised};
 use crate::cli::{self, RunArgs};
 use crate::guest_mem::GuestMem;
+use crate::hotplug;
 use crate::report::{self, Outcome, EXIT_INTERNAL};
 use crate::{partition, pinning, program, proxy, qemu, qmp, sys, Fatal, OrExit as _};
 
@@ -142,6 +143,9 @@ struct Booted {
     vm: qemu::Qemu,
     qmp: qmp::Qmp,
     placement: pinning::Outcome,
+    /// Plugs host files into guest memory for shared file mappings (`None`
+    /// if its socket could not be made: such mappings then fail with ENODEV).
+    plugs: Option<hotplug::Service>,
 }
 
 impl Booted {
@@ -173,6 +177,16 @@ impl Booted {
         let ram = partition::Ram::create(args.mem).or_exit(1)?;
         let kernel = partition::kernel_image(KERNEL_ELF).or_exit(1)?;
         let kernel_path = partition::proc_fd_path(&kernel);
+
+        // Listening before the proxy exists, which connects when the
+        // application maps a file shared.
+        let plugs = hotplug::Service::listen(hotplug::Window::new(
+            wire::HOTPLUG_BASE,
+            wire::HOTPLUG_SPACE,
+            wire::HOTPLUG_SLOTS,
+        ))
+        .map_err(|e| eprintln!("margay: no shared file mappings in this partition: {e}"))
+        .ok();
 
         // The proxy: inherits stdio, cwd, umask and environment.
         let self_exe = std::env::current_exe()
@@ -245,6 +259,7 @@ impl Booted {
             vm,
             qmp,
             placement,
+            plugs,
         })
     }
 
@@ -255,12 +270,13 @@ impl Booted {
         // here) and from anyone who signals its pid (the proxy posts them).
         children::forward_terminal_signals_to(self.ram.shared_mem());
         let stop_relay = AtomicBool::new(false);
-        let (mem, qmp) = (self.ram.mem(), &mut self.qmp);
+        let (mem, qmp, plugs) = (self.ram.mem(), &mut self.qmp, &mut self.plugs);
         let (vm, proxy) = (&mut self.vm, &mut self.proxy);
         // While the guest runs, a relay raises an NMI whenever signals are
-        // waiting in HOST_SIGNALS, so a core busy in user mode notices at once.
+        // waiting in HOST_SIGNALS, so a core busy in user mode notices at once,
+        // and plugs files into guest memory as proxies ask.
         std::thread::scope(|scope| {
-            scope.spawn(|| relay_host_signals(mem, qmp, &stop_relay));
+            scope.spawn(|| relay_host_signals(mem, qmp, plugs.as_mut(), &stop_relay));
             let r = wait_for_qemu(vm, proxy);
             stop_relay.store(true, Ordering::Release);
             r
@@ -319,10 +335,24 @@ fn wait_for_qemu(vm: &mut qemu::Qemu, proxy: &mut Supervised) -> Result<(), Fata
 
 /// Raise an NMI in the guest while signals from Linux wait in the
 /// HOST_SIGNALS word or a forked process's proxy has poked (the kernel takes
-/// them and clears the words); stop when told.
-fn relay_host_signals(mem: &GuestMem, qmp: &mut qmp::Qmp, stop: &AtomicBool) {
+/// them and clears the words); serve plug requests and remove the dimms the
+/// kernel ejected; stop when told.
+fn relay_host_signals(
+    mem: &GuestMem,
+    qmp: &mut qmp::Qmp,
+    mut plugs: Option<&mut hotplug::Service>,
+    stop: &AtomicBool,
+) {
+    let ejected_word = wire::SHARED_PHYS + wire::HOTPLUG_EJECTED_OFF;
     let mut last_nmi: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
+        if let Some(p) = plugs.as_deref_mut() {
+            let ejected = mem.load_u64(ejected_word, Ordering::Acquire).unwrap_or(0);
+            let cleared = p.serve(qmp, ejected);
+            if cleared != 0 {
+                let _ = mem.fetch_and_u64(ejected_word, !cleared, Ordering::AcqRel);
+            }
+        }
         let waiting = mem
             .load_u64(wire::HOST_SIGNALS_PHYS, Ordering::Acquire)
             .unwrap_or(0)

@@ -496,7 +496,16 @@ impl Reservation {
         };
         // SAFETY: MAP_FIXED replaces only pages inside the reservation, where
         // no Rust object lives (see `reserve`).
-        unsafe { rustix::mm::mmap(dst, len, prot, MapFlags::SHARED | MapFlags::FIXED, file, off) }?;
+        unsafe {
+            rustix::mm::mmap(
+                dst,
+                len,
+                prot,
+                MapFlags::SHARED | MapFlags::FIXED,
+                file,
+                off,
+            )
+        }?;
         Ok(())
     }
 

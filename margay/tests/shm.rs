@@ -65,3 +65,146 @@ fn large_shared_mappings_are_shared_page_by_page() {
 fn shared_objects_are_freed_with_their_last_mapping() {
     shmanon("many", "1");
 }
+
+/// A 16 KiB file whose byte i is i & 0xff, in a fresh directory under
+/// /dev/shm (tmpfs, as POSIX shared memory) or the test's temporary dir.
+fn pattern_file(dir: &TempDir) -> std::path::PathBuf {
+    let path = dir.join("data");
+    let bytes: Vec<u8> = (0..16384u32).map(|i| i as u8).collect();
+    write_file(&path, &bytes, 0o600);
+    path
+}
+
+fn shmfile(mode: &str, with_file: bool) {
+    let dir = TempDir::new("shmfile");
+    let mut inv = Invocation::new(program("shmfile")).arg(mode);
+    if with_file {
+        // Natively first, then on Margay: each on a fresh copy of the file.
+        let native = {
+            let f = pattern_file(&dir);
+            Invocation::new(program("shmfile"))
+                .arg(mode)
+                .arg(&f)
+                .run_native()
+        };
+        let f = pattern_file(&dir);
+        inv = inv.arg(&f);
+        let margay = inv.run_margay();
+        assert_same(&native, &margay, mode);
+    } else {
+        compare_with_native(&inv);
+    }
+}
+
+#[test]
+fn shared_file_mappings_follow_the_descriptors_access_mode() {
+    shmfile("access", true);
+}
+
+#[test]
+fn private_file_mappings_keep_their_copy() {
+    shmfile("private", true);
+}
+
+#[test]
+fn a_process_shared_mutex_in_a_shared_file_mapping_works_across_fork() {
+    shmfile("fork", true);
+}
+
+#[test]
+fn memfd_mappings_and_read_write_see_the_same_bytes() {
+    shmfile("memfd", false);
+}
+
+#[test]
+fn shm_open_segments_are_shared_with_children_and_outlive_them() {
+    shmfile("shmopen", false);
+}
+
+/// 100 files mapped and unmapped one after the other, in a partition with
+/// 64 memory-device slots: each file's dimm is ejected and removed again.
+#[test]
+fn files_are_unplugged_when_their_last_mapping_goes() {
+    shmfile("many", false);
+}
+
+/// The LWK and a Linux process see the same bytes: the program's stores
+/// (after msync) are in the file for `read()` on the host, and the host's
+/// `write()` to the file shows in the program's mapping.
+#[test]
+fn a_shared_file_mapping_is_coherent_with_linux_processes() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::os::unix::fs::FileExt as _;
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("coherent");
+    let f = pattern_file(&dir);
+    let _permit = qemu_permit();
+    let mut child = Command::new(MARGAY)
+        .args(["run", "--"])
+        .arg(program("shmfile"))
+        .arg("coherent")
+        .arg(&f)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn margay");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    loop {
+        let mut l = String::new();
+        if out.read_line(&mut l).expect("read") == 0 {
+            break;
+        }
+        let done = l.trim() == "stored";
+        lines.push(l.trim().to_string());
+        if done {
+            break;
+        }
+    }
+    // The program stored "lwk" at 8192 through its mapping: Linux reads it.
+    let host = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&f)
+        .unwrap();
+    let mut seen = [0u8; 4];
+    host.read_exact_at(&mut seen, 8192).unwrap();
+    assert_eq!(&seen, b"lwk\0", "lines so far: {lines:?}");
+    host.write_all_at(b"host\0", 12288).unwrap();
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    lines.extend(rest.lines().map(str::to_string));
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        lines,
+        [
+            "initial bytes wrong: 0",
+            "read() sees: lwk",
+            "stored",
+            "mapping sees: host"
+        ]
+    );
+}
+
+/// A file that has no whole page cannot be plugged: a clear error (ENODEV
+/// and one kmsg line), where Linux maps it.
+#[test]
+fn a_file_smaller_than_a_page_is_refused_with_enodev() {
+    let dir = TempDir::new("subpage");
+    let f = dir.join("small");
+    write_file(&f, &[0u8; 100], 0o600);
+    let o = Invocation::new(program("shmfile"))
+        .arg("subpage")
+        .arg(&f)
+        .flag("--kmsg")
+        .run_margay();
+    assert_eq!(stdout_str(&o), "mmap of a 100-byte file: No such device\n");
+    assert!(
+        stderr_str(&o).contains("only its whole pages"),
+        "{}",
+        stderr_str(&o)
+    );
+}

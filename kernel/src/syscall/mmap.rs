@@ -2,12 +2,15 @@
 //! front; there is no overcommit, so running out is ENOMEM.
 
 use crate::process::{self, Process};
-use crate::uaccess::{self, UserPtr};
+use crate::uaccess;
+use crate::{ikc, shm};
+use core::sync::atomic::{AtomicBool, Ordering};
 use linux_abi::mman::*;
-use linux_abi::syscalls_gen::{SYS_FSTAT, SYS_PREAD64};
-use linux_abi::uapi::stat;
+use linux_abi::syscalls_gen::SYS_PREAD64;
 use linux_abi::{Errno, SysResult, PAGE_SIZE as PAGE};
 use lwk_core::region::RegionKind;
+use lwk_core::shm::ObjectId;
+use wire::{RequestKind, FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG};
 use wire::{MMAP_TOP, USER_MAX, USER_MIN};
 
 /// Lowest address the kernel picks for mappings without a hint.
@@ -65,8 +68,11 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
         return Err(Errno::EINVAL);
     }
     let prot = u32::try_from(prot).map_err(|_| Errno::EINVAL)?;
-    // File mappings are filled (or, shared, checked) through the mapping
-    // itself, so they start readable and writable.
+    if shared && !anon {
+        return mmap_shared_file(addr, len, prot, flags, fd, off);
+    }
+    // Private file mappings are filled through the mapping itself, so they
+    // start readable and writable.
     let initial = if anon {
         prot
     } else {
@@ -87,12 +93,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
     if anon {
         return Ok(va);
     }
-    let filled = if shared {
-        shared_file(va, fd)
-    } else {
-        fill_from_file(va, len, fd, off)
-    };
-    if let Err(e) = filled {
+    if let Err(e) = fill_from_file(va, len, fd, off) {
         let _ = process::with(|p| p.aspace.unmap(va, len));
         return Err(e);
     }
@@ -100,6 +101,119 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
         process::with(|p| p.aspace.protect(va, len, prot))?;
     }
     Ok(va)
+}
+
+/// One step of a shared file mapping, answered by the proxy.
+fn file_map(step: u64, fd: i32, rest: [u64; 4]) -> Result<ikc::Reply, Errno> {
+    let r = ikc::call(
+        RequestKind::FileMap,
+        0,
+        [step, fd as u64, rest[0], rest[1], rest[2], rest[3]],
+        [0; 4],
+    );
+    match Errno::from_ret(r.ret) {
+        Some(e) => Err(e),
+        None => Ok(r),
+    }
+}
+
+/// Serialises finding or plugging a file, so that one file is plugged once
+/// (its pages then have one guest-physical address: futex keys agree).
+static PLUGGING: AtomicBool = AtomicBool::new(false);
+
+/// MAP_SHARED of a descriptor: `/dev/zero` is anonymous shared memory; a
+/// regular file (a /dev/shm or tmpfs file, a memfd, a file on disk) is mapped
+/// from its dimm: margay plugs the file's whole pages into guest-physical
+/// memory once, and every mapping of it in the partition maps those pages,
+/// which are Linux's page cache of the file.
+fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u64) -> SysResult {
+    let want_write = u64::from(prot & PROT_WRITE != 0);
+    let info = file_map(FILEMAP_INFO, fd, [want_write, 0, 0, 0])?;
+    if info.ret == 1 {
+        // /dev/zero.
+        return process::with(|p| {
+            let va = place(p, addr, len, flags)?;
+            if flags & MAP_FIXED != 0 {
+                p.aspace.unmap(va, len)?;
+            }
+            p.aspace.map_shared_anon(va, len, prot)?;
+            Ok(va)
+        });
+    }
+    let [dev, ino, size, _] = info.aux;
+    let whole = size & !(PAGE - 1);
+    let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    if end > whole {
+        crate::kprintln!(
+            "mmap: MAP_SHARED of bytes {off:#x}..{end:#x} of a file of {size} bytes: only its whole pages ({whole:#x}) can be mapped shared on the LWK"
+        );
+        return Err(Errno::ENODEV);
+    }
+    while PLUGGING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        crate::sched::yield_now();
+    }
+    let held = hold_or_plug(fd, dev, ino, whole, end, len);
+    PLUGGING.store(false, Ordering::Release);
+    let id = held?;
+    let mapped = process::with(|p| {
+        let va = place(p, addr, len, flags)?;
+        if flags & MAP_FIXED != 0 {
+            p.aspace.unmap(va, len)?;
+        }
+        p.aspace.map_held(va, id, off, len, prot)?;
+        Ok(va)
+    });
+    if mapped.is_err() {
+        shm::unmapped(id, len);
+    }
+    mapped
+}
+
+/// The shared object of file (`dev`, `ino`) holding bytes `[0, end)`, with
+/// `len` of its bytes counted as mapped: the file's dimm if one is plugged
+/// (the proxy attaches to it, to mirror it), else a new plug of its `whole`
+/// pages.
+fn hold_or_plug(
+    fd: i32,
+    dev: u64,
+    ino: u64,
+    whole: u64,
+    end: u64,
+    len: u64,
+) -> Result<ObjectId, Errno> {
+    if let Some((id, p)) = shm::hold_file(dev, ino, end, len) {
+        if let Err(e) = file_map(
+            FILEMAP_ATTACH,
+            fd,
+            [u64::from(p.slot), p.gpa, p.size, p.host_fd],
+        ) {
+            shm::unmapped(id, len);
+            return Err(e);
+        }
+        return Ok(id);
+    }
+    let r = file_map(FILEMAP_PLUG, fd, [whole, 0, 0, 0]).inspect_err(|e| {
+        crate::kprintln!(
+            "mmap: plugging a file of {whole} bytes into the partition failed: {}",
+            e.name()
+        );
+    })?;
+    let [slot, gpa, size, host_fd] = r.aux;
+    let slot = u32::try_from(slot).map_err(|_| Errno::EIO)?;
+    shm::create_plugged(
+        shm::Plugged {
+            slot,
+            gpa,
+            size,
+            host_fd,
+            dev,
+            ino,
+        },
+        len,
+    )
 }
 
 /// MAP_PRIVATE file mapping: LWK memory filled from the file by the proxy.
@@ -125,26 +239,6 @@ fn unmappable(e: Errno) -> Errno {
         Errno::ESPIPE | Errno::EISDIR => Errno::ENODEV,
         e => e,
     }
-}
-
-/// MAP_SHARED of a descriptor: `/dev/zero` is anonymous shared memory (the
-/// new mapping at `va` already is); any other file is not supported yet. The
-/// proxy's fstat writes into the fresh mapping, which is zeroed again after.
-fn shared_file(va: u64, fd: i32) -> Result<(), Errno> {
-    const S_IFMT: u32 = 0o170000;
-    const S_IFCHR: u32 = 0o020000;
-    const DEV_ZERO: u64 = (1 << 8) | 5;
-    super::offload_result(u64::from(SYS_FSTAT), [fd as u64, va, 0, 0, 0, 0]).map_err(unmappable)?;
-    let st = process::with(|p| {
-        let st = UserPtr::<stat>::new(va).read_in(&p.aspace)?;
-        uaccess::zero_user(&p.aspace, va, size_of::<stat>() as u64)?;
-        Ok::<_, Errno>(st)
-    })?;
-    if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == DEV_ZERO {
-        return Ok(());
-    }
-    crate::kprintln!("mmap: MAP_SHARED of a file is not supported on the LWK yet (fd {fd})");
-    Err(Errno::ENODEV)
 }
 
 pub fn munmap(addr: u64, len: u64) -> SysResult {

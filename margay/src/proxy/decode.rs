@@ -36,6 +36,12 @@ pub enum Request {
     Stop {
         signal: u64,
     },
+    /// A step (`wire::FILEMAP_*`) of a shared mapping of descriptor `fd`.
+    FileMap {
+        op: u64,
+        fd: u64,
+        args: [u64; 4],
+    },
 }
 
 /// The proxy's answer: `ret` and `aux` of the slot.
@@ -90,6 +96,11 @@ pub fn decode(slot: &Slot) -> Result<Request, u32> {
         RequestKind::Stop => Request::Stop {
             signal: slot.args[0],
         },
+        RequestKind::FileMap => Request::FileMap {
+            op: slot.args[0],
+            fd: slot.args[1],
+            args: [slot.args[2], slot.args[3], slot.args[4], slot.args[5]],
+        },
     })
 }
 
@@ -138,7 +149,17 @@ mod tests {
         s.kind = RequestKind::Stop as u32;
         s.args[0] = 20;
         assert_eq!(decode(&s), Ok(Request::Stop { signal: 20 }));
-        for kind in [0, 8, 0xdead_beef, u32::MAX] {
+        s.kind = RequestKind::FileMap as u32;
+        s.args = [1, 3, 8192, 0, 0, 0];
+        assert_eq!(
+            decode(&s),
+            Ok(Request::FileMap {
+                op: 1,
+                fd: 3,
+                args: [8192, 0, 0, 0]
+            })
+        );
+        for kind in [0, 9, 0xdead_beef, u32::MAX] {
             s.kind = kind;
             assert_eq!(decode(&s), Err(kind));
         }

@@ -36,6 +36,8 @@ impl Shared {
         for e in mirror.mirror.entries() {
             let _ = self.window.release(e);
         }
+        // The child maps what the parent maps, plugged files included.
+        let files = mirror.files.clone();
         let child_app = exec::App {
             exe: app.exe.clone(),
             exe_id: app.exe_id,
@@ -51,6 +53,7 @@ impl Shared {
             self.trace,
             self.window,
             table,
+            files,
         );
         let _running = child.start();
         crate::sys::exit_after_margay()

@@ -198,6 +198,9 @@ fn decode_accepts_exactly_the_known_kinds() {
             (Ok(Request::Exec { path }), Ok(RequestKind::Exec)) => assert_eq!(path, s.args[0]),
             (Ok(Request::Fork { table }), Ok(RequestKind::Fork)) => assert_eq!(table, s.args[0]),
             (Ok(Request::Stop { signal }), Ok(RequestKind::Stop)) => assert_eq!(signal, s.args[0]),
+            (Ok(Request::FileMap { op, fd, args }), Ok(RequestKind::FileMap)) => {
+                assert_eq!((op, fd, &args[..]), (s.args[0], s.args[1], &s.args[2..]))
+            }
             (Ok(Request::Exit { status, signal }), Ok(RequestKind::Exit)) => {
                 assert_eq!((status, signal), (s.args[0], s.args[1]))
             }

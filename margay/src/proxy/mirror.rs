@@ -6,10 +6,11 @@ use std::mem::size_of;
 use std::sync::atomic::Ordering;
 
 use thiserror::Error;
-use wire::{MirrorEntry, MirrorError, RegionTableHeader, MAX_REGIONS};
 #[cfg(test)]
-use wire::{REGIONS_OFF, SHARED_PHYS};
+use wire::REGIONS_OFF;
+use wire::{MirrorEntry, MirrorError, RegionTableHeader, MAX_REGIONS, SHARED_PHYS, SHARED_SIZE};
 
+use super::files::{self, PluggedFile};
 use crate::guest_mem::{GuestMem, GuestMemError};
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -39,14 +40,35 @@ pub struct Mirror {
 impl Mirror {
     /// Validate `entries` (each one against the partition size, and pairwise for
     /// overlaps) and build the lookup structure.
-    pub fn new(mut entries: Vec<MirrorEntry>, mem_size: u64) -> Result<Self, TableError> {
+    #[cfg(test)]
+    pub fn new(entries: Vec<MirrorEntry>, mem_size: u64) -> Result<Self, TableError> {
+        Self::new_with(entries, mem_size, &[])
+    }
+
+    /// `new`, also accepting entries that lie in the dimm of one of `files`
+    /// (shared file mappings) instead of guest RAM.
+    pub fn new_with(
+        mut entries: Vec<MirrorEntry>,
+        mem_size: u64,
+        files: &[PluggedFile],
+    ) -> Result<Self, TableError> {
         for (index, e) in entries.iter().enumerate() {
-            e.validate(mem_size)
-                .map_err(|reason| TableError::BadEntry {
-                    index,
-                    entry: *e,
-                    reason,
-                })?;
+            let in_file = e.file_off >= mem_size && files::find(files, e.file_off, e.len).is_some();
+            let checked = if in_file {
+                // Validated as if the file's bytes were the start of memory.
+                MirrorEntry {
+                    file_off: SHARED_PHYS + SHARED_SIZE,
+                    ..*e
+                }
+                .validate(SHARED_PHYS + SHARED_SIZE + e.len)
+            } else {
+                e.validate(mem_size)
+            };
+            checked.map_err(|reason| TableError::BadEntry {
+                index,
+                entry: *e,
+                reason,
+            })?;
         }
         entries.sort_by_key(|e| e.vaddr);
         for w in entries.windows(2) {
@@ -65,9 +87,19 @@ impl Mirror {
     }
 
     /// Read the region table at guest-physical `base` (a forked process's).
+    #[cfg(test)]
     pub fn read_at(
         mem: &GuestMem,
         base: u64,
+    ) -> Result<(u64, Result<Mirror, TableError>), TableError> {
+        Self::read_at_with(mem, base, &[])
+    }
+
+    /// `read_at`, accepting regions in the dimms of `files`.
+    pub fn read_at_with(
+        mem: &GuestMem,
+        base: u64,
+        files: &[PluggedFile],
     ) -> Result<(u64, Result<Mirror, TableError>), TableError> {
         for _ in 0..8 {
             let gen = mem.load_u64(base + wire::REGION_GEN_OFF, Ordering::Acquire)?;
@@ -84,7 +116,10 @@ impl Mirror {
                     .map_err(TableError::from)
             };
             if mem.load_u64(base + wire::REGION_GEN_OFF, Ordering::Acquire)? == gen {
-                return Ok((gen, entries.and_then(|e| Mirror::new(e, mem.size()))));
+                return Ok((
+                    gen,
+                    entries.and_then(|e| Mirror::new_with(e, mem.size(), files)),
+                ));
             }
         }
         Err(TableError::Unstable)

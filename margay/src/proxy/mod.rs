@@ -24,6 +24,7 @@ mod doorbell;
 // Until helper "abi" moves its raw syscall and fd adoption behind sys.
 #[allow(unsafe_code)]
 mod exec;
+mod files;
 mod fork;
 #[cfg(test)]
 mod fuzz;
@@ -227,7 +228,7 @@ mod tests {
         )
         .unwrap();
         for e in table.entries() {
-            window.mirror(mem, e).unwrap();
+            window.mirror(mem, e, &[]).unwrap();
         }
         let user = UserMem {
             mirror: &table,

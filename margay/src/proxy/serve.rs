@@ -15,6 +15,7 @@ use wire::{MAX_SLOTS, SHARED_PHYS};
 use super::decode::{decode, Request, Response};
 use super::doorbell::{self, Claim};
 use super::exec;
+use super::files::{self, PluggedFile};
 use super::leader;
 use super::mirror::{self, Mirror, TableError};
 use super::pool::Pool;
@@ -53,6 +54,9 @@ pub(super) struct MirrorView {
     pub(super) mirror: Mirror,
     state: MirrorState,
     complained: bool,
+    /// The plugged files this process maps (shared file mappings): the
+    /// mirror maps their regions from the files themselves.
+    pub(super) files: Vec<PluggedFile>,
 }
 
 /// What the poller and the workers share.
@@ -137,6 +141,7 @@ impl Shared {
             trace,
             window,
             SHARED_PHYS + wire::REGIONS_OFF,
+            Vec::new(),
         )
     }
 
@@ -146,6 +151,7 @@ impl Shared {
         trace: bool,
         window: &'static Window,
         table: u64,
+        files: Vec<PluggedFile>,
     ) -> Self {
         Shared {
             ram,
@@ -157,6 +163,7 @@ impl Shared {
                 mirror: Mirror::default(),
                 state: MirrorState::Unknown,
                 complained: false,
+                files,
             }),
             role: leader::Role::default(),
             running: (0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
@@ -356,6 +363,18 @@ impl Shared {
                 }
                 _ => Response::err(Errno::EINVAL),
             },
+            Request::FileMap { op, fd, args } => match op {
+                wire::FILEMAP_INFO => files::info(fd, args[0] != 0),
+                wire::FILEMAP_PLUG | wire::FILEMAP_ATTACH => {
+                    let mut view = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
+                    if op == wire::FILEMAP_PLUG {
+                        files::plug(&mut view.files, fd, args[0])
+                    } else {
+                        files::attach(&mut view.files, fd, args)
+                    }
+                }
+                _ => Response::err(Errno::EINVAL),
+            },
         }
     }
 
@@ -394,7 +413,7 @@ impl MirrorView {
             MirrorState::Poisoned(g) if g == gen => return Err(Errno::EFAULT),
             _ => {}
         }
-        let (gen, table) = match Mirror::read_at(ram, table) {
+        let (gen, table) = match Mirror::read_at_with(ram, table, &self.files) {
             Ok(t) => t,
             Err(e) => {
                 self.complain(&e);
@@ -414,7 +433,11 @@ impl MirrorView {
         let result = removed
             .iter()
             .try_for_each(|e| window.release(e))
-            .and_then(|()| added.iter().try_for_each(|e| window.mirror(ram, e)));
+            .and_then(|()| {
+                added
+                    .iter()
+                    .try_for_each(|e| window.mirror(ram, e, &self.files))
+            });
         match result {
             Ok(()) => {
                 self.mirror = new;

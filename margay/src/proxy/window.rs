@@ -10,6 +10,9 @@ use std::io;
 use thiserror::Error;
 use wire::{MirrorEntry, USER_MAX, USER_MIN};
 
+use std::os::fd::AsFd as _;
+
+use super::files::{self, PluggedFile};
 use crate::guest_mem::GuestMem;
 
 #[derive(Debug, Error)]
@@ -55,16 +58,32 @@ impl Window {
     /// Map guest RAM `[file_off, file_off+len)` at `vaddr` with `prot` (PROT_EXEC is
     /// dropped: the proxy never runs application code). PROT_NONE regions stay
     /// reserved.
-    pub fn mirror(&self, ram: &GuestMem, e: &MirrorEntry) -> Result<(), WindowError> {
+    /// Regions in the dimm of a plugged file (`files`) map the file itself.
+    pub fn mirror(
+        &self,
+        ram: &GuestMem,
+        e: &MirrorEntry,
+        files: &[PluggedFile],
+    ) -> Result<(), WindowError> {
         let prot = e.prot & (libc::PROT_READ | libc::PROT_WRITE) as u32;
         if prot == 0 {
             return self.release(e);
         }
         let (addr, len) = in_window(e.vaddr, e.len).ok_or(WindowError::OutOfRange(*e))?;
+        let writable = prot & libc::PROT_WRITE as u32 != 0;
+        if e.file_off >= ram.size() {
+            let f = files::find(files, e.file_off, e.len).ok_or(WindowError::OutOfRange(*e))?;
+            let file = f
+                .open(writable)
+                .map_err(|err| WindowError::Map { entry: *e, err })?;
+            return self
+                .0
+                .map_file(file.as_fd(), e.file_off - f.gpa, addr, len, writable)
+                .map_err(|err| WindowError::Map { entry: *e, err });
+        }
         if ram.host_addr(e.file_off, e.len).is_err() {
             return Err(WindowError::OutOfRange(*e));
         }
-        let writable = prot & libc::PROT_WRITE as u32 != 0;
         self.0
             .alias(ram, e.file_off, addr, len, writable)
             .map_err(|err| WindowError::Map { entry: *e, err })

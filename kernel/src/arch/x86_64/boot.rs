@@ -70,6 +70,21 @@ pvh_start32:
     add $4096, %eax
     mov %eax, 24(%esi)
 
+    /* The hot-plug window [4 GiB, 260 GiB) as 1 GiB pages: host files
+       plugged for shared file mappings (wire::HOTPLUG_BASE/SPACE). */
+    mov $4, %ecx
+2:  mov %ecx, %eax
+    and $3, %eax
+    shl $30, %eax
+    or $0x83, %eax
+    mov %eax, (%esi,%ecx,8)
+    mov %ecx, %eax
+    shr $2, %eax
+    mov %eax, 4(%esi,%ecx,8)
+    inc %ecx
+    cmp $260, %ecx
+    jne 2b
+
     mov $boot_pdpt_high, %esi
     mov $boot_pd, %eax
     or $3, %eax

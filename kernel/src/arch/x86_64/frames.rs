@@ -104,6 +104,18 @@ impl Frames {
         Some(Frames(PhysRange::new(pfn * PAGE, pages * PAGE)))
     }
 
+    /// The memory of a host file plugged at guest-physical `[gpa, gpa+len)`
+    /// (inside the hot-plug window, page aligned): not the page allocator's,
+    /// so dropping it frees nothing. `None` for any other range.
+    pub fn plugged(gpa: u64, len: u64) -> Option<Frames> {
+        let end = gpa.checked_add(len)?;
+        let ok = gpa >= wire::HOTPLUG_BASE
+            && end <= wire::HOTPLUG_BASE + wire::HOTPLUG_SPACE
+            && len > 0
+            && (gpa | len).is_multiple_of(PAGE);
+        ok.then(|| Frames(PhysRange::new(gpa, len)))
+    }
+
     /// Split at byte offset `at` (a page multiple inside the frames): the
     /// first `at` bytes and the rest, each owned on its own.
     pub fn split_at(self, at: u64) -> (Frames, Frames) {
@@ -137,6 +149,9 @@ impl Deref for Frames {
 
 impl Drop for Frames {
     fn drop(&mut self) {
-        free_raw(self.0.phys(), self.0.len() / PAGE);
+        // Plugged files' memory is the host's (see `plugged`).
+        if self.0.phys() < wire::HOTPLUG_BASE {
+            free_raw(self.0.phys(), self.0.len() / PAGE);
+        }
     }
 }

@@ -8,8 +8,11 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// All guest RAM (up to 4 GiB) is mapped at `PHYS_OFFSET + phys`.
 pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
-/// End of the direct map set up at boot.
-pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
+/// End of the direct map set up at boot: the first 4 GiB (RAM, devices)
+/// with 2 MiB pages, then the hot-plug window with 1 GiB pages.
+pub const DIRECT_MAP_SIZE: u64 = wire::HOTPLUG_BASE + wire::HOTPLUG_SPACE;
+// boot.rs maps 1 GiB pages 4..260 for the window.
+const _: () = assert!(wire::HOTPLUG_BASE == 4 << 30 && DIRECT_MAP_SIZE == 260 << 30);
 
 /// Direct-map address of `phys`.
 pub(super) fn virt(phys: u64) -> u64 {
