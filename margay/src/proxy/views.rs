@@ -179,10 +179,14 @@ pub fn meminfo(host: &str, total: u64, free: u64) -> String {
     let mut out = String::new();
     for line in host.lines() {
         let key = line.split_once(':').map(|(k, _)| k);
+        // The partition's sizes; every other amount of memory is the host's
+        // and means nothing here (tools that subtract Shmem or SReclaimable
+        // from the total would underflow), except the huge page size.
         let bytes = match key {
             Some("MemTotal") => Some(total),
             Some("MemFree" | "MemAvailable") => Some(free),
-            Some("Buffers" | "Cached" | "SwapCached" | "SwapTotal" | "SwapFree") => Some(0),
+            Some("Hugepagesize") => None,
+            Some(_) if line.ends_with(" kB") => Some(0),
             _ => None,
         };
         match (key, bytes) {
@@ -483,7 +487,7 @@ mod tests {
     fn meminfo_shows_the_partition() {
         let host = "MemTotal:       24684084 kB\nMemFree:        23375080 kB\nMemAvailable:   24305488 kB\nBuffers:            3424 kB\nCached:          1095624 kB\nSwapCached:            0 kB\nActive:           664584 kB\nSwapTotal:       1000000 kB\nSwapFree:        1000000 kB\nHugePages_Total:       0\nHugepagesize:       2048 kB\n";
         let m = meminfo(host, 100 << 20, 60 << 20);
-        let want = "MemTotal:         102400 kB\nMemFree:           61440 kB\nMemAvailable:      61440 kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nActive:           664584 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nHugePages_Total:       0\nHugepagesize:       2048 kB\n";
+        let want = "MemTotal:         102400 kB\nMemFree:           61440 kB\nMemAvailable:      61440 kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nActive:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nHugePages_Total:       0\nHugepagesize:       2048 kB\n";
         assert_eq!(m, want);
         // Wide numbers are not cut.
         assert!(
