@@ -13,15 +13,15 @@ use linux_abi::syscalls_gen::{
 use linux_abi::{Arg, Attrs, Errno, Policy};
 use wire::{Header, HEADER_FREE_BYTES_OFF, HEADER_OFF, MAX_CPUS, SHARED_PHYS};
 
-use super::user_mem::{UserMem, PATH_MAX};
-use crate::sys::Creds;
+use linux_abi::creds::NGROUPS_MAX;
 use linux_abi::mman::PROT_READ;
 
-use linux_abi::creds::NGROUPS_MAX;
+use super::user_mem::{UserMem, PATH_MAX};
+use super::views::{self, FileId, Pending, View};
+use crate::sys::Creds;
 
 /// The size of one group id (gid_t) in setgroups's list.
 const GID_SIZE: usize = core::mem::size_of::<libc::gid_t>();
-use super::views::{self, FileId, Pending, View};
 
 /// What the proxy knows of its application.
 #[derive(Clone, Debug)]
@@ -44,7 +44,7 @@ pub struct Checked(Op);
 enum Op {
     Linux { nr: u64, args: [u64; 6] },
     View(Box<Pending>),
-    Creds(crate::sys::Creds),
+    Creds(Creds),
 }
 
 /// Validate syscall `nr(args)`. `Err(result)` when it is answered without Linux
