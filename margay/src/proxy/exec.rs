@@ -286,6 +286,13 @@ mod tests {
     use linux_abi::syscalls_gen::*;
     use wire::{Header, HEADER_OFF, SHARED_PHYS};
 
+    /// Guest RAM with one writable page mirrored at 0x40_0000 (RAM 0x200_0000).
+    fn one_page() -> (GuestMem, Mirror) {
+        let ram = GuestMem::anonymous(MEM as usize);
+        let page = entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE);
+        (ram, Mirror::new(vec![page], MEM).unwrap())
+    }
+
     #[test]
     fn only_offloaded_calls_run() {
         let ram = GuestMem::anonymous(MEM as usize);
@@ -318,12 +325,7 @@ mod tests {
     /// fallbacks for garbage), the access mode, and other paths left to Linux.
     #[test]
     fn opens_of_views_describe_the_partition() {
-        let ram = GuestMem::anonymous(MEM as usize);
-        let mirror = Mirror::new(
-            vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)],
-            MEM,
-        )
-        .unwrap();
+        let (ram, mirror) = one_page();
         let user = UserMem {
             mirror: &mirror,
             ram: &ram,
@@ -395,12 +397,7 @@ mod tests {
     /// is copied out of the mirror while it is checked.
     #[test]
     fn setgroups_reads_its_list_from_the_mirror() {
-        let ram = GuestMem::anonymous(MEM as usize);
-        let mirror = Mirror::new(
-            vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)],
-            MEM,
-        )
-        .unwrap();
+        let (ram, mirror) = one_page();
         let user = UserMem {
             mirror: &mirror,
             ram: &ram,
@@ -432,12 +429,7 @@ mod tests {
 
     #[test]
     fn readlink_of_proc_self_exe_names_the_application() {
-        let ram = GuestMem::anonymous(MEM as usize);
-        let mirror = Mirror::new(
-            vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)],
-            MEM,
-        )
-        .unwrap();
+        let (ram, mirror) = one_page();
         let user = UserMem {
             mirror: &mirror,
             ram: &ram,
