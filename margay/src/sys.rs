@@ -1,10 +1,10 @@
 //! Thin wrappers over the Linux calls std does not offer: memfds, clocks, identity,
 //! signal masks and handlers, child set-up before exec, fixed mappings in a
-//! reserved address range, and the raw syscall the proxy forwards.
+//! reserved address range, credentials, and the syscalls the proxy forwards.
 //!
 //! `rustix` makes most of them safe calls; what it does not cover (signal
 //! dispositions, masks and waits, `fork`, `waitid` with the child's pid, `fcntl`
-//! on raw descriptor numbers, `_exit`, the forwarded raw syscall) calls `libc`
+//! on raw descriptor numbers, `_exit`, set*id, the forwarded syscall) calls `libc`
 //! here. Together with `guest_mem` (guest RAM access) this is the only place
 //! margay has `unsafe`.
 
@@ -247,19 +247,85 @@ pub fn wait_any_child_exit() -> io::Result<u32> {
     }
 }
 
-/// Execute Linux syscall `nr` with `args`; returns the result or `-errno`.
-///
-/// # Safety
-/// The syscall may read or write any memory its arguments point to and change the
-/// process's state. The caller must have checked that every pointer the call uses
-/// refers to memory no Rust object owns (the proxy: mirrored guest regions), and that
-/// the call cannot unmap or remap the process's own memory.
-pub unsafe fn raw_syscall(nr: u64, args: &[u64; 6]) -> i64 {
-    let Ok(nr) = libc::c_long::try_from(nr) else {
-        return -i64::from(libc::ENOSYS);
+/// Where the proxy's own memory may lie: every canonical user address above
+/// the reserved user window (below it, under `USER_MIN`, Linux maps nothing).
+const PROXY_OWN: std::ops::Range<u64> = wire::USER_MAX..(1 << 56);
+
+/// Whether `[addr, addr+len)` lies inside the reserved user window.
+fn in_user_window(addr: u64, len: u64) -> bool {
+    addr >= wire::USER_MIN
+        && addr
+            .checked_add(len)
+            .is_some_and(|end| end <= wire::USER_MAX)
+}
+
+/// Refuse (`Err(errno)`) the arguments of `call` that could make Linux touch
+/// memory outside the reserved user window: a pointer the table declares that
+/// starts outside it (or, where its size follows from the arguments, ends
+/// outside it); and, for what the table does not declare as an integer
+/// (`Hex` words, calls without a signature), any value that is an address
+/// in the proxy's own part of the address space.
+fn check_forwarded(call: &linux_abi::Syscall, args: &[u64; 6]) -> Result<(), linux_abi::Errno> {
+    use linux_abi::{Arg, Errno};
+    let Some(sig) = call.args else {
+        return match args.iter().any(|a| PROXY_OWN.contains(a)) {
+            true => Err(Errno::EFAULT),
+            false => Ok(()),
+        };
     };
-    // SAFETY: the caller upholds this function's contract (see above); syscall(2)
-    // passes the six register-sized arguments through unchanged.
+    let arg = |i: u8| args.get(usize::from(i)).copied().unwrap_or(0);
+    // An int count, as Linux reads it (nothing for a count <= 0).
+    let count = |i: u8| u64::try_from(arg(i) as i32).unwrap_or(0);
+    for (&kind, &a) in sig.iter().zip(args.iter()) {
+        let len = match kind {
+            Arg::Int | Arg::Mode | Arg::Fd => continue,
+            Arg::Hex if PROXY_OWN.contains(&a) => return Err(Errno::EFAULT),
+            Arg::Hex => continue,
+            _ if a == 0 => continue,
+            Arg::Path => linux_abi::fs::PATH_MAX as u64,
+            Arg::InBuf(i) | Arg::OutBuf(i) => arg(i),
+            Arg::In(n) | Arg::Out(n) => u64::from(n),
+            Arg::InArray(i, size) => count(i).saturating_mul(u64::from(size)),
+            Arg::IovIn(i) | Arg::IovOut(i) => arg(i).saturating_mul(16),
+            Arg::Ptr => 1,
+        };
+        if !in_user_window(a, len.max(1)) {
+            return Err(Errno::EFAULT);
+        }
+    }
+    Ok(())
+}
+
+/// Execute syscall `nr(args)` in Linux for the LWK application; returns the
+/// result or `-errno`. Only calls the syscall table offloads or forwards run
+/// (`-ENOSYS` otherwise); their pointers must lie in the reserved user window
+/// (`-EFAULT` otherwise, see `check_forwarded`). The proxy checks the pointers
+/// against the mirror first (`proxy::exec::check`); this is the last guard.
+pub fn forward_syscall(nr: u64, args: &[u64; 6]) -> i64 {
+    use linux_abi::{Attrs, Errno, Policy};
+    let Some(call) = linux_abi::syscall(nr) else {
+        return Errno::ENOSYS.as_ret();
+    };
+    if call.policy != Policy::Offload && !call.attrs.has(Attrs::FORWARDED) {
+        return Errno::ENOSYS.as_ret();
+    }
+    if let Err(e) = check_forwarded(call, args) {
+        return e.as_ret();
+    }
+    let Ok(nr) = libc::c_long::try_from(nr) else {
+        return Errno::ENOSYS.as_ret();
+    };
+    // SAFETY: the table offloads and forwards only calls that neither map,
+    // unmap nor remap memory (asserted in linux-abi's tests), so no Rust object
+    // loses its memory. Every pointer the call declares, and every undeclared
+    // word that could be one, was checked above to lie outside the proxy's own
+    // memory, inside the user window, which the proxy reserved before anything
+    // else was mapped (`Reservation`) and which holds only mirrors of guest RAM
+    // and PROT_NONE pages, never a Rust object: there Linux either reaches guest
+    // memory or fails with EFAULT. What this cannot see are pointers stored in
+    // the memory they point to (iovec bases, msghdr, ioctl structures), which
+    // `proxy::exec::check` validates against the mirror where the table
+    // describes them (iovecs). syscall(2) passes the six words unchanged.
     let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]) };
     if r == -1 {
         -i64::from(
@@ -269,6 +335,42 @@ pub unsafe fn raw_syscall(nr: u64, args: &[u64; 6]) -> i64 {
         )
     } else {
         r
+    }
+}
+
+/// A change of this process's credentials (see `set_creds`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Creds {
+    Uid(u32),
+    Gid(u32),
+    ReUid(u32, u32),
+    ReGid(u32, u32),
+    ResUid(u32, u32, u32),
+    ResGid(u32, u32, u32),
+    /// The supplementary groups, read out of application memory beforehand.
+    Groups(Vec<libc::gid_t>),
+}
+
+/// Apply `creds` to every thread of the process, as glibc's set*id and
+/// setgroups wrappers do (the raw calls change only the calling thread).
+pub fn set_creds(creds: &Creds) -> io::Result<()> {
+    // SAFETY: these wrappers take plain integers, except setgroups, whose list
+    // is a live slice of exactly `len` gids.
+    let r = unsafe {
+        match *creds {
+            Creds::Uid(u) => libc::setuid(u),
+            Creds::Gid(g) => libc::setgid(g),
+            Creds::ReUid(r, e) => libc::setreuid(r, e),
+            Creds::ReGid(r, e) => libc::setregid(r, e),
+            Creds::ResUid(r, e, s) => libc::setresuid(r, e, s),
+            Creds::ResGid(r, e, s) => libc::setresgid(r, e, s),
+            Creds::Groups(ref list) => libc::setgroups(list.len(), list.as_ptr()),
+        }
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -593,4 +695,37 @@ pub fn set_handler(sig: i32, handler: Handler, restart: bool) -> io::Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linux_abi::syscalls_gen::*;
+
+    /// `forward_syscall` refuses by itself what the table does not forward and
+    /// pointers that could reach the proxy's own memory.
+    #[test]
+    fn forward_syscall_refuses_local_calls_and_pointers_outside_the_window() {
+        let own = [0u8; 64];
+        let own = own.as_ptr() as u64;
+        let run = |nr: u32, args: [u64; 6]| forward_syscall(u64::from(nr), &args);
+        for nr in [SYS_MMAP, SYS_MUNMAP, SYS_MREMAP, SYS_BRK, SYS_EXIT_GROUP] {
+            assert_eq!(run(nr, [0; 6]), -38, "{nr}");
+        }
+        assert_eq!(forward_syscall(100_000, &[0; 6]), -38);
+        // A declared buffer in the proxy's memory, or one running past the window.
+        assert_eq!(run(SYS_UNAME, [own, 0, 0, 0, 0, 0]), -14);
+        assert_eq!(run(SYS_READ, [0, wire::USER_MAX - 8, 16, 0, 0, 0]), -14);
+        assert_eq!(run(SYS_OPEN, [own, 0, 0, 0, 0, 0]), -14);
+        // An undeclared word (ioctl's argument, a call without a signature).
+        assert_eq!(run(SYS_IOCTL, [0, 0x5401, own, 0, 0, 0]), -14);
+        assert_eq!(run(SYS_GETSOCKOPT, [0, 1, 2, own, 0, 0]), -14);
+        // Integers, NULL pointers and forwarded kill pass.
+        assert!(run(SYS_GETPPID, [0; 6]) > 0);
+        assert_eq!(
+            run(SYS_KILL, [u64::from(std::process::id()), 0, 0, 0, 0, 0]),
+            0
+        );
+        assert_eq!(run(SYS_UNAME, [0; 6]), -14);
+    }
 }

@@ -169,6 +169,12 @@ pub mod fs {
     pub const UIO_MAXIOV: u64 = linux_raw_sys::general::UIO_MAXIOV as u64;
 }
 
+/// Credentials.
+pub mod creds {
+    /// Most supplementary groups setgroups takes.
+    pub const NGROUPS_MAX: usize = linux_raw_sys::general::NGROUPS_MAX as usize;
+}
+
 /// Sockets.
 pub mod net {
     pub use linux_raw_sys::net::MSG_NOSIGNAL;

@@ -242,35 +242,18 @@ pub trait FromArg {
     fn from_arg(raw: u64) -> Self;
 }
 
-impl FromArg for u64 {
-    fn from_arg(raw: u64) -> Self {
-        raw
-    }
+/// Integer parameters: the register truncated (or reinterpreted) to the
+/// handler's type, as Linux's `SYSCALL_DEFINE` does.
+macro_rules! from_arg_as {
+    ($($t:ty),*) => {$(
+        impl FromArg for $t {
+            fn from_arg(raw: u64) -> Self {
+                raw as $t
+            }
+        }
+    )*};
 }
-
-impl FromArg for i64 {
-    fn from_arg(raw: u64) -> Self {
-        raw as i64
-    }
-}
-
-impl FromArg for u32 {
-    fn from_arg(raw: u64) -> Self {
-        raw as u32
-    }
-}
-
-impl FromArg for i32 {
-    fn from_arg(raw: u64) -> Self {
-        raw as i32
-    }
-}
-
-impl FromArg for usize {
-    fn from_arg(raw: u64) -> Self {
-        raw as usize
-    }
-}
+from_arg_as!(u64, i64, u32, i32, usize);
 
 impl<T> FromArg for UserPtr<T> {
     fn from_arg(raw: u64) -> Self {

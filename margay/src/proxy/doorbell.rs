@@ -10,15 +10,10 @@
 use std::mem::offset_of;
 use std::sync::atomic::Ordering;
 
-use wire::{Slot, SlotState, DOORBELL_OFF, DOORBELL_WORDS, MAX_SLOTS};
+use wire::{slot_phys, Slot, SlotState, DOORBELL_OFF, DOORBELL_WORDS, MAX_SLOTS};
 
 use super::Response;
 use crate::guest_mem::GuestMem;
-
-/// Guest-physical address of slot `index` (which must be < MAX_SLOTS).
-fn slot_off(index: usize) -> u64 {
-    wire::slot_phys(index)
-}
 
 fn word_off(word: usize) -> u64 {
     wire::bitmap_word_phys(DOORBELL_OFF, word)
@@ -72,7 +67,7 @@ pub fn take_own(ram: &GuestMem, table: u64, out: &mut Vec<usize>) {
         // after posting); other processes' posted slots stay for their proxies.
         let mut mine = 0u64;
         for slot in slots_in_word(word, seen) {
-            let base = slot_off(slot);
+            let base = slot_phys(slot);
             let posted = ram.load_u32(base + wire::SLOT_STATE_OFF, Ordering::Acquire)
                 == Ok(SlotState::Posted as u32);
             let owner = ram.load_u64(base + wire::SLOT_TABLE_OFF, Ordering::Acquire);
@@ -106,7 +101,7 @@ pub fn claim(ram: &GuestMem, index: usize) -> Claim {
     if index >= MAX_SLOTS {
         return Claim::NotPosted;
     }
-    let off = slot_off(index);
+    let off = slot_phys(index);
     match ram.compare_exchange_u32(
         off + wire::SLOT_STATE_OFF,
         SlotState::Posted as u32,
@@ -126,7 +121,7 @@ pub fn complete(ram: &GuestMem, index: usize, resp: &Response) {
     if index >= MAX_SLOTS {
         return;
     }
-    let off = slot_off(index);
+    let off = slot_phys(index);
     // Out-of-range writes are refused by GuestMem; there is nobody to tell.
     let _ = ram.write_obj(off + offset_of!(Slot, ret) as u64, &resp.ret);
     if let Some(aux) = resp.aux {
@@ -155,9 +150,9 @@ pub(crate) mod kernel {
             table: wire::SHARED_PHYS + wire::REGIONS_OFF,
             ..Slot::default()
         };
-        ram.write_obj(slot_off(index), &slot).unwrap();
+        ram.write_obj(slot_phys(index), &slot).unwrap();
         ram.store_u32(
-            slot_off(index) + wire::SLOT_STATE_OFF,
+            slot_phys(index) + wire::SLOT_STATE_OFF,
             SlotState::Posted as u32,
             Ordering::Release,
         )
@@ -175,13 +170,13 @@ pub(crate) mod kernel {
     }
 
     pub fn state(ram: &GuestMem, index: usize) -> u32 {
-        ram.load_u32(slot_off(index) + wire::SLOT_STATE_OFF, Ordering::Acquire)
+        ram.load_u32(slot_phys(index) + wire::SLOT_STATE_OFF, Ordering::Acquire)
             .unwrap()
     }
 
     pub fn set_state(ram: &GuestMem, index: usize, state: u32) {
         ram.store_u32(
-            slot_off(index) + wire::SLOT_STATE_OFF,
+            slot_phys(index) + wire::SLOT_STATE_OFF,
             state,
             Ordering::Release,
         )
@@ -189,7 +184,7 @@ pub(crate) mod kernel {
     }
 
     pub fn slot(ram: &GuestMem, index: usize) -> Slot {
-        ram.read_obj(slot_off(index)).unwrap()
+        ram.read_obj(slot_phys(index)).unwrap()
     }
 
     pub fn doorbell(ram: &GuestMem) -> [u64; DOORBELL_WORDS] {

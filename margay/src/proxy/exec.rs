@@ -13,8 +13,15 @@ use linux_abi::syscalls_gen::{
 use linux_abi::{Arg, Attrs, Errno, Policy};
 use wire::{Header, HEADER_FREE_BYTES_OFF, HEADER_OFF, MAX_CPUS, SHARED_PHYS};
 
+use linux_abi::creds::NGROUPS_MAX;
+use linux_abi::mman::PROT_READ;
+
 use super::user_mem::{UserMem, PATH_MAX};
 use super::views::{self, FileId, Pending, View};
+use crate::sys::Creds;
+
+/// The size of one group id (gid_t) in setgroups's list.
+const GID_SIZE: usize = core::mem::size_of::<libc::gid_t>();
 
 /// What the proxy knows of its application.
 #[derive(Clone, Debug)]
@@ -37,6 +44,7 @@ pub struct Checked(Op);
 enum Op {
     Linux { nr: u64, args: [u64; 6] },
     View(Box<Pending>),
+    Creds(Creds),
 }
 
 /// Validate syscall `nr(args)`. `Err(result)` when it is answered without Linux
@@ -71,30 +79,25 @@ pub fn check(nr: u64, args: &[u64; 6], user: &UserMem<'_>, app: &App) -> Result<
             return view.map(|p| Checked(Op::View(Box::new(p))));
         }
     }
+    if call.attrs.has(Attrs::CREDS) {
+        if let Some(creds) = creds(nr, args, user) {
+            return creds.map(|c| Checked(Op::Creds(c)));
+        }
+    }
     Ok(Checked(Op::Linux { nr, args: *args }))
 }
 
 impl Checked {
     /// Execute the call in Linux; returns the result or `-errno`.
     pub fn run(self) -> i64 {
-        let (nr, args) = match self.0 {
-            Op::Linux { nr, args } => (nr, args),
-            Op::View(p) => return p.open(),
-        };
-        if linux_abi::attrs(nr).has(Attrs::CREDS) {
-            if let Some(r) = setxid(nr, &args) {
-                return r;
-            }
+        match self.0 {
+            Op::Linux { nr, args } => crate::sys::forward_syscall(nr, &args),
+            Op::View(p) => p.open(),
+            Op::Creds(c) => match crate::sys::set_creds(&c) {
+                Ok(()) => 0,
+                Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EPERM)),
+            },
         }
-        // SAFETY: the policy table only offloads calls that do not map, unmap or
-        // remap memory (asserted in linux-abi's tests), and `check` verified that
-        // every pointer argument the signature declares lies in mirrored guest RAM
-        // (untyped pointers: inside the user window). The whole user window is
-        // reserved by the proxy and holds nothing but mirrors of guest RAM and
-        // PROT_NONE reservation, never a Rust object. Another worker may update
-        // the mirror while this call runs; then Linux sees other guest pages or a
-        // PROT_NONE hole (EFAULT), still never the proxy's own memory.
-        unsafe { crate::sys::raw_syscall(nr, &args) }
     }
 }
 
@@ -115,45 +118,41 @@ pub fn execute(nr: u64, args: &[u64; 6], user: &UserMem<'_>, exe: &[u8], pid: u3
 
 /// The set*id calls change the credentials of the calling thread only; the
 /// application expects them to apply to the whole process, as glibc's wrappers
-/// (which signal every thread of the proxy to follow) do.
-fn setxid(nr: u64, args: &[u64; 6]) -> Option<i64> {
+/// (which signal every thread of the proxy to follow) do. setgroups's list is
+/// copied out of application memory here. `None`: not such a call.
+fn creds(nr: u64, args: &[u64; 6], user: &UserMem<'_>) -> Option<Result<Creds, i64>> {
     let nr = u32::try_from(nr).ok()?;
     // uid_t and gid_t are 32 bits: Linux ignores the upper half of the register.
     let id = |i: usize| args[i] as u32;
-    // SAFETY: these wrappers take plain integers, except setgroups, whose list
-    // `check` validated as a readable buffer in mirrored guest RAM (see `run`).
-    let r = unsafe {
-        match nr {
-            SYS_SETUID => libc::setuid(id(0)),
-            SYS_SETGID => libc::setgid(id(0)),
-            SYS_SETREUID => libc::setreuid(id(0), id(1)),
-            SYS_SETREGID => libc::setregid(id(0), id(1)),
-            SYS_SETRESUID => libc::setresuid(id(0), id(1), id(2)),
-            SYS_SETRESGID => libc::setresgid(id(0), id(1), id(2)),
-            SYS_SETGROUPS => {
-                // Linux takes an int count; a negative one is EINVAL there too.
-                let Ok(n) = usize::try_from(args[0] as i32) else {
-                    return Some(Errno::EINVAL.as_ret());
-                };
-                let list = if n == 0 {
-                    std::ptr::null()
-                } else {
-                    args[1] as *const libc::gid_t
-                };
-                libc::setgroups(n, list)
-            }
-            _ => return None,
+    Some(Ok(match nr {
+        SYS_SETUID => Creds::Uid(id(0)),
+        SYS_SETGID => Creds::Gid(id(0)),
+        SYS_SETREUID => Creds::ReUid(id(0), id(1)),
+        SYS_SETREGID => Creds::ReGid(id(0), id(1)),
+        SYS_SETRESUID => Creds::ResUid(id(0), id(1), id(2)),
+        SYS_SETRESGID => Creds::ResGid(id(0), id(1), id(2)),
+        SYS_SETGROUPS => {
+            // Linux takes an int count; a negative or too large one is EINVAL.
+            let n = match usize::try_from(args[0] as i32) {
+                Ok(n) if n <= NGROUPS_MAX => n,
+                _ => return Some(Err(Errno::EINVAL.as_ret())),
+            };
+            let raw = if n == 0 {
+                Vec::new()
+            } else {
+                match user.read(args[1], n * GID_SIZE, PROT_READ) {
+                    Some(raw) => raw,
+                    None => return Some(Err(Errno::EFAULT.as_ret())),
+                }
+            };
+            let list = raw
+                .chunks_exact(GID_SIZE)
+                .map(|g| u32::from_ne_bytes([g[0], g[1], g[2], g[3]]))
+                .collect();
+            Creds::Groups(list)
         }
-    };
-    Some(if r == 0 {
-        0
-    } else {
-        -i64::from(
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EPERM),
-        )
-    })
+        _ => return None,
+    }))
 }
 
 /// The value of the first argument of kind `kind` in `sig`.
@@ -287,6 +286,13 @@ mod tests {
     use linux_abi::syscalls_gen::*;
     use wire::{Header, HEADER_OFF, SHARED_PHYS};
 
+    /// Guest RAM with one writable page mirrored at 0x40_0000 (RAM 0x200_0000).
+    fn one_page() -> (GuestMem, Mirror) {
+        let ram = GuestMem::anonymous(MEM as usize);
+        let page = entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE);
+        (ram, Mirror::new(vec![page], MEM).unwrap())
+    }
+
     #[test]
     fn only_offloaded_calls_run() {
         let ram = GuestMem::anonymous(MEM as usize);
@@ -319,14 +325,7 @@ mod tests {
     /// fallbacks for garbage), the access mode, and other paths left to Linux.
     #[test]
     fn opens_of_views_describe_the_partition() {
-        use std::io::Read as _;
-        use std::os::fd::FromRawFd as _;
-        let ram = GuestMem::anonymous(MEM as usize);
-        let mirror = Mirror::new(
-            vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)],
-            MEM,
-        )
-        .unwrap();
+        let (ram, mirror) = one_page();
         let user = UserMem {
             mirror: &mirror,
             ram: &ram,
@@ -346,10 +345,10 @@ mod tests {
         let read = |nr: u32, args: [u64; 6]| -> Result<String, i64> {
             let fd = check(u64::from(nr), &args, &user, &app).map(Checked::run)?;
             assert!(fd >= 0, "{fd}");
-            // SAFETY: a new descriptor the call just opened, owned by no one else.
-            let mut f = unsafe { std::fs::File::from_raw_fd(fd as i32) };
-            let mut s = String::new();
-            f.read_to_string(&mut s).unwrap();
+            let s = std::fs::read_to_string(format!("/proc/self/fd/{fd}")).unwrap();
+            let closed =
+                crate::sys::forward_syscall(u64::from(SYS_CLOSE), &[fd as u64, 0, 0, 0, 0, 0]);
+            assert_eq!(closed, 0);
             Ok(s)
         };
         let at = |path: u64, flags: i32| [(-100i64) as u64, path, flags as u64, 0, 0, 0];
@@ -394,14 +393,43 @@ mod tests {
         assert!(matches!(c, Ok(Checked(Op::Linux { .. }))));
     }
 
+    /// set*id calls become process-wide credential changes; setgroups's list
+    /// is copied out of the mirror while it is checked.
+    #[test]
+    fn setgroups_reads_its_list_from_the_mirror() {
+        let (ram, mirror) = one_page();
+        let user = UserMem {
+            mirror: &mirror,
+            ram: &ram,
+        };
+        let app = App {
+            exe: b"/x".to_vec(),
+            exe_id: FileId::default(),
+            pid: 1,
+            cpus: 1,
+        };
+        ram.write_bytes(0x200_0000, &[7, 0, 0, 0, 0, 1, 0, 0])
+            .unwrap();
+        let op = |nr: u32, args: [u64; 6]| check(u64::from(nr), &args, &user, &app).map(|c| c.0);
+        let groups = op(SYS_SETGROUPS, [2, 0x40_0000, 0, 0, 0, 0]);
+        assert!(matches!(groups, Ok(Op::Creds(Creds::Groups(g))) if g == [7, 256]));
+        let none = op(SYS_SETGROUPS, [0, 0, 0, 0, 0, 0]);
+        assert!(matches!(none, Ok(Op::Creds(Creds::Groups(g))) if g.is_empty()));
+        assert!(matches!(
+            op(SYS_SETGROUPS, [-1i64 as u64, 0, 0, 0, 0, 0]),
+            Err(-22)
+        ));
+        assert!(matches!(
+            op(SYS_SETGROUPS, [0x1_0000, 0x40_0000, 0, 0, 0, 0]),
+            Err(-14)
+        ));
+        let res = op(SYS_SETRESUID, [1, u64::MAX, 3, 0, 0, 0]);
+        assert!(matches!(res, Ok(Op::Creds(Creds::ResUid(1, u32::MAX, 3)))));
+    }
+
     #[test]
     fn readlink_of_proc_self_exe_names_the_application() {
-        let ram = GuestMem::anonymous(MEM as usize);
-        let mirror = Mirror::new(
-            vec![entry(0x40_0000, 0x1000, 0x200_0000, PROT_READ | PROT_WRITE)],
-            MEM,
-        )
-        .unwrap();
+        let (ram, mirror) = one_page();
         let user = UserMem {
             mirror: &mirror,
             ram: &ram,

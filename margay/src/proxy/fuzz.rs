@@ -16,10 +16,10 @@ use linux_abi::mman::{PROT_READ, PROT_WRITE};
 use linux_abi::syscalls_gen::{SYS_CREAT, SYS_OPEN, SYS_OPENAT, SYS_READLINK, SYS_READLINKAT};
 use linux_abi::{Arg, Attrs, Errno, Policy};
 use wire::{
-    Header, MirrorEntry, RegionTableHeader, RequestKind, Slot, SlotState, CHANNEL_OFF,
-    DOORBELL_OFF, DOORBELL_WORDS, HEADER_OFF, INTERP_BASE, INTERRUPT_OFF, MAX_MEM, MAX_REGIONS,
-    MAX_SLOTS, MIN_MEM, MMAP_TOP, PIE_BASE, REGIONS_OFF, SHARED_PHYS, SHARED_SIZE, SLOT_SIZE,
-    STACK_TOP, USER_MAX, USER_MIN,
+    bitmap_word_phys, slot_phys, Header, MirrorEntry, RegionTableHeader, RequestKind, Slot,
+    SlotState, DOORBELL_OFF, DOORBELL_WORDS, HEADER_OFF, INTERP_BASE, INTERRUPT_OFF, MAX_MEM,
+    MAX_REGIONS, MAX_SLOTS, MIN_MEM, MMAP_TOP, PIE_BASE, REGIONS_OFF, SHARED_PHYS, SHARED_SIZE,
+    SLOT_SIZE, STACK_TOP, USER_MAX, USER_MIN,
 };
 
 use super::doorbell::{self, Claim};
@@ -125,10 +125,6 @@ fn cases(seed: u64, iters: usize, mut case: impl FnMut(&mut Rng)) {
     }
 }
 
-fn slot_off(index: usize) -> u64 {
-    SHARED_PHYS + CHANNEL_OFF + index as u64 * SLOT_SIZE
-}
-
 fn random_slot(rng: &mut Rng) -> Slot {
     Slot {
         state: rng.small_u32(6),
@@ -216,12 +212,8 @@ fn doorbell_take_names_exactly_the_bits_set_and_clears_them() {
     cases(0xd00be11, 100_000, |rng| {
         let words: [u64; DOORBELL_WORDS] = std::array::from_fn(|_| bitmap_word(rng));
         for (w, &v) in words.iter().enumerate() {
-            ram.store_u64(
-                SHARED_PHYS + DOORBELL_OFF + 8 * w as u64,
-                v,
-                Ordering::Release,
-            )
-            .unwrap();
+            ram.store_u64(bitmap_word_phys(DOORBELL_OFF, w), v, Ordering::Release)
+                .unwrap();
         }
         // `take` appends: what was in the vector stays.
         let mut got = vec![usize::MAX];
@@ -231,7 +223,7 @@ fn doorbell_take_names_exactly_the_bits_set_and_clears_them() {
         assert!(got[1..].iter().all(|&s| s < MAX_SLOTS));
         for w in 0..DOORBELL_WORDS {
             let v = ram
-                .load_u64(SHARED_PHYS + DOORBELL_OFF + 8 * w as u64, Ordering::Acquire)
+                .load_u64(bitmap_word_phys(DOORBELL_OFF, w), Ordering::Acquire)
                 .unwrap();
             assert_eq!(v, 0, "doorbell word {w} not cleared");
         }
@@ -255,14 +247,10 @@ fn doorbell_take_names_exactly_the_bits_set_and_clears_them() {
 fn interrupt_requests_name_exactly_the_bits_set() {
     let ram = GuestMem::anonymous(MEM as usize);
     cases(0x1e7e_4409, 100_000, |rng| {
-        let words: [u64; MAX_SLOTS / 64] = std::array::from_fn(|_| bitmap_word(rng));
+        let words: [u64; DOORBELL_WORDS] = std::array::from_fn(|_| bitmap_word(rng));
         for (w, &v) in words.iter().enumerate() {
-            ram.store_u64(
-                SHARED_PHYS + INTERRUPT_OFF + 8 * w as u64,
-                v,
-                Ordering::Release,
-            )
-            .unwrap();
+            ram.store_u64(bitmap_word_phys(INTERRUPT_OFF, w), v, Ordering::Release)
+                .unwrap();
         }
         let mut got = vec![7];
         signals::requested(&ram, &mut got);
@@ -289,7 +277,7 @@ fn claim_takes_only_posted_slots_and_complete_writes_only_the_answer() {
             doorbell::complete(&ram, index, &Response { ret: 1, aux: None });
             return;
         }
-        let off = slot_off(index);
+        let off = slot_phys(index);
         ram.write_obj(off, &s).unwrap();
         let taken = match doorbell::claim(&ram, index) {
             Claim::Taken(t) => {
@@ -358,19 +346,15 @@ fn poller_pass_over_a_random_channel() {
             if !rng.one_in(3) {
                 s.state = SlotState::Posted as u32;
             }
-            ram.write_obj(slot_off(i), &s).unwrap();
+            ram.write_obj(slot_phys(i), &s).unwrap();
             written.push(s);
         }
         for (w, &v) in words.iter().enumerate() {
-            ram.store_u64(
-                SHARED_PHYS + DOORBELL_OFF + 8 * w as u64,
-                v,
-                Ordering::Release,
-            )
-            .unwrap();
+            ram.store_u64(bitmap_word_phys(DOORBELL_OFF, w), v, Ordering::Release)
+                .unwrap();
         }
         let before = rng.one_in(64).then(|| {
-            ram.read_bytes(slot_off(0), MAX_SLOTS * SLOT_SIZE as usize)
+            ram.read_bytes(slot_phys(0), MAX_SLOTS * SLOT_SIZE as usize)
                 .unwrap()
         });
         jobs.clear();
@@ -379,7 +363,7 @@ fn poller_pass_over_a_random_channel() {
         assert_eq!(n, written.iter().filter(|s| is_posted(s)).count());
         let mut want_jobs = Vec::new();
         for (&i, s) in named.iter().zip(&written) {
-            let now: Slot = ram.read_obj(slot_off(i)).unwrap();
+            let now: Slot = ram.read_obj(slot_phys(i)).unwrap();
             if !is_posted(s) {
                 assert_eq!(fields(&now), fields(s), "slot {i} touched");
                 continue;
@@ -403,14 +387,14 @@ fn poller_pass_over_a_random_channel() {
         assert_eq!(got, want_jobs);
         for w in 0..DOORBELL_WORDS {
             let v = ram
-                .load_u64(SHARED_PHYS + DOORBELL_OFF + 8 * w as u64, Ordering::Acquire)
+                .load_u64(bitmap_word_phys(DOORBELL_OFF, w), Ordering::Acquire)
                 .unwrap();
             assert_eq!(v, 0);
         }
         // Slots no doorbell bit named are left alone.
         if let Some(before) = before {
             let after = ram
-                .read_bytes(slot_off(0), MAX_SLOTS * SLOT_SIZE as usize)
+                .read_bytes(slot_phys(0), MAX_SLOTS * SLOT_SIZE as usize)
                 .unwrap();
             let size = SLOT_SIZE as usize;
             for i in (0..MAX_SLOTS).filter(|i| !named.contains(i)) {
@@ -424,7 +408,7 @@ fn poller_pass_over_a_random_channel() {
         // Leave every slot Free for the next case.
         for &i in &named {
             ram.store_u32(
-                slot_off(i) + wire::SLOT_STATE_OFF,
+                slot_phys(i) + wire::SLOT_STATE_OFF,
                 SlotState::Free as u32,
                 Ordering::Release,
             )
@@ -640,8 +624,8 @@ fn truncated_guest_ram_is_refused_not_overrun() {
         TABLE + 8,
         TABLE + 20,
         TABLE + 16 + 32 * 3 + 5,
-        slot_off(3) + 5,
-        slot_off(MAX_SLOTS - 1) + 40,
+        slot_phys(3) + 5,
+        slot_phys(MAX_SLOTS - 1) + 40,
     ] {
         let ram = GuestMem::anonymous(size as usize);
         // Fill what exists with hostile bytes.

@@ -21,8 +21,6 @@
 
 mod decode;
 mod doorbell;
-// Until helper "abi" moves its raw syscall and fd adoption behind sys.
-#[allow(unsafe_code)]
 mod exec;
 mod files;
 mod fork;

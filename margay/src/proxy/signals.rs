@@ -8,7 +8,8 @@ use crate::sys::{set_handler, Handler};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use wire::{
-    signal_bit, HOST_SIGNALS_PHYS, INTERRUPT_OFF, MAX_SLOTS, SHARED_PHYS, SIGNALS_POKE_PHYS,
+    bitmap_word_phys, signal_bit, DOORBELL_WORDS, HOST_SIGNALS_PHYS, INTERRUPT_OFF,
+    SIGNALS_POKE_PHYS,
 };
 
 /// Signals forwarded to the LWK process as they arrive at the proxy (job
@@ -113,11 +114,8 @@ pub fn stop(sig: i32) {
 /// Slots whose syscall the kernel wants interrupted.
 pub fn requested(ram: &GuestMem, out: &mut Vec<usize>) {
     out.clear();
-    for w in 0..MAX_SLOTS / 64 {
-        let Ok(bits) = ram.load_u64(
-            SHARED_PHYS + INTERRUPT_OFF + w as u64 * 8,
-            Ordering::Acquire,
-        ) else {
+    for w in 0..DOORBELL_WORDS {
+        let Ok(bits) = ram.load_u64(bitmap_word_phys(INTERRUPT_OFF, w), Ordering::Acquire) else {
             continue;
         };
         let mut b = bits;
@@ -141,14 +139,19 @@ pub fn interrupt_thread(thread: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wire::SHARED_PHYS;
 
     #[test]
     fn requested_slots_come_from_the_bitmap() {
         let ram = GuestMem::anonymous((SHARED_PHYS + 0x10_0000) as usize);
-        ram.store_u64(SHARED_PHYS + INTERRUPT_OFF, 0b1001, Ordering::Release)
-            .unwrap();
         ram.store_u64(
-            SHARED_PHYS + INTERRUPT_OFF + 8 * 7,
+            bitmap_word_phys(INTERRUPT_OFF, 0),
+            0b1001,
+            Ordering::Release,
+        )
+        .unwrap();
+        ram.store_u64(
+            bitmap_word_phys(INTERRUPT_OFF, 7),
             1 << 63,
             Ordering::Release,
         )

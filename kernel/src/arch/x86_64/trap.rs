@@ -76,6 +76,42 @@ global_asm!(
     jmp isr_common
     .endm
 
+    /* `UserRegs`'s general registers, in its order (r15 lowest): each entry
+       path pushes rax and rbx (or what stands in their slots) first. */
+    .macro push_regs_rcx_to_r15
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    .endm
+
+    .macro pop_user_regs
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    .endm
+
     .text
     .balign 16
     .global isr_stubs
@@ -97,19 +133,7 @@ isr_common:
        the frame is then (vector, error, UserRegs). */
 1:  xchg %rax, 8(%rsp)
     xchg %rbx, (%rsp)
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    push_regs_rcx_to_r15
     push %rax
     push %rbx
     sub $512, %rsp
@@ -118,21 +142,7 @@ isr_common:
     call margay_trap
     fxrstor64 (%rsp)
     add $528, %rsp              /* the fxsave image, vector and error code */
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+    pop_user_regs
     testb $3, 8(%rsp)
     jz 2f
     swapgs
@@ -155,19 +165,7 @@ syscall_entry:
     push %rcx
     push %rax
     push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    push_regs_rcx_to_r15
     sub $272, %rsp
     movdqa %xmm0, 0(%rsp)
     movdqa %xmm1, 16(%rsp)
@@ -208,21 +206,7 @@ syscall_exit:
     movdqa 224(%rsp), %xmm14
     movdqa 240(%rsp), %xmm15
     add $272, %rsp
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+    pop_user_regs
     /* sysret returns to rcx with flags r11: the frame's rip and rflags. */
     pop %rcx
     add $8, %rsp
@@ -269,21 +253,7 @@ kthread_start:
 resume_user:
     fxrstor64 (%rsi)
     mov %rdi, %rsp
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+    pop_user_regs
     swapgs
     iretq
 
