@@ -414,7 +414,8 @@ mod tests {
             regs_valid: 1,
             ..Header::default()
         };
-        h.regs[0] = 0xffff_ffff_8000_1234;
+        let rip = wire::REG_NAMES.iter().position(|&n| n == "rip").unwrap();
+        h.regs[rip] = 0xffff_ffff_8000_1234;
         let r = panic_report(&h, b"boot\npanicked at foo.rs:1\n", b"");
         assert!(r.starts_with("margay: LWK kernel panic\n"), "{r}");
         assert!(r.contains("panicked at foo.rs:1"), "{r}");

@@ -8,7 +8,7 @@ use core::mem::{offset_of, size_of};
 /// "MARGAY01", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MARGAY01");
 /// Bumped whenever any layout in this crate changes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Header flags set by the host.
 pub const FLAG_STATS: u32 = 1 << 0;
@@ -47,8 +47,8 @@ impl TryFrom<u32> for State {
 
 /// Names of `Header::regs`, in order.
 pub const REG_NAMES: [&str; 24] = [
-    "rip", "rsp", "rflags", "cs", "ss", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8",
-    "r9", "r10", "r11", "r12", "r13", "r14", "r15", "cr2", "cr3", "error", "vector",
+    "r15", "r14", "r13", "r12", "r11", "r10", "r9", "r8", "rbp", "rdi", "rsi", "rdx", "rcx", "rbx",
+    "rax", "rip", "cs", "rflags", "rsp", "ss", "cr2", "cr3", "error", "vector",
 ];
 
 /// The host-written first part of the header: what the host tells the kernel

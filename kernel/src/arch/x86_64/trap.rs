@@ -26,35 +26,18 @@ impl TrapFrame {
         self.regs.cs & 3 == 3
     }
 
-    /// Registers in `wire::REG_NAMES` order.
+    /// Registers in `wire::REG_NAMES` order: `UserRegs`' own, then cr2,
+    /// cr3, the error code and the vector.
     pub fn wire_regs(&self, cr2: u64, cr3: u64) -> [u64; 24] {
-        let r = &self.regs;
-        [
-            r.rip,
-            r.rsp,
-            r.rflags,
-            r.cs,
-            r.ss,
-            r.rax,
-            r.rbx,
-            r.rcx,
-            r.rdx,
-            r.rsi,
-            r.rdi,
-            r.rbp,
-            r.r8,
-            r.r9,
-            r.r10,
-            r.r11,
-            r.r12,
-            r.r13,
-            r.r14,
-            r.r15,
-            cr2,
-            cr3,
-            self.error,
-            self.vector,
-        ]
+        const N: usize = core::mem::size_of::<UserRegs>() / 8;
+        const _: () = assert!(N == 20 && wire::REG_NAMES.len() == N + 4);
+        // SAFETY: UserRegs is repr(C) with 20 u64 fields and no padding
+        // (asserted above), so it has the layout of [u64; 20].
+        let regs: [u64; N] = unsafe { core::mem::transmute_copy(&self.regs) };
+        let mut out = [0u64; 24];
+        out[..N].copy_from_slice(&regs);
+        out[N..].copy_from_slice(&[cr2, cr3, self.error, self.vector]);
+        out
     }
 }
 
