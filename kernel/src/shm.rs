@@ -73,6 +73,11 @@ fn eject(slot: u32) {
         .fetch_or(1 << (slot % 64), core::sync::atomic::Ordering::AcqRel);
 }
 
+/// Whether object `id` is a plugged file (memory shared with Linux).
+pub fn is_plugged(id: ObjectId) -> bool {
+    OBJECTS.lock().plugged.contains_key(&id)
+}
+
 /// The object of plugged file (`dev`, `ino`) whose dimm holds at least
 /// `need` bytes, with `len` more of its bytes counted as mapped for the
 /// caller (who maps them, or gives them back with `unmapped`).

@@ -306,7 +306,10 @@ pub fn forward_syscall(nr: u64, args: &[u64; 6]) -> i64 {
     let Some(call) = linux_abi::syscall(nr) else {
         return Errno::ENOSYS.as_ret();
     };
-    if call.policy != Policy::Offload && !call.attrs.has(Attrs::FORWARDED) {
+    if call.policy != Policy::Offload
+        && !call.attrs.has(Attrs::FORWARDED)
+        && !call.attrs.has(Attrs::HOST_SHARED)
+    {
         return Errno::ENOSYS.as_ret();
     }
     if let Err(e) = check_forwarded(call, args) {

@@ -208,3 +208,102 @@ fn a_file_smaller_than_a_page_is_refused_with_enodev() {
         stderr_str(&o)
     );
 }
+
+/// Processes on both sides of the LWK count under one process-shared mutex
+/// in a /dev/shm file: `others` are started beside one `margay run`; the
+/// total is exact and nobody sleeps forever on the mutex (waits and wakes of
+/// its futex reach Linux's, whoever waits).
+fn count_together(others: &[&[&str]]) {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("count");
+    let name = format!("/dev/shm/margay-test-count-{}", std::process::id());
+    let path = std::path::PathBuf::from(&name);
+    write_file(&path, &[0u8; 4096], 0o600);
+    let n = "20000";
+    let parties = (others.len() + 1).to_string();
+    let _permit = qemu_permit();
+    let spawn = |prefix: &[&str]| {
+        let mut c = Command::new(prefix[0]);
+        c.args(&prefix[1..])
+            .arg(program("shmfile"))
+            .args(["count", &name, n, &parties])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped());
+        c.spawn().expect("spawn")
+    };
+    let mut children: Vec<_> = others.iter().map(|p| spawn(p)).collect();
+    children.push(spawn(&[MARGAY, "run", "--cpus", "1", "--"]));
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{o:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), format!("added {n}\n"));
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    // struct shared_page: a 40-byte pthread_mutex_t, then the count.
+    let count = i64::from_le_bytes(bytes[40..48].try_into().unwrap());
+    assert_eq!(count, 20000 * (others.len() as i64 + 1));
+}
+
+#[test]
+fn an_lwk_process_and_a_linux_process_share_a_mutex_in_a_dev_shm_file() {
+    count_together(&[&["/usr/bin/env"]]);
+}
+
+#[test]
+fn two_partitions_share_a_mutex_in_a_dev_shm_file() {
+    count_together(&[&[MARGAY, "run", "--cpus", "1", "--"]]);
+}
+
+/// A futex wait and wake on a page of a /dev/shm file, one side on the LWK
+/// (`on_lwk` says which) and the other natively or in a second partition:
+/// the waker retries until Linux says it woke a waiter, so both end only when
+/// the wake crossed between the kernels.
+fn futex_across(wait_on_lwk: bool, wake_on_lwk: bool) {
+    use std::process::{Command, Stdio};
+    let name = format!(
+        "/dev/shm/margay-test-futex-{}-{wait_on_lwk}-{wake_on_lwk}",
+        std::process::id()
+    );
+    let path = std::path::PathBuf::from(&name);
+    write_file(&path, &[0u8; 4096], 0o600);
+    let _permit = qemu_permit();
+    let spawn = |on_lwk: bool, mode: &str| {
+        let mut c = if on_lwk {
+            let mut c = Command::new(MARGAY);
+            c.args(["run", "--cpus", "1", "--"]);
+            c.arg(program("shmfile"));
+            c
+        } else {
+            Command::new(program("shmfile"))
+        };
+        c.args([mode, &name]).stdout(Stdio::piped());
+        c.spawn().expect("spawn")
+    };
+    let waiter = spawn(wait_on_lwk, "futexwait");
+    let waker = spawn(wake_on_lwk, "futexwake");
+    let w = waiter.wait_with_output().expect("waiter");
+    let k = waker.wait_with_output().expect("waker");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(String::from_utf8_lossy(&w.stdout), "woken 0\n", "{w:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&k.stdout),
+        "woke a waiter\n",
+        "{k:?}"
+    );
+}
+
+#[test]
+fn a_linux_process_wakes_an_lwk_futex_waiter_on_a_shared_file() {
+    futex_across(true, false);
+}
+
+#[test]
+fn an_lwk_process_wakes_a_linux_futex_waiter_on_a_shared_file() {
+    futex_across(false, true);
+}
+
+#[test]
+fn futex_wakes_cross_between_two_partitions() {
+    futex_across(true, true);
+}

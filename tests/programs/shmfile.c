@@ -18,17 +18,29 @@
  *   many           map and unmap 100 different files, one at a time
  *   subpage        a 100-byte file: ENODEV on Margay (whole pages only),
  *                  prints what mmap returned
+ *   futexwait PATH / futexwake PATH
+ *                  FUTEX_WAIT on the first word of PATH (a zeroed page) until
+ *                  woken / FUTEX_WAKE it until a waiter was woken: together
+ *                  they end only when a wake reached the waiter
+ *   count PATH N P add N to a counter in PATH (a page, zeroed by the caller)
+ *                  under a process-shared mutex that the first of P
+ *                  concurrent processes (LWK or Linux) initialises; all start
+ *                  together and yield while holding the mutex now and then,
+ *                  so that each side waits for the other on the mutex
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -208,6 +220,59 @@ static void subpage(const char *path) {
     printf("mmap of a 100-byte file: %s\n", p == MAP_FAILED ? strerror(errno) : "mapped");
 }
 
+struct shared_page {
+    pthread_mutex_t lock;
+    long count;
+    int state; /* 0 new, 1 being initialised, 2 ready */
+    int arrived;
+};
+
+static void count_mode(const char *path, long n, int parties) {
+    int fd = open_or_die(path, O_RDWR);
+    struct shared_page *s = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (s == MAP_FAILED)
+        die("mmap");
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&s->state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        pthread_mutexattr_t a;
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+        pthread_mutex_init(&s->lock, &a);
+        __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+    }
+    while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+    __atomic_add_fetch(&s->arrived, 1, __ATOMIC_ACQ_REL);
+    while (__atomic_load_n(&s->arrived, __ATOMIC_ACQUIRE) < parties)
+        sched_yield();
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&s->lock);
+        s->count++;
+        if (i % 64 == 0)
+            sched_yield(); /* the others find the mutex taken and wait */
+        pthread_mutex_unlock(&s->lock);
+    }
+    printf("added %ld\n", n);
+}
+
+static void futex_mode(const char *path, int wait) {
+    int fd = open_or_die(path, O_RDWR);
+    int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (w == MAP_FAILED)
+        die("mmap");
+    if (wait) {
+        long r;
+        do
+            r = syscall(SYS_futex, w, FUTEX_WAIT, 0, NULL, NULL, 0);
+        while (r != 0 && errno == EINTR);
+        printf("woken %ld\n", r);
+    } else {
+        while (syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0) != 1)
+            sched_yield();
+        printf("woke a waiter\n");
+    }
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *m = argc > 1 ? argv[1] : "";
@@ -228,6 +293,10 @@ int main(int argc, char **argv) {
         many();
     else if (!strcmp(m, "subpage"))
         subpage(path);
+    else if (!strcmp(m, "futexwait") || !strcmp(m, "futexwake"))
+        futex_mode(path, !strcmp(m, "futexwait"));
+    else if (!strcmp(m, "count"))
+        count_mode(path, argc > 3 ? atol(argv[3]) : 0, argc > 4 ? atoi(argv[4]) : 1);
     else {
         printf("unknown mode %s\n", m);
         return 2;

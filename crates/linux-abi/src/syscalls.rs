@@ -227,7 +227,7 @@ macro_rules! for_each_syscall {
             199 fremovexattr            offload;
             200 tkill                   local(kill) [Int, Int];
             201 time                    local(clock) [Ptr];
-            202 futex                   local(futex) [Ptr, Int, Int, Ptr, Ptr, Int];
+            202 futex                   local(futex) [Ptr, Int, Int, Hex, Hex, Int] HOST_SHARED;
             203 sched_setaffinity       local(cpu) [Int, Int, Ptr];
             204 sched_getaffinity       local(cpu) [Int, Int, Ptr];
             205 set_thread_area         unsupported(NOT_ON_LWK);

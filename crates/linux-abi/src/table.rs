@@ -84,6 +84,10 @@ impl Attrs {
     pub const CREDS: Attrs = Attrs(1 << 7);
     /// Raises SIGPIPE with EPIPE (unless its flags say MSG_NOSIGNAL).
     pub const SIGPIPE: Attrs = Attrs(1 << 8);
+    /// Local, but the kernel forwards it to the proxy when it acts on memory
+    /// shared with Linux (a plugged file): the proxy runs it on its mirror of
+    /// the same pages, where Linux's own keys (futex) match every process's.
+    pub const HOST_SHARED: Attrs = Attrs(1 << 9);
 
     pub const fn with(self, other: Attrs) -> Attrs {
         Attrs(self.0 | other.0)

@@ -99,8 +99,43 @@ fn futex_deadline(
     Ok(Some(crate::time::deadline_after_ns(rel)))
 }
 
+/// Whether `uaddr` lies in a mapping of a plugged file.
+fn shared_with_linux(uaddr: u64) -> bool {
+    process::with(|p| {
+        p.aspace
+            .regions()
+            .find(uaddr)
+            .and_then(|r| r.kind.shared_object())
+            .is_some_and(crate::shm::is_plugged)
+    })
+}
+
 /// futex(uaddr, op, val, timeout or val2, uaddr2, val3).
 pub fn futex(uaddr: u64, op: u32, val: u32, timeout: u64, uaddr2: u64, val3: u32) -> SysResult {
+    if shared_with_linux(uaddr) {
+        // Linux processes (and other partitions) wait and wake on these
+        // pages too: Linux's futex, on the proxy's mirror of the same page.
+        // (The arguments an operation ignores may be garbage: passed as 0.)
+        let cmd = op & 0x7f & !FUTEX_CLOCK_REALTIME;
+        let uses_uaddr2 = matches!(cmd, FUTEX_REQUEUE | FUTEX_CMP_REQUEUE | FUTEX_WAKE_OP);
+        let uaddr2 = if uses_uaddr2 { uaddr2 } else { 0 };
+        let timeout = if matches!(cmd, FUTEX_WAKE | FUTEX_WAKE_BITSET) {
+            0
+        } else {
+            timeout
+        };
+        return super::offload_result(
+            u64::from(linux_abi::syscalls_gen::SYS_FUTEX),
+            [
+                uaddr,
+                u64::from(op),
+                u64::from(val),
+                timeout,
+                uaddr2,
+                u64::from(val3),
+            ],
+        );
+    }
     let cmd = op & 0x7f & !FUTEX_CLOCK_REALTIME;
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
     // For the requeue and wake ops the 4th argument is a count, not a timeout.

@@ -60,7 +60,8 @@ pub fn check(nr: u64, args: &[u64; 6], user: &UserMem<'_>, app: &App) -> Result<
     // their proxies), which the proxy may signal like any process of the
     // application's user.
     let target = args[0] as i32;
-    let forwarded = call.attrs.has(Attrs::FORWARDED) && target != 0 && target != -1;
+    let forwarded = (call.attrs.has(Attrs::FORWARDED) && target != 0 && target != -1)
+        || call.attrs.has(Attrs::HOST_SHARED);
     if call.policy != Policy::Offload && !forwarded {
         return Err(Errno::ENOSYS.as_ret());
     }

@@ -1028,10 +1028,12 @@ fn pre_syscall_check_never_panics_and_answers_sensibly() {
                 });
                 (nr, args)
             };
-            // kill of another pid is the one local call the kernel forwards.
-            let forwarded = linux_abi::attrs(nr).has(Attrs::FORWARDED)
+            // The local calls the kernel forwards: kill of another pid, and
+            // futex on memory shared with Linux.
+            let forwarded = (linux_abi::attrs(nr).has(Attrs::FORWARDED)
                 && args[0] as i32 != 0
-                && args[0] as i32 != -1;
+                && args[0] as i32 != -1)
+                || linux_abi::attrs(nr).has(Attrs::HOST_SHARED);
             let offload = linux_abi::policy(nr) == Policy::Offload || forwarded;
             match exec::check(nr, &args, &user, &app) {
                 // Never run: only the check is under test.
