@@ -51,7 +51,7 @@ macro_rules! for_each_syscall {
             23  select                  offload [Int, Ptr, Ptr, Ptr, Ptr] NO_RESTART;
             24  sched_yield             local(cpu) [];
             25  mremap                  local(mmap) [Hex, Int, Int, Hex, Hex] RET_ADDR;
-            26  msync                   local(madvise) [Hex, Int, Hex];
+            26  msync                   local(madvise) [Hex, Int, Hex] HOST_SHARED;
             27  mincore                 local(madvise) [Hex, Int, Ptr];
             28  madvise                 local(madvise) [Hex, Int, Int];
             29  shmget                  offload;

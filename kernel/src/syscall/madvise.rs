@@ -73,8 +73,25 @@ pub fn mincore(addr: u64, len: u64, vec: UserPtr<u8>) -> SysResult {
     })
 }
 
-pub fn msync(addr: u64, len: u64, _flags: u64) -> SysResult {
-    check_mapped(addr, len)
+/// Memory of the partition needs no writing back; a plugged file's pages
+/// are Linux's page cache, which the proxy's msync of its mirror writes back
+/// (MS_SYNC: before returning, as on Linux).
+pub fn msync(addr: u64, len: u64, flags: u64) -> SysResult {
+    check_mapped(addr, len)?;
+    let start = addr & !(PAGE - 1);
+    let file_backed = process::with(|p| {
+        p.aspace
+            .pieces(start, len.saturating_add(addr - start))
+            .iter()
+            .any(|r| r.kind.shared_object().is_some_and(crate::shm::is_plugged))
+    });
+    if file_backed {
+        return super::offload_result(
+            u64::from(linux_abi::syscalls_gen::SYS_MSYNC),
+            [addr, len, flags, 0, 0, 0],
+        );
+    }
+    Ok(0)
 }
 
 pub fn mlock(addr: u64, len: u64) -> SysResult {
