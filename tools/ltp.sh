@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LTP syscalls tests natively and on Margay: see tools/ltp/README.md.
+# LTP syscalls tests natively and on Margay: see README.md, "Linux compatibility: LTP".
 #   tools/ltp.sh --ltp /path/to/ltp --out /path/to/results [options]   (--help for all)
 set -euo pipefail
 command -v python3 >/dev/null || { echo "ltp.sh: python3 is needed (apt-get install python3)" >&2; exit 2; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run LTP's syscalls tests natively and on Margay, classify and compare them.
 
-See tools/ltp/README.md. Python 3 standard library only.
+See README.md, "Linux compatibility: LTP". Python 3 standard library only.
 
   tools/ltp.sh --ltp /work/ltp-src --out /work/ltp-results [--margay target/release/margay]
                [--filter REGEX] [--families a,b] [--sample K] [--jobs N]
