@@ -303,17 +303,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
                 return Err(Errno::ENOMEM);
             }
         }
-        let dst = if flags & MREMAP_FIXED != 0 {
-            if !new_addr.is_multiple_of(PAGE) || !in_window(new_addr, new_len) {
-                return Err(Errno::EINVAL);
-            }
-            p.aspace.unmap(new_addr, new_len)?;
-            new_addr
-        } else {
-            p.aspace
-                .find_free(new_len, PAGE, MMAP_BOTTOM, MMAP_TOP)
-                .ok_or(Errno::ENOMEM)?
-        };
+        let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
         p.aspace
             .map_anon(dst, new_len, r.prot | PROT_READ | PROT_WRITE, r.kind)?;
         // Copy the old contents through the kernel (page by page through the region map).
@@ -370,23 +360,37 @@ fn mremap_shared(
             return Err(Errno::ENOMEM);
         }
     }
-    let dst = if flags & MREMAP_FIXED != 0 {
-        if !new_addr.is_multiple_of(PAGE) || !in_window(new_addr, new_len) {
-            return Err(Errno::EINVAL);
-        }
-        if new_addr < old + old_len && old < new_addr + new_len {
-            return Err(Errno::EINVAL);
-        }
-        p.aspace.unmap(new_addr, new_len)?;
-        new_addr
-    } else {
-        p.aspace
-            .find_free(new_len, PAGE, MMAP_BOTTOM, MMAP_TOP)
-            .ok_or(Errno::ENOMEM)?
-    };
+    let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
     p.aspace.map_object(dst, id, off, new_len, prot)?;
     p.aspace.unmap(old, old_len)?;
     Ok(dst)
+}
+
+/// Where mremap moves a mapping: `new_addr` with MREMAP_FIXED (which must
+/// not overlap the old range, as Linux checks; whatever is there goes), else
+/// a free range.
+fn move_destination(
+    p: &mut Process,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> Result<u64, Errno> {
+    if flags & MREMAP_FIXED == 0 {
+        return p
+            .aspace
+            .find_free(new_len, PAGE, MMAP_BOTTOM, MMAP_TOP)
+            .ok_or(Errno::ENOMEM);
+    }
+    if !new_addr.is_multiple_of(PAGE) || !in_window(new_addr, new_len) {
+        return Err(Errno::EINVAL);
+    }
+    if new_addr < old + old_len && old < new_addr + new_len {
+        return Err(Errno::EINVAL);
+    }
+    p.aspace.unmap(new_addr, new_len)?;
+    Ok(new_addr)
 }
 
 fn copy_raw(p: &Process, src: u64, dst: u64, buf: &mut [u8]) -> Result<(), Errno> {
