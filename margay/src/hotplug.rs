@@ -17,7 +17,7 @@
 
 use std::io::{self, BufRead as _, BufReader, Write as _};
 use std::os::linux::net::SocketAddrExt as _;
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::time::Duration;
 
@@ -221,7 +221,7 @@ impl Service {
             .open(path)
             .map_err(|e| bad_file(e.to_string()))?;
         let meta = file.metadata().map_err(|e| bad_file(e.to_string()))?;
-        if !meta.is_file() || meta.file_type().is_char_device() || meta.size() < size {
+        if !meta.is_file() || meta.size() < size {
             return Err(bad_file(format!(
                 "not a regular file of at least {size} bytes"
             )));

@@ -53,6 +53,16 @@ fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
         .ok_or(Errno::ENOMEM)
 }
 
+/// Where a new mapping goes (`place`), with MAP_FIXED's replacement of what
+/// was mapped there already done.
+fn make_room(p: &mut Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
+    let va = place(p, addr, len, flags)?;
+    if flags & MAP_FIXED != 0 {
+        p.aspace.unmap(va, len)?;
+    }
+    Ok(va)
+}
+
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> SysResult {
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
     if len == 0 || prot & !7 != 0 {
@@ -79,10 +89,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
         prot | PROT_READ | PROT_WRITE
     };
     let va = process::with(|p| {
-        let va = place(p, addr, len, flags)?;
-        if flags & MAP_FIXED != 0 {
-            p.aspace.unmap(va, len)?;
-        }
+        let va = make_room(p, addr, len, flags)?;
         if shared {
             p.aspace.map_shared_anon(va, len, initial)?;
         } else {
@@ -132,10 +139,7 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
     if info.ret == 1 {
         // /dev/zero.
         return process::with(|p| {
-            let va = place(p, addr, len, flags)?;
-            if flags & MAP_FIXED != 0 {
-                p.aspace.unmap(va, len)?;
-            }
+            let va = make_room(p, addr, len, flags)?;
             p.aspace.map_shared_anon(va, len, prot)?;
             Ok(va)
         });
@@ -159,10 +163,7 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
     PLUGGING.store(false, Ordering::Release);
     let id = held?;
     let mapped = process::with(|p| {
-        let va = place(p, addr, len, flags)?;
-        if flags & MAP_FIXED != 0 {
-            p.aspace.unmap(va, len)?;
-        }
+        let va = make_room(p, addr, len, flags)?;
         p.aspace.map_held(va, id, off, len, prot)?;
         Ok(va)
     });
