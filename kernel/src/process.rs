@@ -48,6 +48,9 @@ pub struct Entry {
     pub reaper: AtomicU32,
     /// ITIMER_REAL / alarm(): cleared in a forked child, kept across exec.
     pub alarm: crate::sched::Alarm,
+    /// The process that created it (0 for the first): a standing instance
+    /// kills a gone exec client's process with its descendants.
+    pub parent: u32,
     pub inner: SpinLock<Process>,
 }
 
@@ -64,6 +67,7 @@ pub fn register(p: Process) -> Arc<Entry> {
         stopped: AtomicBool::new(false),
         reaper: AtomicU32::new(0),
         alarm: crate::sched::Alarm::new(),
+        parent: crate::sched::current_pid().unwrap_or(0),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);

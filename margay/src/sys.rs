@@ -474,6 +474,15 @@ pub fn remember_margay() {
     );
 }
 
+/// In an exec client (`margay exec`): the instance's host process plays
+/// margay's part (shared file mappings, forked proxies' lifetime).
+pub fn set_margay_pid(pid: u32) {
+    MARGAY_PID.store(
+        i32::try_from(pid).unwrap_or(0),
+        std::sync::atomic::Ordering::Release,
+    );
+}
+
 /// margay's pid, as `remember_margay` saw it (0 outside a proxy).
 pub fn margay_pid() -> u32 {
     MARGAY_PID
