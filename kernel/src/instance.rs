@@ -78,7 +78,11 @@ pub fn start_init(params: &BootParams) -> ! {
     sched::set_user_page_tables(init.aspace.root());
     process::register(init);
     INIT_PID.store(pid, Ordering::Release);
-    sched::adopt_main(pid);
+    // Signals never interrupt init's work (its child's SIGCHLD would cut the
+    // loader's requests short): all blocked, and ignored anyway.
+    sched::adopt_main(pid)
+        .sigmask
+        .store(u64::MAX, Ordering::Release);
     crate::kprintln!("instance: ready for programs (init is pid {pid})");
     crate::shared::set_user_entry_ns(crate::time::realtime_ns());
     crate::shared::set_state(wire::State::Running);
@@ -208,7 +212,9 @@ fn spawn(m: &Mailbox) {
     };
     process::register(loaded.process);
     let np = sched::NewProcess { pid, cr3, table };
-    match sched::spawn_thread_prepared(&frame, Some(0), affinity, Some(np), |_| {}) {
+    // The new process starts with no signal blocked (not init's mask).
+    let setup = |t: &sched::Task| t.sigmask.store(0, Ordering::Release);
+    match sched::spawn_thread_prepared(&frame, Some(0), affinity, Some(np), setup) {
         Some(t) => {
             sched::start_thread(t);
             answer(i64::from(pid), b"");
@@ -245,6 +251,9 @@ fn kill_tree(pid: u32) -> i64 {
     }
     for &v in &victims {
         crate::signal::post_to(v, linux_abi::signal::SIGKILL, crate::signal::SI_USER, 0);
+    }
+    if let Some(e) = process::entry(pid) {
+        e.orphaned.store(true, Ordering::Release);
     }
     for t in sched::tasks_of(pid) {
         if t.in_offload.load(Ordering::Acquire) {

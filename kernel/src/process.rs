@@ -51,6 +51,9 @@ pub struct Entry {
     /// The process that created it (0 for the first): a standing instance
     /// kills a gone exec client's process with its descendants.
     pub parent: u32,
+    /// Its proxy is gone (a standing instance's exec client was killed):
+    /// nothing more is posted for it, and its waits for answers end.
+    pub orphaned: AtomicBool,
     pub inner: SpinLock<Process>,
 }
 
@@ -68,6 +71,7 @@ pub fn register(p: Process) -> Arc<Entry> {
         reaper: AtomicU32::new(0),
         alarm: crate::sched::Alarm::new(),
         parent: crate::sched::current_pid().unwrap_or(0),
+        orphaned: AtomicBool::new(false),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);
@@ -132,6 +136,13 @@ pub fn entry(pid: u32) -> Option<Arc<Entry>> {
     PROCS.lock().get(&pid).cloned()
 }
 
+/// Whether the current process's proxy is gone.
+pub fn current_orphaned() -> bool {
+    crate::sched::current_pid()
+        .and_then(entry)
+        .is_some_and(|e| e.orphaned.load(Ordering::Acquire))
+}
+
 /// Run `f` on the current process.
 pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     let e = current_entry();
@@ -193,10 +204,14 @@ pub fn other_threads_exit(keep: bool) {
 fn end_child(status: u64, signal: u32) -> ! {
     other_threads_exit(false);
     let pid = crate::sched::current_pid().unwrap_or(0);
-    crate::ikc::post_only(
-        wire::RequestKind::Exit,
-        [status & 0xff, u64::from(signal), 0, 0, 0, 0],
-    );
+    // A gone proxy gets no Exit: the slot would stay posted, for whichever
+    // proxy later serves a region table at the same address.
+    if !current_orphaned() {
+        crate::ikc::post_only(
+            wire::RequestKind::Exit,
+            [status & 0xff, u64::from(signal), 0, 0, 0, 0],
+        );
+    }
     if let Some(e) = unregister(pid) {
         crate::arch::activate_page_tables(crate::arch::boot::boot_pml4_phys());
         if let Ok(inner) = Arc::try_unwrap(e).map(|e| e.inner.into_inner()) {

@@ -85,13 +85,23 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     }
     let mut interrupted = false;
     let mut polls = 0u32;
+    // A request of a process whose proxy is gone is answered here (EINTR).
+    let answered = || {
+        if crate::process::current_orphaned() {
+            slot::abandon(slot_index, linux_abi::Errno::EINTR.as_ret());
+        }
+        slot_done(slot_index)
+    };
     while state.load(Ordering::Acquire) != SlotState::Done as u32 {
         if crate::sched::others_runnable() {
-            crate::sched::wait_offload(slot_index, || slot_done(slot_index));
+            crate::sched::wait_offload(slot_index, answered);
             break;
         }
         // Now and then, look for signals (from Linux, or from other threads).
         polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(1024) && answered() {
+            break;
+        }
         if !interrupted && polls.is_multiple_of(1024) {
             crate::sched::poll_while_spinning();
             if me.is_some() && crate::sched::interrupted() {

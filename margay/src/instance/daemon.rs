@@ -470,7 +470,12 @@ fn serve_connection(inner: &Arc<Inner>, mut conn: UnixStream, tx: &mpsc::Sender<
                 inject_panic,
             };
             if let Err(e) = exec(inner, &mut conn, spawn) {
-                error_line(&mut conn, format!("{e:#}"));
+                let report = lock(&inner.cur).report.clone();
+                if report.is_empty() {
+                    error_line(&mut conn, format!("{e:#}"));
+                } else {
+                    let _ = send(&mut conn, &json!({ "panic": report }));
+                }
             }
         }
     }

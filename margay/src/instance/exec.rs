@@ -87,6 +87,10 @@ pub fn exec(args: ExecArgs) -> Result<i32, Fatal> {
     if let Some(e) = answer_error(&first) {
         return Err(anyhow!(e)).or_exit(1);
     }
+    if let Some(report) = first.get("panic").and_then(|r| r.as_str()) {
+        eprint!("{report}");
+        return Ok(EXIT_INTERNAL);
+    }
     if let Some(why) = first.get("failed").and_then(|w| w.as_str()) {
         return Err(anyhow!("{name}: cannot execute: {why}")).or_exit(126);
     }
