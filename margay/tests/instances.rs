@@ -279,15 +279,25 @@ fn processes(st: &Value) -> usize {
     st["processes"].as_array().map_or(0, Vec::len)
 }
 
-/// The memory processes took is back (give or take the kernel's own heap).
-fn assert_memory_back(before: u64, st: &Value) {
-    let now = free_bytes(st);
-    assert!(
-        now + (4 << 20) >= before,
-        "free memory {} MiB, {} MiB before the programs ran: {st}",
-        now >> 20,
-        before >> 20
-    );
+/// Wait until the instance runs no process and the memory its processes
+/// took is back (give or take the kernel's own heap): the kernel frees a
+/// process's memory just after its client ended. Returns the last status.
+fn wait_idle(lab: &Lab, name: &str, before: u64) -> Value {
+    let start = Instant::now();
+    loop {
+        let st = lab.status(name);
+        let now = free_bytes(&st);
+        if processes(&st) == 0 && now + (4 << 20) >= before {
+            return st;
+        }
+        assert!(
+            start.elapsed() < GONE_DEADLINE,
+            "free memory {} MiB, {} MiB before the programs ran: {st}",
+            now >> 20,
+            before >> 20
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// One exec: command, stdin, expected status.
@@ -349,7 +359,7 @@ fn boot_sequential_execs_reboot_shutdown() {
             0,
         ),
         (vec![BUSYBOX, "sh", "-c", "exit 3"], None, 3),
-        (vec![script.to_str().unwrap()], None, 5),
+        (vec![BUSYBOX, "sh", script.to_str().unwrap()], None, 5),
         (vec![BUSYBOX, "cat"], Some(b"through the instance\n"), 0),
         (vec![BUSYBOX, "sort"], Some(b"c\nb\na\n"), 0),
         (vec![BUSYBOX, "ls", "/"], None, 0),
@@ -401,13 +411,7 @@ fn boot_sequential_execs_reboot_shutdown() {
     let out = lab.exec(&name, &["/no/such/program"], None);
     assert_status(&out, 127, "exec of a missing program");
 
-    let st = lab.status(&name);
-    assert_eq!(
-        processes(&st),
-        0,
-        "finished programs are still listed: {st}"
-    );
-    assert_memory_back(free0, &st);
+    let st = wait_idle(&lab, &name, free0);
 
     let host = st["host_pid"].as_u64().unwrap() as u32;
     let out = lab.run(&["reboot", &name], None);
@@ -504,9 +508,7 @@ fn concurrent_execs_into_one_instance() {
     );
     assert_status(&out, 1, "exec --cpus-of-instance 9");
     assert!(stderr_str(&out).contains("not 9"), "{}", stderr_str(&out));
-    let st = lab.status(&name);
-    assert_eq!(processes(&st), 0, "{st}");
-    assert_memory_back(free0, &st);
+    let st = wait_idle(&lab, &name, free0);
     let host = st["host_pid"].as_u64().unwrap() as u32;
     lab.shutdown(&name);
     assert_nothing_left(host);
@@ -600,17 +602,8 @@ fn killed_client_and_killed_instance() {
     send_signal("KILL", c.pid(), false);
     let (status, _, _) = c.finish();
     assert_eq!(status_code(status), 137);
-    // The instance notices the client is gone: wait for the process to go.
-    let start = Instant::now();
-    let st = loop {
-        let st = lab.status(&name);
-        if processes(&st) == 0 {
-            break st;
-        }
-        assert!(start.elapsed() < GONE_DEADLINE, "still listed: {st}");
-        thread::sleep(Duration::from_millis(50));
-    };
-    assert_memory_back(free0, &st);
+    // The instance notices the client is gone and kills its process.
+    wait_idle(&lab, &name, free0);
     let kmsg = lab.run(&["kmsg", &name], None);
     assert!(
         stdout_str(&kmsg).contains("its client is gone"),

@@ -409,6 +409,10 @@ fn serve_connection(inner: &Arc<Inner>, mut conn: UnixStream, tx: &mpsc::Sender<
                 inner.cfg.name, inner.owner
             ),
         );
+        // Keep the connection until the client has sent its request (a
+        // bounded amount, for a while), so that it reads this answer.
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = std::io::Read::read(&mut conn, &mut [0u8; 4096]);
         return;
     }
     let Ok(read_half) = conn.try_clone() else {
@@ -493,7 +497,7 @@ fn status(inner: &Inner) -> Status {
         .unwrap_or(0);
     let processes = lock(&inner.clients)
         .iter()
-        .filter(|(_, cl)| cl.generation == c.generation)
+        .filter(|(&pid, cl)| cl.generation == c.generation && !gone(pid))
         .map(|(&pid, cl)| ProcessInfo {
             pid,
             program: cl.program.clone(),
