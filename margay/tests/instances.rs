@@ -226,6 +226,19 @@ impl Client {
         }
     }
 
+    /// Skip output lines until one contains `want`.
+    fn expect_line_containing(&self, want: &str) {
+        let start = Instant::now();
+        loop {
+            let left = TIMEOUT.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(want) => return,
+                Ok(_) => {}
+                Err(e) => panic!("no line containing '{want}' ({e})"),
+            }
+        }
+    }
+
     fn write(&mut self, data: &[u8]) {
         let w = self.stdin.as_mut().expect("stdin open");
         w.write_all(data).expect("write to margay exec");
@@ -591,25 +604,31 @@ fn killed_client_and_killed_instance() {
     let lab = Lab::new("inst-kill");
     let name = lab.boot(&[]);
     let free0 = free_bytes(&lab.status(&name));
+    // The program forks: a pipeline of two more LWK processes (both exist
+    // once the second one prints).
     let c = lab.spawn_exec(
         &name,
         &[],
-        &[BUSYBOX, "sh", "-c", "echo ready; exec busybox sleep 1000"],
+        &[
+            BUSYBOX,
+            "sh",
+            "-c",
+            "busybox sleep 1000 | { echo ready; exec busybox cat; }",
+        ],
     );
     c.expect_line("ready");
     let st = lab.status(&name);
     assert_eq!(processes(&st), 1, "{st}");
+    // The kernel log, followed as it grows.
+    let follow = Client::spawn(lab.cmd(&["kmsg", &name, "--follow"]));
+    follow.expect_line_containing("instance: ready for programs");
     send_signal("KILL", c.pid(), false);
     let (status, _, _) = c.finish();
     assert_eq!(status_code(status), 137);
-    // The instance notices the client is gone and kills its process.
+    follow.expect_line_containing("and 2 descendant(s): its client is gone");
+    drop(follow);
+    // Its processes are killed and their memory comes back.
     wait_idle(&lab, &name, free0);
-    let kmsg = lab.run(&["kmsg", &name], None);
-    assert!(
-        stdout_str(&kmsg).contains("its client is gone"),
-        "{}",
-        stdout_str(&kmsg)
-    );
     // Still usable, several times over (a killed process leaves no stale slot).
     for i in 0..3 {
         let out = lab.exec(&name, &[BUSYBOX, "echo", &format!("again {i}")], None);
