@@ -162,7 +162,8 @@ fn spawn(m: &Mailbox) {
         return;
     }
     let pid = m.proxy_pid;
-    if pid == 0 || process::entry(pid).is_some() {
+    // The pid is the first thread's tid too: no process or thread may have it.
+    if pid == 0 || process::entry(pid).is_some() || sched::find(pid).is_some() {
         answer(Errno::EEXIST.as_ret(), b"a process with this pid exists");
         return;
     }

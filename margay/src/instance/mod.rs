@@ -170,11 +170,13 @@ pub fn connect_path(path: &Path) -> Result<UnixStream, ConnectError> {
     }
 }
 
-/// Remove the files a dead instance left, saying so in one line.
+/// Remove the files a dead instance left, saying so in one line (nothing
+/// is said, or removed, in a directory that is not ours).
 fn reclaim(dir: &Path, name: &str) {
-    let _ = std::fs::remove_file(dir.join(format!("{name}.sock")));
-    let _ = std::fs::remove_file(dir.join(format!("{name}.log")));
-    eprintln!("margay: removed stale instance {name} (its host process is gone)");
+    if std::fs::remove_file(dir.join(format!("{name}.sock"))).is_ok() {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.log")));
+        eprintln!("margay: removed stale instance {name} (its host process is gone)");
+    }
 }
 
 /// Connect to instance `name`, with a clear error when there is none.
