@@ -589,7 +589,12 @@ fn two_instances_and_refused_boots() {
     let out = lab.run(&["boot", "--name", "e", "--mem", "1000000G"], None);
     assert_ne!(out.status.code(), Some(0), "a huge --mem was accepted");
     let hosts = lab.hosts.lock().unwrap().clone();
+    // Shutdown kills what still runs: its client exits 137.
+    let c = lab.spawn_exec(&a, &[], &[BUSYBOX, "sh", "-c", "echo ready; read x"]);
+    c.expect_line("ready");
     lab.shutdown(&a);
+    let (status, _, err) = c.finish();
+    assert_eq!(status_code(status), 137, "{err}");
     for h in hosts {
         assert_nothing_left(h);
     }
