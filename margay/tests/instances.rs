@@ -28,17 +28,45 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 /// How long a process may take to disappear once it was told to.
 const GONE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// A short runtime directory under /tmp (a unix socket's path must fit in
+/// 108 bytes, which a deep target directory may not leave room for).
+struct Runtime(std::path::PathBuf);
+
+impl Runtime {
+    fn new(tag: &str) -> Runtime {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("mgy-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).expect("create runtime dir");
+        Runtime(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn join(&self, p: impl AsRef<Path>) -> std::path::PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A runtime directory and the instances booted in it.
 struct Lab {
-    runtime: TempDir,
+    runtime: Runtime,
     hosts: Mutex<Vec<u32>>,
 }
 
 impl Lab {
     fn new(tag: &str) -> Lab {
-        let runtime = TempDir::new(tag);
         Lab {
-            runtime,
+            runtime: Runtime::new(tag),
             hosts: Mutex::new(Vec::new()),
         }
     }
@@ -249,9 +277,9 @@ impl Client {
         self.stdin = None;
     }
 
-    /// Wait for the end: (status, remaining stdout lines, stderr).
+    /// Wait for the end: (status, remaining stdout lines, stderr). Stdin
+    /// stays open until then (an EOF would end a program that reads it).
     fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
-        self.stdin = None;
         let start = Instant::now();
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
