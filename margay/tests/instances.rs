@@ -520,6 +520,35 @@ fn concurrent_execs_into_one_instance() {
         assert_eq!(status_code(status), 10 + i as i32, "client {i}: {err}");
         assert!(rest.is_empty(), "{rest:?}");
     }
+    // Signals sent to a client reach its program: a handler runs, and a
+    // signal without one ends both with it.
+    let c = lab.spawn_exec(
+        &name,
+        &[],
+        &[
+            BUSYBOX,
+            "sh",
+            "-c",
+            "trap 'echo caught USR1' USR1; echo ready; until read x; do :; done; echo after $x",
+        ],
+    );
+    c.expect_line("ready");
+    send_signal("USR1", c.pid(), false);
+    c.expect_line("caught USR1");
+    let mut c = c;
+    c.write(b"it\n");
+    c.expect_line("after it");
+    let (status, _, err) = c.finish();
+    assert_eq!(status_code(status), 0, "{err}");
+    let c = lab.spawn_exec(
+        &name,
+        &[],
+        &[BUSYBOX, "sh", "-c", "echo ready; exec busybox sleep 1000"],
+    );
+    c.expect_line("ready");
+    send_signal("TERM", c.pid(), false);
+    let (status, _, err) = c.finish();
+    assert_eq!(status_code(status), 128 + 15, "{err}");
     // A program restricted to one core of the instance.
     let out = lab.run(
         &[
