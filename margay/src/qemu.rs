@@ -276,9 +276,18 @@ pub fn spawn(
     let qemu = std::env::var_os("MARGAY_QEMU").map_or_else(|| PathBuf::from(QEMU), PathBuf::from);
     let mut cmd = Command::new(&qemu);
     cmd.args(args(c));
+    // With a monitor, margay may plug files: QEMU gets the preload that lets
+    // a file's last partial page be plugged (kept open until QEMU has it).
+    let mut _shim = None;
     if let Some(fd) = &monitor {
         cmd.args(qmp_args(fd.as_raw_fd()));
         crate::sys::inherit_fd(&mut cmd, fd.as_raw_fd());
+        _shim = Some(
+            crate::hotplug::preload_shim(&mut cmd).map_err(|err| QemuError::Spawn {
+                qemu: qemu.display().to_string(),
+                err,
+            })?,
+        );
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -145,11 +145,13 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
         });
     }
     let [dev, ino, size, _] = info.aux;
-    let whole = size & !(PAGE - 1);
+    // The file's pages, the last one possibly partial (as on Linux, its
+    // bytes past the end read as zero and are not written to the file).
+    let whole = page_up(size).ok_or(Errno::EOVERFLOW)?;
     let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
     if end > whole {
         crate::kprintln!(
-            "mmap: MAP_SHARED of bytes {off:#x}..{end:#x} of a file of {size} bytes: only its whole pages ({whole:#x}) can be mapped shared on the LWK"
+            "mmap: MAP_SHARED of bytes {off:#x}..{end:#x} of a file of {size} bytes: pages past the end of the file ({whole:#x}) cannot be mapped shared on the LWK yet"
         );
         return Err(Errno::ENODEV);
     }
