@@ -355,3 +355,58 @@ fn an_lwk_process_wakes_a_linux_futex_waiter_on_a_shared_file() {
 fn futex_wakes_cross_between_two_partitions() {
     futex_across(true, true);
 }
+
+/// SysV shared memory: attach counts, sharing across fork, SHM_RDONLY,
+/// fixed and rounded addresses, IPC_RMID with attachments left, and the
+/// errors, compared with native; on one and two cores.
+#[test]
+fn sysv_segments_attach_share_and_detach_as_on_linux() {
+    for cpus in ["1", "2"] {
+        compare_with_native(
+            &Invocation::new(program("sysvshm"))
+                .arg("basic")
+                .flag("--cpus")
+                .flag(cpus),
+        );
+    }
+}
+
+/// A SysV segment is Linux's own: made on the LWK, `ipcs` lists it and a
+/// Linux process reads it; made by Linux, the LWK reads it.
+#[test]
+fn sysv_segments_are_shared_with_linux_processes() {
+    use std::process::Command;
+    let key = format!("{:#x}", 0x4d47_0000u32 | (std::process::id() & 0xffff));
+    let out = Invocation::new(program("sysvshm"))
+        .args(["put", &key, "made on the LWK"])
+        .run_margay();
+    assert_status(&out, 0, "put on the LWK");
+    let ipcs = Command::new("ipcs").arg("-m").output().expect("ipcs");
+    let listed = String::from_utf8_lossy(&ipcs.stdout).contains(&format!(
+        "0x{:08x}",
+        u32::from_str_radix(&key[2..], 16).unwrap()
+    ));
+    let native = Command::new(program("sysvshm"))
+        .args(["take", &key])
+        .output()
+        .expect("native take");
+    assert_eq!(
+        String::from_utf8_lossy(&native.stdout),
+        "took \"made on the LWK\"\n"
+    );
+    assert!(
+        listed,
+        "ipcs -m does not list {key}:\n{}",
+        String::from_utf8_lossy(&ipcs.stdout)
+    );
+    let native = Command::new(program("sysvshm"))
+        .args(["put", &key, "made by Linux"])
+        .output()
+        .expect("native put");
+    assert!(native.status.success(), "{native:?}");
+    let out = Invocation::new(program("sysvshm"))
+        .args(["take", &key])
+        .run_margay();
+    assert_status(&out, 0, "take on the LWK");
+    assert_eq!(stdout_str(&out), "took \"made by Linux\"\n");
+}

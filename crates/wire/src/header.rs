@@ -8,7 +8,7 @@ use core::mem::{offset_of, size_of};
 /// "MARGAY01", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MARGAY01");
 /// Bumped whenever any layout in this crate changes.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// Header flags set by the host.
 pub const FLAG_STATS: u32 = 1 << 0;

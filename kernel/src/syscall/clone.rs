@@ -166,6 +166,7 @@ fn fork_process(
         name: p.name,
         start_ns: crate::time::monotonic_ns(),
         exe: p.exe.clone(),
+        sysv: p.sysv.clone(),
     });
     let centry = process::register(child);
     let me = sched::current().ok_or(Errno::EINVAL)?;

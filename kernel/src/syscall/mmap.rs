@@ -10,7 +10,9 @@ use linux_abi::syscalls_gen::SYS_PREAD64;
 use linux_abi::{Errno, SysResult, PAGE_SIZE as PAGE};
 use lwk_core::region::RegionKind;
 use lwk_core::shm::ObjectId;
-use wire::{RequestKind, FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG};
+use wire::{
+    RequestKind, FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG, FILEMAP_SHM_ATTACH, FILEMAP_SHM_PLUG,
+};
 use wire::{MMAP_TOP, USER_MAX, USER_MIN};
 
 /// Lowest address the kernel picks for mappings without a hint.
@@ -26,7 +28,7 @@ pub(super) fn in_window(addr: u64, len: u64) -> bool {
     addr >= USER_MIN && addr.checked_add(len).is_some_and(|e| e <= USER_MAX)
 }
 
-fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
+pub(super) fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
         if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
@@ -110,17 +112,38 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
     Ok(va)
 }
 
-/// One step of a shared file mapping, answered by the proxy.
-fn file_map(step: u64, fd: i32, rest: [u64; 4]) -> Result<ikc::Reply, Errno> {
+/// One step of a shared file mapping, answered by the proxy; `fd` is the
+/// descriptor, or for SysV segments the shmid or the attachment's handle.
+pub(super) fn file_map(step: u64, fd: u64, rest: [u64; 4]) -> Result<ikc::Reply, Errno> {
     let r = ikc::call(
         RequestKind::FileMap,
         0,
-        [step, fd as u64, rest[0], rest[1], rest[2], rest[3]],
+        [step, fd, rest[0], rest[1], rest[2], rest[3]],
         [0; 4],
     );
     match Errno::from_ret(r.ret) {
         Some(e) => Err(e),
         None => Ok(r),
+    }
+}
+
+/// Whose file a shared mapping maps: the application's descriptor, or a
+/// SysV segment the proxy attached (named by its handle).
+#[derive(Clone, Copy)]
+pub(super) enum Source {
+    Fd(i32),
+    Sysv(u64),
+}
+
+impl Source {
+    /// The step that plugs or attaches to the file, and its "descriptor".
+    fn step(self, plug: bool) -> (u64, u64) {
+        match (self, plug) {
+            (Source::Fd(fd), true) => (FILEMAP_PLUG, fd as u64),
+            (Source::Fd(fd), false) => (FILEMAP_ATTACH, fd as u64),
+            (Source::Sysv(h), true) => (FILEMAP_SHM_PLUG, h),
+            (Source::Sysv(h), false) => (FILEMAP_SHM_ATTACH, h),
+        }
     }
 }
 
@@ -135,7 +158,7 @@ static PLUGGING: AtomicBool = AtomicBool::new(false);
 /// which are Linux's page cache of the file.
 fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u64) -> SysResult {
     let want_write = u64::from(prot & PROT_WRITE != 0);
-    let info = file_map(FILEMAP_INFO, fd, [want_write, 0, 0, 0])?;
+    let info = file_map(FILEMAP_INFO, fd as u64, [want_write, 0, 0, 0])?;
     if info.ret == 1 {
         // /dev/zero.
         return process::with(|p| {
@@ -155,15 +178,7 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
         );
         return Err(Errno::ENODEV);
     }
-    while PLUGGING
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        crate::sched::yield_now();
-    }
-    let held = hold_or_plug(fd, dev, ino, whole, end, len);
-    PLUGGING.store(false, Ordering::Release);
-    let id = held?;
+    let id = hold_or_plug(Source::Fd(fd), dev, ino, whole, end, len)?;
     let mapped = process::with(|p| {
         let va = make_room(p, addr, len, flags)?;
         p.aspace.map_held(va, id, off, len, prot)?;
@@ -179,8 +194,27 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
 /// `len` of its bytes counted as mapped: the file's dimm if one is plugged
 /// (the proxy attaches to it, to mirror it), else a new plug of its `whole`
 /// pages.
-fn hold_or_plug(
-    fd: i32,
+pub(super) fn hold_or_plug(
+    src: Source,
+    dev: u64,
+    ino: u64,
+    whole: u64,
+    end: u64,
+    len: u64,
+) -> Result<ObjectId, Errno> {
+    while PLUGGING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        crate::sched::yield_now();
+    }
+    let held = hold_or_plug_locked(src, dev, ino, whole, end, len);
+    PLUGGING.store(false, Ordering::Release);
+    held
+}
+
+fn hold_or_plug_locked(
+    src: Source,
     dev: u64,
     ino: u64,
     whole: u64,
@@ -188,17 +222,15 @@ fn hold_or_plug(
     len: u64,
 ) -> Result<ObjectId, Errno> {
     if let Some((id, p)) = shm::hold_file(dev, ino, end, len) {
-        if let Err(e) = file_map(
-            FILEMAP_ATTACH,
-            fd,
-            [u64::from(p.slot), p.gpa, p.size, p.host_fd],
-        ) {
+        let (step, fd) = src.step(false);
+        if let Err(e) = file_map(step, fd, [u64::from(p.slot), p.gpa, p.size, p.host_fd]) {
             shm::unmapped(id, len);
             return Err(e);
         }
         return Ok(id);
     }
-    let r = file_map(FILEMAP_PLUG, fd, [whole, 0, 0, 0]).inspect_err(|e| {
+    let (step, fd) = src.step(true);
+    let r = file_map(step, fd, [whole, 0, 0, 0]).inspect_err(|e| {
         crate::kprintln!(
             "mmap: plugging a file of {whole} bytes into the partition failed: {}",
             e.name()

@@ -1061,7 +1061,7 @@ fn pre_syscall_check_never_panics_and_answers_sensibly() {
             assert!(line.contains('(') && line.contains(") = "), "{line}");
         });
         // The views over this mirror render.
-        let _ = views::maps(w.mirror.entries(), &exe, views::FileId::default());
+        let _ = views::maps(w.mirror.entries(), w.mirror.files(), &exe, views::FileId::default());
         let _ = views::status(
             "Name:\tx\nVmRSS:\t1 kB\nCpus_allowed:\tff\n",
             "x",
