@@ -24,6 +24,24 @@ static int nattch(int id)
     return (int)ds.shm_nattch;
 }
 
+/* The /proc/self/maps line of address p: its permissions and name. */
+static void maps_line(const void *p)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8], name[256] = "";
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255[^\n]", &lo, &hi, perms, name) >= 3 &&
+            (unsigned long)p >= lo && (unsigned long)p < hi) {
+            /* The key of an IPC_PRIVATE segment is 0: "/SYSV00000000 (deleted)". */
+            printf("maps: %s %s\n", perms, name);
+        }
+    }
+    if (f)
+        fclose(f);
+}
+
 static void basic(void)
 {
     int id = shmget(IPC_PRIVATE, 10000, IPC_CREAT | 0600);
@@ -45,6 +63,7 @@ static void basic(void)
         zero &= p[i] == 0;
     strcpy(p, "parent");
     printf("attached: zeroed %d nattch %d\n", zero, nattch(id));
+    maps_line(p);
     pid_t pid = fork();
     if (pid == 0) {
         printf("child sees \"%s\" nattch %d\n", p, nattch(id));
@@ -56,6 +75,7 @@ static void basic(void)
     printf("parent sees \"%s\" nattch %d\n", p + 5000, nattch(id));
     char *q = shmat(id, NULL, SHM_RDONLY);
     printf("read-only attach sees \"%s\" nattch %d distinct %d\n", q, nattch(id), q != p);
+    maps_line(q);
     pid = fork();
     if (pid == 0) {
         q[0] = 'x'; /* SIGSEGV: attached read-only */

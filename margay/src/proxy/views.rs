@@ -285,8 +285,8 @@ pub fn maps(
     for e in &sorted {
         let bit = |b: u32, c: char| if e.prot & b != 0 { c } else { '-' };
         let kind = e.region_kind();
-        let file = super::files::find(files, e.file_off, e.len)
-            .filter(|_| kind == Ok(RegionKind::Shared));
+        let file =
+            super::files::find(files, e.file_off, e.len).filter(|_| kind == Ok(RegionKind::Shared));
         let (name, id, offset): (&[u8], FileId, u64) = match (kind, file) {
             (Ok(RegionKind::Image), _) => (exe, exe_id, 0),
             (Ok(RegionKind::Heap), _) => (b"[heap]", FileId::default(), 0),
