@@ -404,6 +404,19 @@ fn sysv_segments_attach_share_and_detach_as_on_linux() {
     }
 }
 
+/// Six processes attach one segment at once on one core: the first plugs
+/// it, the others wait for it without stopping the core from noticing the
+/// proxy's answer (they once spun and hung the partition).
+#[test]
+fn concurrent_first_attaches_of_a_segment_do_not_hang() {
+    compare_with_native(
+        &Invocation::new(program("sysvshm"))
+            .args(["concurrent", "6"])
+            .flag("--cpus")
+            .flag("1"),
+    );
+}
+
 /// A SysV segment is Linux's own: made on the LWK, `ipcs` lists it and a
 /// Linux process reads it; made by Linux, the LWK reads it.
 #[test]

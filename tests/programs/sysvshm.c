@@ -2,6 +2,9 @@
  *   basic            shmget/shmat/shmdt/shmctl: attach counts, sharing
  *                    across fork, SHM_RDONLY, a second attach, IPC_RMID with
  *                    attachments left, and the errors Linux gives
+ *   concurrent N     N children attach one segment at the same time (the
+ *                    first attach plugs it while the others wait), each
+ *                    stores its number; the parent sees every store
  *   put KEY TEXT     create segment KEY (4096 bytes), store TEXT, detach,
  *                    leave it for another process (LWK or Linux)
  *   take KEY         attach segment KEY, print its text, remove it
@@ -108,9 +111,42 @@ static void basic(void)
            shmget(IPC_PRIVATE, 1ULL << 40, IPC_CREAT | 0600) < 0 ? strerror(errno) : "ok");
 }
 
+static void concurrent(int n)
+{
+    int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    pid_t kids[64];
+    for (int i = 0; i < n && i < 64; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            char *p = shmat(id, NULL, 0);
+            if (p == (void *)-1)
+                _exit(1);
+            p[i] = (char)(i + 1);
+            _exit(shmdt(p) == 0 ? 0 : 1);
+        }
+    }
+    int ok = 0;
+    for (int i = 0; i < n && i < 64; i++) {
+        int st;
+        waitpid(kids[i], &st, 0);
+        ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    char *p = shmat(id, NULL, SHM_RDONLY);
+    int seen = 0;
+    for (int i = 0; i < n && i < 64; i++)
+        seen += p[i] == (char)(i + 1);
+    shmdt(p);
+    shmctl(id, IPC_RMID, NULL);
+    printf("%d children attached, %d stores seen\n", ok, seen);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc >= 3 && !strcmp(argv[1], "concurrent")) {
+        concurrent(atoi(argv[2]));
+        return 0;
+    }
     if (argc >= 2 && !strcmp(argv[1], "basic")) {
         basic();
         return 0;

@@ -206,6 +206,9 @@ pub(super) fn hold_or_plug(
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
+        // The holder waits for its proxy: wake it when its answer came (no
+        // timer interrupt reaches a core spinning in the kernel), then yield.
+        crate::sched::poll_while_spinning();
         crate::sched::yield_now();
     }
     let held = hold_or_plug_locked(src, dev, ino, whole, end, len);
