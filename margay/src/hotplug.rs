@@ -236,11 +236,17 @@ impl Service {
             path: path.into(),
             why,
         };
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| bad_file(e.to_string()))?;
+        // A memfd sealed against writes can only be mapped read-only (the
+        // kernel maps it so: writable mappings of it are EPERM).
+        let readonly = crate::sys::write_sealed(std::os::fd::AsRawFd::as_raw_fd(&file));
+        if readonly {
+            file = std::fs::File::open(path).map_err(|e| bad_file(e.to_string()))?;
+        }
         let meta = file.metadata().map_err(|e| bad_file(e.to_string()))?;
         // The file's last page may be partial (QEMU then maps it whole
         // thanks to the preloaded shim, as Linux maps a file's last page).
@@ -258,7 +264,7 @@ impl Service {
         qmp.execute_args(
             "object-add",
             json!({ "qom-type": "memory-backend-file", "id": obj, "mem-path": path,
-                    "size": size, "share": true }),
+                    "size": size, "share": true, "readonly": readonly }),
         )?;
         let added = qmp.execute_args(
             "device_add",

@@ -500,6 +500,20 @@ pub fn describe_fd(fd: i32) -> io::Result<(libc::stat, i32)> {
     Ok((st, fl & libc::O_ACCMODE))
 }
 
+/// The seals of descriptor `fd` (F_GET_SEALS); 0 for a file that takes none.
+pub fn seals(fd: i32) -> u32 {
+    // SAFETY: F_GET_SEALS takes no argument and only reads the file's seals
+    // (EINVAL for a file that cannot be sealed, EBADF for a closed number).
+    let r = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
+    u32::try_from(r).unwrap_or(0)
+}
+
+/// Whether the file open as `fd` is sealed against writing through shared
+/// mappings (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE).
+pub fn write_sealed(fd: i32) -> bool {
+    seals(fd) & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0
+}
+
 /// Attach SysV shared memory segment `shmid` (shmat) where Linux chooses,
 /// read-only with `rdonly`: its address in this process and the segment's
 /// size. Linux checks the caller's permissions and counts the attachment.

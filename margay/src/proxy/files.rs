@@ -79,7 +79,8 @@ fn fd_of(arg: u64) -> Result<i32, Response> {
 
 /// `FILEMAP_INFO`: may descriptor `fd` be mapped shared (for writing when
 /// `want_write`)? `ret` 0 with `aux` = [dev, ino, size, 0] for a regular
-/// file, 1 for `/dev/zero`, or -errno as Linux's mmap gives it.
+/// file, 1 for `/dev/zero`, or -errno as Linux's mmap gives it (EPERM for a
+/// writable mapping of a memfd sealed against writes).
 pub fn info(fd: u64, want_write: bool) -> Response {
     let fd = match fd_of(fd) {
         Ok(fd) => fd,
@@ -95,6 +96,7 @@ pub fn info(fd: u64, want_write: bool) -> Response {
         return Response::err(Errno::EACCES);
     }
     match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG if want_write && crate::sys::write_sealed(fd) => Response::err(Errno::EPERM),
         libc::S_IFREG => Response {
             ret: 0,
             aux: Some([st.st_dev, st.st_ino, st.st_size.max(0).unsigned_abs(), 0]),
