@@ -65,19 +65,31 @@ fn make_room(p: &mut Process, addr: u64, len: u64, flags: u64) -> Result<u64, Er
     Ok(va)
 }
 
+/// Linux looks the descriptor of a file mapping up before it checks the
+/// other arguments: EBADF comes first. Only asked on error paths.
+fn bad_fd_first(anon: bool, fd: i32, e: Errno) -> Errno {
+    if anon {
+        return e;
+    }
+    if fd < 0 {
+        return Errno::EBADF;
+    }
+    match file_map(FILEMAP_INFO, fd as u64, [0; 4]) {
+        Err(Errno::EBADF) => Errno::EBADF,
+        _ => e,
+    }
+}
+
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> SysResult {
-    let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    if len == 0 || prot & !7 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let kind = flags & MAP_TYPE;
-    if kind == 0 {
-        return Err(Errno::EINVAL);
-    }
     let anon = flags & MAP_ANONYMOUS != 0;
+    let kind = flags & MAP_TYPE;
+    let len = page_up(len).ok_or_else(|| bad_fd_first(anon, fd, Errno::ENOMEM))?;
+    if len == 0 || prot & !7 != 0 || kind == 0 {
+        return Err(bad_fd_first(anon, fd, Errno::EINVAL));
+    }
     let shared = kind != MAP_PRIVATE;
     if !anon && !off.is_multiple_of(PAGE) {
-        return Err(Errno::EINVAL);
+        return Err(bad_fd_first(anon, fd, Errno::EINVAL));
     }
     let prot = u32::try_from(prot).map_err(|_| Errno::EINVAL)?;
     if shared && !anon {
@@ -104,7 +116,12 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
     }
     if let Err(e) = fill_from_file(va, len, fd, off) {
         let _ = process::with(|p| p.aspace.unmap(va, len));
-        return Err(e);
+        // What Linux's mmap says of the descriptor (EACCES when it is not
+        // open for reading, ENODEV when it cannot be mapped), else the error.
+        return Err(match file_map(FILEMAP_INFO, fd as u64, [0; 4]) {
+            Err(info) => info,
+            Ok(_) => e,
+        });
     }
     if prot != initial {
         process::with(|p| p.aspace.protect(va, len, prot))?;
@@ -157,6 +174,16 @@ static PLUGGING: AtomicBool = AtomicBool::new(false);
 /// memory once, and every mapping of it in the partition maps those pages,
 /// which are Linux's page cache of the file.
 fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u64) -> SysResult {
+    // A fixed address outside the user window fails before the file is
+    // looked at, as on Linux.
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+        if !addr.is_multiple_of(PAGE) {
+            return Err(Errno::EINVAL);
+        }
+        if !in_window(addr, len) {
+            return Err(Errno::ENOMEM);
+        }
+    }
     let want_write = u64::from(prot & PROT_WRITE != 0);
     let info = file_map(FILEMAP_INFO, fd as u64, [want_write, 0, 0, 0])?;
     if info.ret == 1 {
