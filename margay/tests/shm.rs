@@ -250,8 +250,6 @@ if __name__ == "__main__":
     compare_with_native(
         &Invocation::new("/usr/bin/python3")
             .args(["-c", script])
-            .flag("--mem")
-            .flag("2G")
             .flag("--cpus")
             .flag("2"),
     );

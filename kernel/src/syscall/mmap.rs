@@ -104,7 +104,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
     };
     let va = process::with(|p| {
         let va = make_room(p, addr, len, flags)?;
-        if shared {
+        if anon && !shared && prot == 0 {
+            // Inaccessible: reserved without memory until mprotect opens it.
+            p.aspace.reserve(va, len)?;
+        } else if shared {
             p.aspace.map_shared_anon(va, len, initial)?;
         } else {
             p.aspace.map_anon(va, len, initial, RegionKind::Anon)?;
@@ -353,6 +356,13 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         if let Some(id) = r.kind.shared_object() {
             return mremap_shared(p, id, old, old_len, new_len, flags, new_addr);
         }
+        if p.aspace
+            .pieces(old, old_len)
+            .iter()
+            .all(|r| !r.kind.is_backed())
+        {
+            return mremap_reserved(p, old, old_len, new_len, flags, new_addr);
+        }
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
                 p.aspace.unmap(old + new_len, old_len - new_len)?;
@@ -386,6 +396,36 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         p.aspace.unmap(old, old_len)?;
         Ok(dst)
     })
+}
+
+/// mremap of a reservation (PROT_NONE, no memory): the reservation moves,
+/// grows or shrinks.
+fn mremap_reserved(
+    p: &mut Process,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> SysResult {
+    if flags & MREMAP_FIXED == 0 {
+        if new_len <= old_len {
+            p.aspace.unmap(old + new_len, old_len - new_len)?;
+            return Ok(old);
+        }
+        let extra = new_len - old_len;
+        if in_window(old + old_len, extra) && p.aspace.is_free(old + old_len, extra) {
+            p.aspace.reserve(old + old_len, extra)?;
+            return Ok(old);
+        }
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
+    p.aspace.reserve(dst, new_len)?;
+    p.aspace.unmap(old, old_len)?;
+    Ok(dst)
 }
 
 /// mremap of a shared mapping: the same object bytes at the new place (never
@@ -465,10 +505,15 @@ fn copy_raw(p: &Process, src: u64, dst: u64, buf: &mut [u8]) -> Result<(), Errno
     while off < buf.len() {
         let r = asp.regions().find(src + off as u64).ok_or(Errno::EFAULT)?;
         let n = ((r.end() - (src + off as u64)) as usize).min(buf.len() - off);
-        asp.read_phys(
-            r.phys + (src + off as u64 - r.start),
-            &mut buf[off..off + n],
-        );
+        if r.kind.is_backed() {
+            asp.read_phys(
+                r.phys + (src + off as u64 - r.start),
+                &mut buf[off..off + n],
+            );
+        } else {
+            // A reserved piece has never held anything.
+            buf[off..off + n].fill(0);
+        }
         off += n;
     }
     uaccess::fill_user(asp, dst, buf)
