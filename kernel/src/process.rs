@@ -35,6 +35,18 @@ pub struct Process {
     pub start_ns: u64,
     /// Absolute path of the program (what /proc/self/exe names).
     pub exe: alloc::vec::Vec<u8>,
+    /// SysV shared memory segments attached (shmat): a fork copies them, an
+    /// exec drops them.
+    pub sysv: alloc::vec::Vec<SysvAttach>,
+}
+
+/// One shmat: where the segment is mapped, and the handle of the proxy's own
+/// attachment of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysvAttach {
+    pub va: u64,
+    pub len: u64,
+    pub handle: u64,
 }
 
 /// A process as the registry holds it: its signals pending for the whole

@@ -34,8 +34,8 @@ pub mod stats;
 pub use bootdata::{encode_bootdata, split_bootdata};
 pub use channel::{
     bitmap_word_phys, slot_bit, slot_off, slot_phys, RequestKind, Slot, SlotState, DOORBELL_WORDS,
-    FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG, SLOT_SIZE, SLOT_STATE_OFF, SLOT_TABLE_OFF,
-    TRACE_LOCAL, TRACE_UNSUPPORTED,
+    FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG, FILEMAP_SHMAT, FILEMAP_SHMDT, FILEMAP_SHM_ATTACH,
+    FILEMAP_SHM_PLUG, SLOT_SIZE, SLOT_STATE_OFF, SLOT_TABLE_OFF, TRACE_LOCAL, TRACE_UNSUPPORTED,
 };
 pub use header::{
     BootParams, HandshakeError, Header, State, FLAG_INJECT_FAULT, FLAG_INJECT_PANIC, FLAG_INSTANCE,

@@ -19,6 +19,7 @@ mod sigaction;
 mod sigmask;
 mod sigreturn;
 mod sysinfo;
+mod sysvshm;
 mod thread;
 
 use crate::arch::mem::SpinLock;
