@@ -67,6 +67,7 @@ pub fn start_init(params: &BootParams) -> ! {
             name,
             start_ns: crate::time::monotonic_ns(),
             exe: Vec::from(&b"margay-init"[..]),
+            sysv: Vec::new(),
         })
     })();
     let init = match built {

@@ -111,7 +111,7 @@ pub fn serve_exec(
     };
     signals::install(Arc::clone(&ram)).context("cannot install signal handlers")?;
     signals::retarget(&ram, table);
-    let running = Shared::for_table(ram, app, trace, window, table, Vec::new()).start();
+    let running = Shared::for_table(ram, app, trace, window, table, Vec::new(), Vec::new()).start();
     // Serves until the process ends.
     std::mem::forget(running);
     Ok(())
