@@ -12,9 +12,9 @@
 //! | boot of Margay (`margay run` until the probe's result line, without the probe's own time) | 20 s |
 //! | one probe run, full scale | 120 s (pystart, memory: 300 s) |
 //! | one probe run, `--scale tiny` | 30 s |
-//! | the test-only `hang` probe | 2 s |
+//! | the test-only `hang` probe | 1 s |
 //! | shutdown: after the last result, until the guest has exited | 20 s |
-//! | the host's watchdog after the Linux guest's own `timeout` | 10 s |
+//! | the host's watchdog after the Linux guest's own `timeout`, and between two jobs | 3 s |
 
 use std::time::Duration;
 
@@ -59,13 +59,13 @@ impl Deadlines {
 
     /// How long the host waits beyond the Linux guest's own `timeout`.
     pub fn grace(&self) -> Duration {
-        secs(10.0 * self.factor)
+        secs(3.0 * self.factor)
     }
 
     /// One run of probe `p`.
     pub fn job(&self, p: &Probe) -> Duration {
         let base = match (p.name, self.scale) {
-            ("hang", _) => 2.0,
+            ("hang", _) => 1.0,
             (_, Scale::Tiny) => 30.0,
             ("pystart" | "memory", Scale::Full) => 300.0,
             (_, Scale::Full) => 120.0,
@@ -111,7 +111,7 @@ mod tests {
             quiet.job(by_name("pystart").unwrap()),
             Duration::from_secs(300)
         );
-        assert_eq!(quiet.job(&HANG), Duration::from_secs(2));
+        assert_eq!(quiet.job(&HANG), Duration::from_secs(1));
         let tiny = Deadlines {
             scale: Scale::Tiny,
             ..quiet

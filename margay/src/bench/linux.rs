@@ -353,8 +353,12 @@ impl Guest {
             (true, true, _, Some(i)) => (
                 Stop::JobTimeout(i),
                 format!(
-                    "job {i} did not end within {}s (its deadline plus {}s)",
+                    "job {i} ({}) did not end within {}s (its deadline of {}s plus {}s); killed",
+                    list.iter()
+                        .find(|(g, _, _)| *g == i)
+                        .map_or("?", |(_, j, _)| j.probe.name),
                     deadline_of(i).as_secs(),
+                    deadline_of(i).saturating_sub(d.grace()).as_secs(),
                     d.grace().as_secs()
                 ),
             ),

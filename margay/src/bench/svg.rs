@@ -329,7 +329,7 @@ pub fn ratio_plot(bars: &[RatioBar]) -> String {
     let top = 50.0;
     let row_h = 22.0;
     let ph = row_h * rows as f64;
-    let h = (top + ph + 130.0) as u32;
+    let h = (top + ph + 100.0) as u32;
     let mut out = header(960, h);
     let vals = bars
         .iter()
@@ -483,7 +483,7 @@ pub struct Series {
 /// dotted, each run's median with its interval.
 pub fn history_plot(runs: &[&str], series: &[Series]) -> String {
     let cols = 2;
-    let (pw, ph) = (430.0, 170.0);
+    let (pw, ph) = (410.0, 170.0);
     let nrows = series.len().div_ceil(cols).max(1);
     let h = (70.0 + nrows as f64 * (ph + 95.0)) as u32;
     let mut out = header(1000, h);
