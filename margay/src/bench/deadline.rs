@@ -3,7 +3,8 @@
 //! Each step has a base time for an unloaded host under TCG (generous: a
 //! deadline only matters when something hangs), multiplied by a factor:
 //! `max(1, guest cores / host cores)` (vCPUs share host cores), `1 + load
-//! average / host cores` at the start (a busy host runs everything slower),
+//! average / host cores` at the start, at most 5 (a busy host runs
+//! everything slower, but a deadline stays a deadline),
 //! 4 under `-icount` (vCPUs run one after the other) and `--timeout-scale`.
 //!
 //! | step | base |
@@ -22,6 +23,9 @@ use crate::qemu::Machine;
 
 use super::probes::{Probe, Scale};
 
+/// The most the host's load stretches a deadline.
+const MAX_LOAD_FACTOR: f64 = 5.0;
+
 #[derive(Clone, Copy, Debug)]
 pub struct Deadlines {
     pub factor: f64,
@@ -35,7 +39,8 @@ fn secs(s: f64) -> Duration {
 impl Deadlines {
     pub fn new(m: &Machine, host_cpus: usize, load1: f64, user_scale: f64) -> Deadlines {
         let host = host_cpus.max(1) as f64;
-        let mut factor = (f64::from(m.cpus) / host).max(1.0) * (1.0 + load1.max(0.0) / host);
+        let load = (1.0 + load1.max(0.0) / host).min(MAX_LOAD_FACTOR);
+        let mut factor = (f64::from(m.cpus) / host).max(1.0) * load;
         if m.icount {
             factor *= 4.0;
         }
@@ -117,6 +122,9 @@ mod tests {
             ..quiet
         };
         assert_eq!(tiny.job(by_name("fwq").unwrap()), Duration::from_secs(30));
+        // A load of 50 on 2 cores stretches by 5, not 26.
+        let loaded = Deadlines::new(&Machine { cpus: 1, ..m }, 2, 50.0, 1.0);
+        assert!((loaded.factor - 5.0).abs() < 1e-9);
         let ic = Deadlines::new(
             &Machine {
                 icount: true,
