@@ -239,6 +239,32 @@ pub static PROBES: &[Probe] = &[
     },
 ];
 
+/// TEST-ONLY: a probe that never finishes (`margay bench hang`, hidden from
+/// `--help`), for the test of the bench's deadlines; see `c/hang.c`.
+pub static HANG: Probe = Probe {
+    name: "hang",
+    source: include_str!("c/hang.c"),
+    openmp: false,
+    metrics: &[m("slept_s", "slept", Count, Info)],
+};
+
+/// Not a probe: the helper that measures the host's TSC frequency when
+/// nothing else gives it (`tsc`).
+pub static TSCKHZ: Probe = Probe {
+    name: "tsckhz",
+    source: include_str!("c/tsckhz.c"),
+    openmp: false,
+    metrics: &[m("khz", "TSC kHz", Count, Info)],
+};
+
+/// A probe by name, the test-only one included.
+pub fn by_name(name: &str) -> Option<&'static Probe> {
+    PROBES
+        .iter()
+        .find(|p| p.name == name)
+        .or_else(|| (name == HANG.name).then_some(&HANG))
+}
+
 /// The interpreter the `pystart` probe starts (its files go into the Linux
 /// guest's initramfs).
 pub const PYTHON: &str = "/usr/bin/python3";
