@@ -89,6 +89,8 @@ pub fn init_script(jobs: &[(usize, &Job, u64)]) -> String {
          export PATH=/bin\n\
          busybox mount -t proc proc /proc\n\
          busybox mount -t sysfs sys /sys\n\
+         busybox mkdir -p /dev/shm\n\
+         busybox mount -t tmpfs shm /dev/shm\n\
          echo \"MARGAY-INFO kernel=$(busybox uname -r) cpus=$(busybox nproc) \
          clocksource=$(busybox cat /sys/devices/system/clocksource/clocksource0/current_clocksource) \
          cpu_mhz=$(busybox awk -F': ' '/^cpu MHz/{print $2; exit}' /proc/cpuinfo)\"\n",

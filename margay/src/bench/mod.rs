@@ -43,8 +43,8 @@ use probes::{Probe, Scale, PROBES};
 use table::{Column, Results};
 use watch::Phases;
 
-const PROBE_NAMES: [&str; 9] = [
-    "fwq", "syscall", "migrate", "futex", "thread", "spawn", "pystart", "memory", "stream",
+const PROBE_NAMES: [&str; 10] = [
+    "fwq", "syscall", "migrate", "futex", "thread", "spawn", "pystart", "memory", "shm", "stream",
 ];
 
 /// The probe names the command line takes: the catalog's, and the hidden,
