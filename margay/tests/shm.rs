@@ -202,6 +202,18 @@ fn a_file_smaller_than_a_page_is_mapped_whole_as_on_linux() {
     );
 }
 
+/// A shared mapping longer than its file: the pages past the end are
+/// SIGBUS (BUS_ADRERR) and EFAULT for system calls, as on Linux.
+#[test]
+fn pages_past_the_end_of_a_file_are_sigbus() {
+    let dir = TempDir::new("pasteof");
+    compare_with_native(
+        &Invocation::new(program("shmfile"))
+            .arg("pasteof")
+            .arg(dir.path()),
+    );
+}
+
 /// POSIX named semaphores (32-byte files in /dev/shm) between two processes,
 /// with a counter in a 100-byte shm_open segment, on one and two cores.
 #[test]
