@@ -201,7 +201,7 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
     // The file's pages, the last one possibly partial (as on Linux, its
     // bytes past the end read as zero and are not written to the file).
     let whole = page_up(size).ok_or(Errno::EOVERFLOW)?;
-    let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
     // Pages past the end of the file are mapped too; touching them is
     // SIGBUS, as on Linux (a file that grows later is not seen there).
     let in_file = whole.saturating_sub(off).min(len);
