@@ -214,6 +214,18 @@ fn pages_past_the_end_of_a_file_are_sigbus() {
     );
 }
 
+/// The same, from a dynamically linked program (its libraries are mapped
+/// privately, its data file shared).
+#[test]
+fn a_dynamically_linked_program_maps_a_data_file_shared() {
+    let dir = TempDir::new("dynshared");
+    compare_with_native(
+        &Invocation::new(dynamic_program("shmfile"))
+            .arg("subpage")
+            .arg(dir.path()),
+    );
+}
+
 /// POSIX named semaphores (32-byte files in /dev/shm) between two processes,
 /// with a counter in a 100-byte shm_open segment, on one and two cores.
 #[test]
