@@ -23,6 +23,9 @@
  *   pasteof DIR    a fresh 100-byte file in DIR mapped shared for three
  *                  pages: the first is the file's, touching the others is
  *                  SIGBUS (BUS_ADRERR), and a read() into them EFAULT
+ *   shrink DIR     a 3-page file in DIR mapped shared, truncated to 100
+ *                  bytes, then its third page touched by a child (Linux:
+ *                  SIGBUS in the child); the first page still works
  *   futexwait PATH / futexwake PATH
  *                  FUTEX_WAIT on the first word of PATH (a zeroed page) until
  *                  woken / FUTEX_WAKE it until a waiter was woken: together
@@ -297,6 +300,39 @@ static void pasteof(const char *dir) {
     printf("munmap: %d\n", munmap(p, 3 * 4096));
 }
 
+static void shrink(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/shrink-%d", dir, getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || ftruncate(fd, 3 * 4096) != 0) {
+        perror(path);
+        exit(1);
+    }
+    unlink(path);
+    char *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    p[2 * 4096] = 'x';
+    if (ftruncate(fd, 100) != 0) {
+        perror("ftruncate");
+        exit(1);
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        p[2 * 4096] = 'y';
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child: %s\n", WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited");
+    p[0] = 'k';
+    char c = 0;
+    printf("first page still shared: %d\n", pread(fd, &c, 1, 0) == 1 && c == 'k');
+}
+
 struct shared_page {
     pthread_mutex_t lock;
     long count;
@@ -372,6 +408,8 @@ int main(int argc, char **argv) {
         subpage(path);
     else if (!strcmp(m, "pasteof"))
         pasteof(path);
+    else if (!strcmp(m, "shrink"))
+        shrink(path);
     else if (!strcmp(m, "futexwait") || !strcmp(m, "futexwake"))
         futex_mode(path, !strcmp(m, "futexwait"));
     else if (!strcmp(m, "count"))
