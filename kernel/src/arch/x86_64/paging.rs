@@ -3,7 +3,7 @@
 //! (splitting large pages where a range ends inside one).
 
 use super::frames::Frames;
-use super::frames::{alloc_raw, free_raw};
+use super::frames::{alloc_raw, free_raw, Pool};
 use super::mem::{phys_slice_mut, SpinLock};
 use alloc::collections::BTreeSet;
 
@@ -49,7 +49,7 @@ fn table(phys: u64) -> &'static mut [u64] {
 }
 
 fn new_table() -> Result<u64, NoMemory> {
-    let p = alloc_raw(1, 1).ok_or(NoMemory)?;
+    let p = alloc_raw(1, 1, Pool::Bounded).ok_or(NoMemory)?;
     table(p).fill(0);
     Ok(p)
 }
