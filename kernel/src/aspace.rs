@@ -57,6 +57,21 @@ impl RegionTable {
     }
 }
 
+/// Most regions one address space may have (what its region table can
+/// publish to the proxy's mirror): mapping more, or splitting a region
+/// past it, fails with ENOMEM, as Linux does past vm.max_map_count. It
+/// also bounds the kernel memory a process's region records take.
+pub const REGION_LIMIT: usize = MAX_REGIONS;
+
+/// ENOMEM (with one kmsg line) when `n` more regions would pass the limit.
+fn room_for(regions: &RegionMap, n: usize) -> Result<(), Errno> {
+    if regions.len() + n > REGION_LIMIT {
+        crate::kprintln!("aspace: more than {REGION_LIMIT} regions; mapping refused (ENOMEM)");
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
 pub struct AddressSpace {
     regions: RegionMap,
     pt: PageTables,
@@ -235,6 +250,7 @@ impl AddressSpace {
         prot: u32,
         kind: RegionKind,
     ) -> Result<(), Errno> {
+        room_for(&self.regions, chunks.len())?;
         let mut done = 0u64;
         for c in chunks {
             let r = Region {
@@ -414,6 +430,14 @@ impl AddressSpace {
 
     /// munmap semantics: remove whatever is mapped in the range.
     pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        // A hole inside one region splits it in two.
+        let splits = self
+            .regions
+            .find(va)
+            .is_some_and(|r| r.start < va && r.end() > va.saturating_add(len));
+        if splits {
+            room_for(&self.regions, 1)?;
+        }
         let pieces = self.regions.remove_range(va, len);
         if pieces.is_empty() {
             return Ok(());
@@ -432,6 +456,8 @@ impl AddressSpace {
 
     /// mprotect semantics: every page must be mapped (ENOMEM otherwise).
     pub fn protect(&mut self, va: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        // At most the two regions at the ends split.
+        room_for(&self.regions, 2)?;
         let pieces = self
             .regions
             .protect_range(va, len, prot)

@@ -338,8 +338,9 @@ pub struct KernelHeap {
 
 const NCLASSES: usize = 8; // 16 .. 2048
 const MIN_CLASS_SHIFT: u32 = 4;
-/// Largest whole-page object that may come from the reserve.
-const RESERVE_OBJECT_PAGES: u64 = 4;
+/// Largest whole-page object that may come from the reserve (a copy of a
+/// full region map is 40 KiB; a kernel stack, 64 KiB, is not one of them).
+const RESERVE_OBJECT_PAGES: u64 = 12;
 
 /// Pages the heap holds from the page allocator, and the most it ever held.
 static HEAP_PAGES: AtomicU64 = AtomicU64::new(0);
