@@ -6,7 +6,7 @@
 //! read and written only through them (bounds-checked), and goes back to the
 //! page allocator when unmapped.
 
-use crate::arch::mem::{shared_area, PhysRange};
+use crate::arch::mem::{shared_area, PhysRange, SpinLock};
 use crate::arch::paging::PageTables;
 use crate::mm::{self, Frames};
 use crate::shm;
@@ -27,9 +27,36 @@ pub enum RegionTable {
     Own(Arc<Frames>),
 }
 
+/// Region tables of ended processes that a channel slot still names in a
+/// request the proxy has not taken (the dying process's Exit, or a request
+/// its proxy, killed meanwhile, never took). A proxy serves the slots whose
+/// table is its own, so a new process given the same table pages would have
+/// its requests served by the old proxy, and the old Exit served by its own
+/// (a child killed with SIGKILL reported exit 0 and the next child died of
+/// SIGKILL). Such tables are reused only once no posted request names them.
+static QUARANTINE: SpinLock<alloc::vec::Vec<Arc<Frames>>> = SpinLock::new(alloc::vec::Vec::new());
+
+/// Whether a posted, not yet taken, channel request names table `phys`.
+fn named_by_posted_slot(phys: u64) -> bool {
+    use crate::ikc::slot;
+    (0..wire::MAX_SLOTS).any(|s| {
+        slot::state(s).load(Ordering::Acquire) == wire::SlotState::Posted as u32
+            && slot::read(s).table == phys
+    })
+}
+
+/// Give back quarantined tables no posted request names any more.
+pub fn release_quarantined() {
+    let mut q = QUARANTINE.lock();
+    if !q.is_empty() {
+        q.retain(|f| named_by_posted_slot(f.phys()));
+    }
+}
+
 impl RegionTable {
     /// A fresh, zeroed table for a new process.
     pub fn new() -> Result<Self, Errno> {
+        release_quarantined();
         mm::alloc_kernel_pages(wire::REGION_TABLE_BYTES.div_ceil(mm::PAGE))
             .map(|f| RegionTable::Own(Arc::new(f)))
             .ok_or(Errno::ENOMEM)
@@ -530,6 +557,18 @@ impl AddressSpace {
             mm::free_user(f);
         }
         self.pt.destroy();
+        if let RegionTable::Own(t) = self.table {
+            if named_by_posted_slot(t.phys()) {
+                let mut q = QUARANTINE.lock();
+                if q.try_reserve(1).is_ok() {
+                    q.push(t);
+                } else {
+                    // No room to remember it: never reuse it rather than
+                    // hand it to a new process.
+                    core::mem::forget(t);
+                }
+            }
+        }
     }
 }
 

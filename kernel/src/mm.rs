@@ -59,6 +59,7 @@ pub fn free_user(f: Frames) {
 
 /// Bytes the page allocator can still hand out, and the usable total.
 pub fn memory_summary() -> (u64, u64) {
+    crate::aspace::release_quarantined();
     (
         frames::free_pages().unwrap_or(0) * PAGE,
         TOTAL_BYTES.load(Ordering::Relaxed),

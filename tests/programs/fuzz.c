@@ -89,6 +89,7 @@ static const char *const POOL[] = {"f0", "f1", "f2", "d0", "d1", "p0", ".", "f0/
 #define NPOOL (sizeof POOL / sizeof POOL[0])
 
 static void handler(int sig) { (void)sig; }
+static uint64_t restorer; /* glibc's, read back after sigaction */
 
 /* A hostile or plausible pointer. */
 static uint64_t ptr(void)
@@ -291,7 +292,7 @@ static void one_call(void)
             uint64_t hs[] = {0, 1, 1, 1, r64()};
             k->handler = chance(70) ? (uint64_t)handler : hs[below(5)];
             k->flags = chance(50) ? 0x04000000 /* SA_RESTORER */ | (r64() & 0x1f000007) : r64();
-            k->restorer = chance(80) ? 0 : r64();
+            k->restorer = chance(95) ? restorer : r64();
             k->mask = r64();
             act = (uint64_t)k;
         }
@@ -305,7 +306,7 @@ static void one_call(void)
         break;
     }
     case 23: sc(SYS_rt_sigpending, ptr(), chance(80) ? 8 : num(), 0, 0, 0, 0); break;
-    case 24: sc(SYS_sigaltstack, ptr(), ptr(), 0, 0, 0, 0); break;
+    case 24: sc(SYS_sigaltstack, chance(20) ? ptr() : 0, ptr(), 0, 0, 0, 0); break;
     case 25: sc(SYS_kill, getpid(), sig(), 0, 0, 0, 0); break;
     case 26: sc(SYS_tgkill, getpid(), chance(80) ? (uint64_t)gettid() : num(), sig(), 0, 0, 0); break;
     case 27: {
@@ -447,6 +448,9 @@ static void child(uint64_t seed, int idx, long calls)
     for (int s = 1; s < 65; s++)
         if (s != SIGKILL && s != SIGSTOP)
             sigaction(s, &sa, NULL);
+    uint64_t k[4];
+    if (syscall(SYS_rt_sigaction, SIGUSR1, NULL, k, 8) == 0)
+        restorer = k[2];
     my_calls = &shared_calls[idx];
     for (long i = 0; i < calls; i++) {
         one_call();

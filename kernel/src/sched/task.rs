@@ -249,11 +249,45 @@ impl Drop for Reserved {
     }
 }
 
+/// Slots of ended threads whose last request (a dying process's Exit,
+/// posted without waiting) the proxy has not taken yet: reused only once
+/// it has. Reusing one earlier let the next thread's request overwrite it,
+/// so one process's proxy exited with another's status (a child killed
+/// with SIGKILL reported exit 0, and the next child died of SIGKILL).
+static DRAINING: SpinLock<Vec<usize>> = SpinLock::new(Vec::new());
+
+fn still_posted(s: usize) -> bool {
+    slot::state(s).load(Ordering::Acquire) == wire::SlotState::Posted as u32
+}
+
+/// A channel slot for a new thread: never one whose previous owner's last
+/// request is still waiting for the proxy.
+fn take_slot() -> Option<usize> {
+    DRAINING.lock().retain(|&s| {
+        let keep = still_posted(s);
+        if !keep {
+            slot::free(s);
+        }
+        keep
+    });
+    loop {
+        let s = slot::alloc()?;
+        if !still_posted(s) {
+            return Some(s);
+        }
+        let mut d = DRAINING.lock();
+        // Without room to remember it, the slot just stays taken.
+        if d.try_reserve(1).is_ok() {
+            d.push(s);
+        }
+    }
+}
+
 /// Reserve a kernel stack and a channel slot for a new thread (None: out
 /// of memory or slots, which the caller reports as EAGAIN).
 pub fn reserve_thread() -> Option<Reserved> {
     let kstack = new_kstack()?;
-    let slot = slot::alloc()?;
+    let slot = take_slot()?;
     Some(Reserved {
         kstack,
         slot: Some(slot),
