@@ -315,6 +315,7 @@ impl AddressSpace {
             let _ = self.pt.unmap(r.start, r.len);
         }
         flush_everywhere();
+        self.pt.release_pruned();
     }
 
     /// The pieces of mapped regions that overlap `[va, va+len)`, clipped to it.
@@ -474,6 +475,7 @@ impl AddressSpace {
         }
         // No core may keep a translation to memory that is about to be reused.
         flush_everywhere();
+        self.pt.release_pruned();
         for r in &pieces {
             self.release(r);
         }
