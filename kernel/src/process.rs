@@ -164,8 +164,7 @@ pub fn other_threads_exit(keep: bool) {
     };
     // One thread ends or replaces the process; any other that tries at
     // the same time (exit_group and execve racing) just leaves.
-    if e
-        .reaper
+    if e.reaper
         .compare_exchange(0, me.tid, Ordering::AcqRel, Ordering::Acquire)
         .is_err_and(|r| r != me.tid)
     {

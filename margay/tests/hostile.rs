@@ -14,7 +14,10 @@ use std::time::Duration;
 fn run_ok(inv: Invocation, what: &str) -> String {
     let out = inv.run_margay();
     let text = format!("{}{}", stdout_str(&out), stderr_str(&out));
-    assert!(!text.contains("KERNEL PANIC"), "{what}: kernel panic:\n{text}");
+    assert!(
+        !text.contains("KERNEL PANIC"),
+        "{what}: kernel panic:\n{text}"
+    );
     assert_status(&out, 0, what);
     stdout_str(&out)
 }
@@ -27,7 +30,13 @@ fn fuzzer_with_several_seeds_leaves_the_kernel_running() {
     let dir = TempDir::new("fuzz");
     for seed in SEEDS {
         let inv = Invocation::new(program("fuzz"))
-            .args([seed.to_string(), "4".into(), "1500".into(), "2".into(), "10".into()])
+            .args([
+                seed.to_string(),
+                "4".into(),
+                "1500".into(),
+                "2".into(),
+                "10".into(),
+            ])
             .env("TMPDIR", dir.path())
             .timeout(Duration::from_secs(90));
         let out = run_ok(inv, &format!("fuzz seed {seed}"));
@@ -42,14 +51,18 @@ fn fuzzer_with_several_seeds_leaves_the_kernel_running() {
 fn direction_flag_left_set_by_user_code_does_not_reach_the_kernel() {
     let out = run_ok(Invocation::new(program("fuzz_df")), "fuzz_df");
     assert!(
-        out.contains("df: 200 faults handled (0 with a wrong siginfo), 20 children killed by SIGSEGV"),
+        out.contains(
+            "df: 200 faults handled (0 with a wrong siginfo), 20 children killed by SIGSEGV"
+        ),
         "{out}"
     );
 }
 
 #[test]
 fn mprotect_read_only_faults_a_writer_on_another_core() {
-    let inv = Invocation::new(program("stress_mprotect")).flag("--cpus").flag("2");
+    let inv = Invocation::new(program("stress_mprotect"))
+        .flag("--cpus")
+        .flag("2");
     let out = run_ok(inv, "stress_mprotect");
     assert!(
         out.contains("mprotect: 0 of 20 rounds with stores after the downgrade"),

@@ -128,7 +128,8 @@ fn alloc_tid() -> u32 {
     loop {
         let t = NEXT_TID.fetch_add(1, Ordering::Relaxed);
         if !(TID_BASE..TID_END).contains(&t) {
-            let _ = NEXT_TID.compare_exchange(t + 1, TID_BASE, Ordering::Relaxed, Ordering::Relaxed);
+            let _ =
+                NEXT_TID.compare_exchange(t + 1, TID_BASE, Ordering::Relaxed, Ordering::Relaxed);
             continue;
         }
         if !tasks.contains_key(&t) {
@@ -189,9 +190,9 @@ pub fn leave_unless_last() -> bool {
         return true;
     };
     let tasks = TASKS.lock();
-    let others = tasks.values().any(|t| {
-        t.pid == me.pid && t.tid != me.tid && !t.leaving.load(Ordering::Acquire)
-    });
+    let others = tasks
+        .values()
+        .any(|t| t.pid == me.pid && t.tid != me.tid && !t.leaving.load(Ordering::Acquire));
     if others {
         me.leaving.store(true, Ordering::Release);
     }

@@ -310,7 +310,8 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         // Copy the old contents through the kernel (page by page through the region map).
         let copy_len = old_len.min(new_len);
         let mut buf = alloc::vec::Vec::new();
-        buf.try_reserve_exact(64 * 1024).map_err(|_| Errno::ENOMEM)?;
+        buf.try_reserve_exact(64 * 1024)
+            .map_err(|_| Errno::ENOMEM)?;
         buf.resize(64 * 1024, 0u8);
         let mut done = 0;
         while done < copy_len {

@@ -75,7 +75,10 @@ pub fn init(map: &PmemMap) -> Result<u64, &'static str> {
         }
     }
     let free = buddy.free_pages();
-    RESERVE.store((free / 32).clamp(RESERVE_MIN, RESERVE_MAX), Ordering::Relaxed);
+    RESERVE.store(
+        (free / 32).clamp(RESERVE_MIN, RESERVE_MAX),
+        Ordering::Relaxed,
+    );
     *PMEM.lock() = Some(buddy);
     Ok(free)
 }

@@ -235,7 +235,14 @@ fn prune(t: u64, level: u32, base: u64, lo: u64, hi: u64, out: &mut alloc::vec::
         }
         let child = e & ADDR;
         let cbase = base + i * span;
-        prune(child, level - 1, cbase, lo.max(cbase), hi.min(cbase + span), out);
+        prune(
+            child,
+            level - 1,
+            cbase,
+            lo.max(cbase),
+            hi.min(cbase + span),
+            out,
+        );
         if table(child).iter().all(|&c| c == 0) && out.try_reserve(1).is_ok() {
             table(t)[i as usize] = 0;
             out.push(child);
