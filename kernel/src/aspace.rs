@@ -184,6 +184,21 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Reserve `[va, va+len)` (free, page aligned) with PROT_NONE and no
+    /// memory: `protect` gives memory to the pieces that become accessible.
+    pub fn reserve(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        self.check_free(va, len)?;
+        self.regions
+            .insert(Region {
+                start: va,
+                len,
+                phys: 0,
+                prot: 0,
+                kind: RegionKind::Reserved,
+            })
+            .map_err(|_| Errno::ENOMEM)
+    }
+
     /// Map a new shared object of `len` zeroed bytes at `[va, va+len)`
     /// (`MAP_SHARED|MAP_ANONYMOUS`): forks share it instead of copying it.
     pub fn map_shared_anon(&mut self, va: u64, len: u64, prot: u32) -> Result<(), Errno> {
@@ -447,6 +462,9 @@ impl AddressSpace {
     /// private memory to the page allocator, a shared object's bytes to its
     /// count.
     fn release(&mut self, r: &Region) {
+        if !r.kind.is_backed() {
+            return;
+        }
         match r.kind.shared_object() {
             Some(id) => shm::unmapped(id, r.len),
             None => {
@@ -492,6 +510,12 @@ impl AddressSpace {
             .protect_range(va, len, prot)
             .map_err(|_| Errno::ENOMEM)?;
         for r in &pieces {
+            if !r.kind.is_backed() {
+                if prot != 0 {
+                    self.back_reserved(r)?;
+                }
+                continue;
+            }
             self.pt
                 .protect(r.start, r.len, prot)
                 .map_err(|_| Errno::ENOMEM)?;
@@ -499,6 +523,17 @@ impl AddressSpace {
         // A downgrade must hold on every core before mprotect returns.
         flush_everywhere();
         self.publish();
+        Ok(())
+    }
+
+    /// A reserved piece became accessible (`r.prot`): fresh zeroed memory
+    /// in its place; out of memory, it stays reserved (PROT_NONE).
+    fn back_reserved(&mut self, r: &Region) -> Result<(), Errno> {
+        self.regions.remove_range(r.start, r.len);
+        if let Err(e) = self.map_anon(r.start, r.len, r.prot, RegionKind::Anon) {
+            let _ = self.reserve(r.start, r.len);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -517,7 +552,7 @@ impl AddressSpace {
         mem.atomic_u64(base + REGION_GEN_OFF)
             .store(0, Ordering::Release);
         let mut count = 0u32;
-        for r in self.regions.iter() {
+        for r in self.regions.iter().filter(|r| r.kind.is_backed()) {
             if count as usize == MAX_REGIONS {
                 crate::kprintln!(
                     "aspace: more than {MAX_REGIONS} regions; the proxy mirrors only the first"

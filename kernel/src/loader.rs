@@ -185,6 +185,7 @@ pub fn load(bd: &BootData, params: &BootParams, table: RegionTable) -> Result<Lo
         name: name_of(&bd.path),
         start_ns: crate::time::monotonic_ns(),
         exe: bd.path.clone(),
+        sysv: alloc::vec::Vec::new(),
     };
     let entry = interp.map_or(info.entry + bias, |(e, _)| e);
     Ok(Loaded { process, entry, sp })

@@ -35,6 +35,18 @@ pub struct Process {
     pub start_ns: u64,
     /// Absolute path of the program (what /proc/self/exe names).
     pub exe: alloc::vec::Vec<u8>,
+    /// SysV shared memory segments attached (shmat): a fork copies them, an
+    /// exec drops them.
+    pub sysv: alloc::vec::Vec<SysvAttach>,
+}
+
+/// One shmat: where the segment is mapped, and the handle of the proxy's own
+/// attachment of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysvAttach {
+    pub va: u64,
+    pub len: u64,
+    pub handle: u64,
 }
 
 /// A process as the registry holds it: its signals pending for the whole
@@ -48,6 +60,12 @@ pub struct Entry {
     pub reaper: AtomicU32,
     /// ITIMER_REAL / alarm(): cleared in a forked child, kept across exec.
     pub alarm: crate::sched::Alarm,
+    /// The process that created it (0 for the first): a standing instance
+    /// kills a gone exec client's process with its descendants.
+    pub parent: u32,
+    /// Its proxy is gone (a standing instance's exec client was killed):
+    /// nothing more is posted for it, and its waits for answers end.
+    pub orphaned: AtomicBool,
     pub inner: SpinLock<Process>,
 }
 
@@ -64,6 +82,8 @@ pub fn register(p: Process) -> Arc<Entry> {
         stopped: AtomicBool::new(false),
         reaper: AtomicU32::new(0),
         alarm: crate::sched::Alarm::new(),
+        parent: crate::sched::current_pid().unwrap_or(0),
+        orphaned: AtomicBool::new(false),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);
@@ -126,6 +146,13 @@ pub fn current_entry() -> Arc<Entry> {
 
 pub fn entry(pid: u32) -> Option<Arc<Entry>> {
     PROCS.lock().get(&pid).cloned()
+}
+
+/// Whether the current process's proxy is gone.
+pub fn current_orphaned() -> bool {
+    crate::sched::current_pid()
+        .and_then(entry)
+        .is_some_and(|e| e.orphaned.load(Ordering::Acquire))
 }
 
 /// Run `f` on the current process.
@@ -198,10 +225,14 @@ pub fn other_threads_exit(keep: bool) {
 fn end_child(status: u64, signal: u32) -> ! {
     other_threads_exit(false);
     let pid = crate::sched::current_pid().unwrap_or(0);
-    crate::ikc::post_only(
-        wire::RequestKind::Exit,
-        [status & 0xff, u64::from(signal), 0, 0, 0, 0],
-    );
+    // A gone proxy gets no Exit: the slot would stay posted, for whichever
+    // proxy later serves a region table at the same address.
+    if !current_orphaned() {
+        crate::ikc::post_only(
+            wire::RequestKind::Exit,
+            [status & 0xff, u64::from(signal), 0, 0, 0, 0],
+        );
+    }
     if let Some(e) = unregister(pid) {
         crate::arch::activate_page_tables(crate::arch::boot::boot_pml4_phys());
         if let Ok(inner) = Arc::try_unwrap(e).map(|e| e.inner.into_inner()) {

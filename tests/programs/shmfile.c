@@ -16,8 +16,10 @@
  *                  views and read() agree
  *   shmopen        shm_open + MAP_SHARED + fork; munmap/close; shm_unlink
  *   many           map and unmap 100 different files, one at a time
- *   subpage        a 100-byte file: ENODEV on Margay (whole pages only),
- *                  prints what mmap returned
+ *   subpage DIR    a fresh 100-byte file in DIR mapped shared for a whole
+ *                  page: the bytes past its end read as zero, stores reach
+ *                  read() (those past the end do not grow the file), and
+ *                  write() reaches the mapping
  *   futexwait PATH / futexwake PATH
  *                  FUTEX_WAIT on the first word of PATH (a zeroed page) until
  *                  woken / FUTEX_WAKE it until a waiter was woken: together
@@ -214,10 +216,34 @@ static void many(void) {
     printf("total %ld\n", total);
 }
 
-static void subpage(const char *path) {
-    int fd = open_or_die(path, O_RDWR);
-    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    printf("mmap of a 100-byte file: %s\n", p == MAP_FAILED ? strerror(errno) : "mapped");
+static void subpage(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/small-%d", dir, getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || ftruncate(fd, 100) != 0) {
+        perror(path);
+        exit(1);
+    }
+    unlink(path);
+    unsigned char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        printf("mmap of a 100-byte file: %s\n", strerror(errno));
+        exit(1);
+    }
+    int zero = 1;
+    for (int i = 0; i < 4096; i++)
+        zero &= p[i] == 0;
+    memcpy(p, "through the mapping", 19);
+    p[200] = 'x';
+    char buf[32] = {0};
+    if (pread(fd, buf, 19, 0) != 19 || pwrite(fd, "written", 7, 50) != 7) {
+        perror("pread/pwrite");
+        exit(1);
+    }
+    struct stat sb;
+    fstat(fd, &sb);
+    printf("page zero %d, read() sees \"%s\", size %lld, mapping sees \"%.7s\"\n", zero, buf,
+           (long long)sb.st_size, (const char *)p + 50);
 }
 
 struct shared_page {

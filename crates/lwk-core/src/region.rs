@@ -31,6 +31,11 @@ pub enum RegionKind {
     /// belongs to the object, is never copied on fork and is freed only when the last
     /// mapping of it goes.
     Shared(crate::shm::ObjectId),
+    /// Address space reserved with PROT_NONE and no memory behind it (glibc
+    /// reserves 64 MiB per thread arena this way and makes pieces
+    /// accessible with mprotect): memory is taken only when a piece becomes
+    /// accessible. Its `phys` means nothing.
+    Reserved,
 }
 
 /// The kind the proxy sees in the mirror region table: the one conversion
@@ -43,6 +48,8 @@ impl From<RegionKind> for wire::RegionKind {
             RegionKind::Stack => wire::RegionKind::Stack,
             RegionKind::Anon => wire::RegionKind::Anon,
             RegionKind::Shared(_) => wire::RegionKind::Shared,
+            // Never published (nothing to mirror); anonymous if it were.
+            RegionKind::Reserved => wire::RegionKind::Anon,
         }
     }
 }
@@ -54,6 +61,11 @@ impl RegionKind {
             RegionKind::Shared(id) => Some(id),
             _ => None,
         }
+    }
+
+    /// Whether memory backs regions of this kind (all but `Reserved`).
+    pub fn is_backed(self) -> bool {
+        self != RegionKind::Reserved
     }
 }
 
@@ -170,7 +182,9 @@ impl RegionMap {
 
     /// Physical address of virtual `addr`.
     pub fn translate(&self, addr: u64) -> Option<u64> {
-        self.find(addr).map(|r| r.phys + (addr - r.start))
+        self.find(addr)
+            .filter(|r| r.kind.is_backed())
+            .map(|r| r.phys + (addr - r.start))
     }
 
     /// True when every byte of `[addr, addr + len)` lies in regions that all have every

@@ -104,11 +104,16 @@ fn copy_regions(
         if r.kind.shared_object().is_some() {
             // Shared objects are mapped, not copied: parent and child see the same bytes.
             to.share_region(r)?;
+        } else if !r.kind.is_backed() {
+            to.reserve(r.start, r.len)?;
         } else {
             to.map_anon(r.start, r.len, r.prot, r.kind)?;
         }
     }
-    for r in regions.iter().filter(|r| r.kind.shared_object().is_none()) {
+    for r in regions
+        .iter()
+        .filter(|r| r.kind.shared_object().is_none() && r.kind.is_backed())
+    {
         let mut va = r.start;
         while va < r.end() {
             let dst = to.regions().find(va).copied().ok_or(Errno::ENOMEM)?;
@@ -171,6 +176,7 @@ fn fork_process(
         name: p.name,
         start_ns: crate::time::monotonic_ns(),
         exe: p.exe.clone(),
+        sysv: p.sysv.clone(),
     });
     let centry = process::register(child);
     let mut cf = *frame;

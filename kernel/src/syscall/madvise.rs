@@ -22,7 +22,10 @@ pub fn madvise(addr: u64, len: u64, advice: u32) -> SysResult {
             MADV_DONTNEED => {
                 // Private anonymous memory reads back as zeros after DONTNEED; a
                 // shared object keeps its contents (the pages come back from it).
-                for r in pieces.iter().filter(|r| r.kind.shared_object().is_none()) {
+                for r in pieces
+                    .iter()
+                    .filter(|r| r.kind.shared_object().is_none() && r.kind.is_backed())
+                {
                     uaccess::zero_user(&p.aspace, r.start, r.len)?;
                 }
             }

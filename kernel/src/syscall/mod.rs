@@ -19,6 +19,7 @@ mod sigaction;
 mod sigmask;
 mod sigreturn;
 mod sysinfo;
+mod sysvshm;
 mod thread;
 
 use crate::arch::mem::SpinLock;
@@ -142,6 +143,11 @@ pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
 pub fn dispatch(frame: &mut SyscallFrame) {
     crate::sched::enter_kernel();
     let nr = frame.rax;
+    if nr == wire::INIT_SYSCALL && crate::instance::is_init() {
+        frame.rax = crate::instance::serve();
+        crate::sched::leave_kernel();
+        return;
+    }
     let args = frame.args();
     let route = ROUTE
         .get(nr as usize)

@@ -35,6 +35,8 @@ pub enum TableError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mirror {
     entries: Vec<MirrorEntry>,
+    /// The plugged files some entry lies in (for /proc/self/maps).
+    files: Vec<PluggedFile>,
 }
 
 impl Mirror {
@@ -77,7 +79,12 @@ impl Mirror {
                 return Err(TableError::Overlap(w[0], w[1]));
             }
         }
-        Ok(Mirror { entries })
+        let files = files
+            .iter()
+            .filter(|f| entries.iter().any(|e| f.holds(e.file_off, e.len)))
+            .cloned()
+            .collect();
+        Ok(Mirror { entries, files })
     }
 
     /// Read the table from guest memory. Returns its generation and contents.
@@ -127,6 +134,11 @@ impl Mirror {
 
     pub fn entries(&self) -> &[MirrorEntry] {
         &self.entries
+    }
+
+    /// The plugged files the entries map.
+    pub fn files(&self) -> &[PluggedFile] {
+        &self.files
     }
 
     /// The region containing `addr`.
