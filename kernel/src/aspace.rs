@@ -187,14 +187,25 @@ impl AddressSpace {
     /// Reserve `[va, va+len)` (free, page aligned) with PROT_NONE and no
     /// memory: `protect` gives memory to the pieces that become accessible.
     pub fn reserve(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        self.reserve_as(va, len, 0, RegionKind::Reserved)
+    }
+
+    /// An unbacked region of `kind` (`Reserved` or `PastEof`) with `prot`.
+    pub fn reserve_as(
+        &mut self,
+        va: u64,
+        len: u64,
+        prot: u32,
+        kind: RegionKind,
+    ) -> Result<(), Errno> {
         self.check_free(va, len)?;
         self.regions
             .insert(Region {
                 start: va,
                 len,
                 phys: 0,
-                prot: 0,
-                kind: RegionKind::Reserved,
+                prot,
+                kind,
             })
             .map_err(|_| Errno::ENOMEM)
     }
@@ -511,7 +522,7 @@ impl AddressSpace {
             .map_err(|_| Errno::ENOMEM)?;
         for r in &pieces {
             if !r.kind.is_backed() {
-                if prot != 0 {
+                if prot != 0 && r.kind == RegionKind::Reserved {
                     self.back_reserved(r)?;
                 }
                 continue;

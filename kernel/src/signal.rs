@@ -16,8 +16,8 @@ use linux_abi::{Errno, SysResult, CANONICAL_USER_END};
 
 // The si_code values the rest of the kernel posts with (trap.rs, sched.rs).
 pub use linux_abi::signal::{
-    BUS_ADRALN, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL, SI_USER,
-    TRAP_TRACE,
+    BUS_ADRALN, BUS_ADRERR, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR,
+    SI_KERNEL, SI_USER, TRAP_TRACE,
 };
 
 /// siginfo details of pending signals: address or sender pid above a

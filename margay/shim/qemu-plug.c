@@ -12,11 +12,23 @@
  * opens is named so), that answer is rounded up to a whole page. Nothing
  * else changes: the file keeps its size, and QEMU maps the same page-cache
  * pages every Linux process sees.
+ *
+ * A plugged file can also shrink while the guest maps it (a truncate by an
+ * LWK process, or by any Linux process). QEMU then dies of SIGBUS at the
+ * guest's next access to a page past the new end, and the partition with
+ * it. The library catches that SIGBUS (BUS_ADRERR at an address of a file
+ * mapping) and puts a private zero page in place of the lost one, with one
+ * line on stderr: the partition goes on, and the LWK process reads zeros
+ * where Linux would have sent it SIGBUS.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -99,3 +111,84 @@ off64_t lseek64(int fd, off64_t off, int whence)
 }
 
 off_t lseek(int fd, off_t off, int whence) __attribute__((alias("lseek64")));
+
+/* QEMU's own SIGBUS handler (memory-failure reports), which ours runs for
+ * every other SIGBUS. */
+static struct sigaction qemu_sigbus;
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+    static const char msg[] = "margay: a file mapped shared on the LWK shrank under its mapping; "
+                              "its pages past the new end read as zero there (Linux would raise "
+                              "SIGBUS)\n";
+    static volatile sig_atomic_t said;
+    if (sig == SIGBUS && si->si_code == BUS_ADRERR && si->si_addr) {
+        void *page = (void *)((uintptr_t)si->si_addr & ~(uintptr_t)(PAGE - 1));
+        void *r = mmap(page, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                       -1, 0);
+        if (r == page) {
+            if (!said) {
+                said = 1;
+                ssize_t n = write(2, msg, sizeof msg - 1);
+                (void)n;
+            }
+            return;
+        }
+    }
+    if (qemu_sigbus.sa_flags & SA_SIGINFO && qemu_sigbus.sa_sigaction) {
+        qemu_sigbus.sa_sigaction(sig, si, ctx);
+        return;
+    }
+    if (!(qemu_sigbus.sa_flags & SA_SIGINFO) && qemu_sigbus.sa_handler != SIG_DFL &&
+        qemu_sigbus.sa_handler != SIG_IGN && qemu_sigbus.sa_handler) {
+        qemu_sigbus.sa_handler(sig);
+        return;
+    }
+    signal(SIGBUS, SIG_DFL);
+    raise(SIGBUS);
+}
+
+/* QEMU's threads block every signal but SIGSEGV, SIGFPE and SIGILL; a
+ * fault's SIGBUS in a thread that blocks it kills the process, so SIGBUS
+ * is never blocked. */
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    static int (*real)(int, const sigset_t *, sigset_t *);
+    if (!real)
+        real = (int (*)(int, const sigset_t *, sigset_t *))dlsym(RTLD_NEXT, "pthread_sigmask");
+    if (set && (how == SIG_BLOCK || how == SIG_SETMASK)) {
+        sigset_t copy = *set;
+        sigdelset(&copy, SIGBUS);
+        return real(how, &copy, old);
+    }
+    return real(how, set, old);
+}
+
+/* QEMU installs its SIGBUS handler after start-up: keep ours first. */
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (!real_sigaction)
+        real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(
+            RTLD_NEXT, "sigaction");
+    if (sig == SIGBUS && act) {
+        if (old)
+            *old = qemu_sigbus;
+        qemu_sigbus = *act;
+        return 0;
+    }
+    return real_sigaction(sig, act, old);
+}
+
+__attribute__((constructor)) static void install_sigbus(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (!real_sigaction)
+        real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(
+            RTLD_NEXT, "sigaction");
+    real_sigaction(SIGBUS, &sa, NULL);
+}

@@ -202,6 +202,50 @@ fn a_file_smaller_than_a_page_is_mapped_whole_as_on_linux() {
     );
 }
 
+/// A shared mapping longer than its file: the pages past the end are
+/// SIGBUS (BUS_ADRERR) and EFAULT for system calls, as on Linux.
+#[test]
+fn pages_past_the_end_of_a_file_are_sigbus() {
+    let dir = TempDir::new("pasteof");
+    compare_with_native(
+        &Invocation::new(program("shmfile"))
+            .arg("pasteof")
+            .arg(dir.path()),
+    );
+}
+
+/// A file truncated under a shared mapping: the partition survives an
+/// access past the new end (QEMU would die of SIGBUS without the preloaded
+/// shim's handler), and the rest of the mapping stays shared. The LWK
+/// process reads zeros there where Linux sends it SIGBUS (a documented
+/// difference).
+#[test]
+fn a_file_truncated_under_its_mapping_does_not_kill_the_partition() {
+    let dir = TempDir::new("shrink");
+    let out = Invocation::new(program("shmfile"))
+        .arg("shrink")
+        .arg(dir.path())
+        .run_margay();
+    assert_status(&out, 0, "shmfile shrink");
+    assert!(
+        stdout_str(&out).ends_with("first page still shared: 1\n"),
+        "{}",
+        stdout_str(&out)
+    );
+}
+
+/// The same, from a dynamically linked program (its libraries are mapped
+/// privately, its data file shared).
+#[test]
+fn a_dynamically_linked_program_maps_a_data_file_shared() {
+    let dir = TempDir::new("dynshared");
+    compare_with_native(
+        &Invocation::new(dynamic_program("shmfile"))
+            .arg("subpage")
+            .arg(dir.path()),
+    );
+}
+
 /// POSIX named semaphores (32-byte files in /dev/shm) between two processes,
 /// with a counter in a 100-byte shm_open segment, on one and two cores.
 #[test]

@@ -36,6 +36,9 @@ pub enum RegionKind {
     /// accessible with mprotect): memory is taken only when a piece becomes
     /// accessible. Its `phys` means nothing.
     Reserved,
+    /// Pages of a shared file mapping past the end of the file: no memory,
+    /// and an access raises SIGBUS (as on Linux). Its `phys` means nothing.
+    PastEof,
 }
 
 /// The kind the proxy sees in the mirror region table: the one conversion
@@ -49,7 +52,7 @@ impl From<RegionKind> for wire::RegionKind {
             RegionKind::Anon => wire::RegionKind::Anon,
             RegionKind::Shared(_) => wire::RegionKind::Shared,
             // Never published (nothing to mirror); anonymous if it were.
-            RegionKind::Reserved => wire::RegionKind::Anon,
+            RegionKind::Reserved | RegionKind::PastEof => wire::RegionKind::Anon,
         }
     }
 }
@@ -63,9 +66,10 @@ impl RegionKind {
         }
     }
 
-    /// Whether memory backs regions of this kind (all but `Reserved`).
+    /// Whether memory backs regions of this kind (all but `Reserved` and
+    /// `PastEof`).
     pub fn is_backed(self) -> bool {
-        self != RegionKind::Reserved
+        !matches!(self, RegionKind::Reserved | RegionKind::PastEof)
     }
 }
 

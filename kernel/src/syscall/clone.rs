@@ -105,7 +105,7 @@ fn copy_regions(
             // Shared objects are mapped, not copied: parent and child see the same bytes.
             to.share_region(r)?;
         } else if !r.kind.is_backed() {
-            to.reserve(r.start, r.len)?;
+            to.reserve_as(r.start, r.len, r.prot, r.kind)?;
         } else {
             to.map_anon(r.start, r.len, r.prot, r.kind)?;
         }

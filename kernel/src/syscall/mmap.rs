@@ -201,23 +201,43 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
     // The file's pages, the last one possibly partial (as on Linux, its
     // bytes past the end read as zero and are not written to the file).
     let whole = page_up(size).ok_or(Errno::EOVERFLOW)?;
-    let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
-    if end > whole {
-        crate::kprintln!(
-            "mmap: MAP_SHARED of bytes {off:#x}..{end:#x} of a file of {size} bytes: pages past the end of the file ({whole:#x}) cannot be mapped shared on the LWK yet"
-        );
-        return Err(Errno::ENODEV);
+    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    // Pages past the end of the file are mapped too; touching them is
+    // SIGBUS, as on Linux (a file that grows later is not seen there).
+    let in_file = whole.saturating_sub(off).min(len);
+    let past = len - in_file;
+    if in_file == 0 {
+        return process::with(|p| {
+            let va = make_room(p, addr, len, flags)?;
+            p.aspace.reserve_as(va, len, prot, RegionKind::PastEof)?;
+            Ok(va)
+        });
     }
-    let id = hold_or_plug(Source::Fd(fd), dev, ino, whole, end, len)?;
+    let id = hold_or_plug(Source::Fd(fd), dev, ino, whole, off + in_file, in_file)?;
+    // On failure: the error, and whether the object's bytes went back already.
     let mapped = process::with(|p| {
-        let va = make_room(p, addr, len, flags)?;
-        p.aspace.map_held(va, id, off, len, prot)?;
+        let va = make_room(p, addr, len, flags).map_err(|e| (e, false))?;
+        p.aspace
+            .map_held(va, id, off, in_file, prot)
+            .map_err(|e| (e, false))?;
+        if past > 0 {
+            if let Err(e) = p
+                .aspace
+                .reserve_as(va + in_file, past, prot, RegionKind::PastEof)
+            {
+                // The unmap gives the object's bytes back.
+                let _ = p.aspace.unmap(va, in_file);
+                return Err((e, true));
+            }
+        }
         Ok(va)
     });
-    if mapped.is_err() {
-        shm::unmapped(id, len);
-    }
-    mapped
+    mapped.map_err(|(e, returned)| {
+        if !returned {
+            shm::unmapped(id, in_file);
+        }
+        e
+    })
 }
 
 /// The shared object of file (`dev`, `ino`) holding bytes `[0, end)`, with
@@ -411,6 +431,7 @@ fn mremap_reserved(
     flags: u64,
     new_addr: u64,
 ) -> SysResult {
+    let first = p.aspace.regions().find(old).copied().ok_or(Errno::EFAULT)?;
     if flags & MREMAP_FIXED == 0 {
         if new_len <= old_len {
             p.aspace.unmap(old + new_len, old_len - new_len)?;
@@ -418,7 +439,8 @@ fn mremap_reserved(
         }
         let extra = new_len - old_len;
         if in_window(old + old_len, extra) && p.aspace.is_free(old + old_len, extra) {
-            p.aspace.reserve(old + old_len, extra)?;
+            p.aspace
+                .reserve_as(old + old_len, extra, first.prot, first.kind)?;
             return Ok(old);
         }
         if flags & MREMAP_MAYMOVE == 0 {
@@ -426,7 +448,7 @@ fn mremap_reserved(
         }
     }
     let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
-    p.aspace.reserve(dst, new_len)?;
+    p.aspace.reserve_as(dst, new_len, first.prot, first.kind)?;
     p.aspace.unmap(old, old_len)?;
     Ok(dst)
 }
