@@ -216,7 +216,10 @@ fn spawn(m: &Mailbox) {
     let np = sched::NewProcess { pid, cr3, table };
     // The new process starts with no signal blocked (not init's mask).
     let setup = |t: &sched::Task| t.sigmask.store(0, Ordering::Release);
-    match sched::spawn_thread_prepared(&frame, Some(0), affinity, Some(np), setup) {
+    let spawned = sched::reserve_thread().and_then(|res| {
+        sched::spawn_thread_prepared(res, &frame, Some(0), affinity, Some(np), setup)
+    });
+    match spawned {
         Some(t) => {
             sched::start_thread(t);
             answer(i64::from(pid), b"");

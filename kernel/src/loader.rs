@@ -207,6 +207,11 @@ fn read_interp_path(
     offset: u64,
     len: u64,
 ) -> Result<Vec<u8>, String> {
+    if len > 4096 {
+        return Err(String::from(
+            "program interpreter path longer than PATH_MAX",
+        ));
+    }
     let got = off(SYS_PREAD64, [fd, scratch, len, offset, 0, 0]);
     if got != len as i64 {
         return Err(String::from("cannot read the program interpreter's path"));

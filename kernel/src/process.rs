@@ -165,6 +165,7 @@ pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 fn finish(code: u32) -> ! {
     let at_end = *AT_END.lock();
     at_end();
+    crate::mm::report_usage();
     crate::arch::cpu::qemu_exit(code)
 }
 
@@ -188,7 +189,15 @@ pub fn other_threads_exit(keep: bool) {
     let Some(e) = entry(me.pid) else {
         return;
     };
-    e.reaper.store(me.tid, Ordering::Release);
+    // One thread ends or replaces the process; any other that tries at
+    // the same time (exit_group and execve racing) just leaves.
+    if e.reaper
+        .compare_exchange(0, me.tid, Ordering::AcqRel, Ordering::Acquire)
+        .is_err_and(|r| r != me.tid)
+    {
+        drop((me, e));
+        crate::sched::exit_current();
+    }
     loop {
         let others: alloc::vec::Vec<_> = crate::sched::tasks_of(me.pid)
             .into_iter()

@@ -55,6 +55,8 @@ fn deliver_signals(frame: &mut TrapFrame) {
     if !crate::signal::attention(&t) {
         return;
     }
+    // Nothing on this stack is dropped after `resume`: let go of the task.
+    drop(t);
     let regs = UserRegs::from_trap(frame);
     let fpu = crate::arch::trap::fpu_of_trap(frame);
     if let Some(handler) = crate::signal::deliver(&regs, &fpu) {

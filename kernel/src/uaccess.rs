@@ -74,7 +74,11 @@ pub fn read_cstring(asp: &AddressSpace, addr: u64, max: usize) -> Result<Vec<u8>
         let n = ((r.end() - a) as usize).min(256);
         let mut buf = alloc::vec![0u8; n];
         asp.read_phys(r.phys + (a - r.start), &mut buf);
-        if let Some(z) = buf.iter().position(|&b| b == 0) {
+        let take = buf.iter().position(|&b| b == 0);
+        // Strings may be long (execve's): grow fallibly.
+        out.try_reserve(take.unwrap_or(n))
+            .map_err(|_| Errno::ENOMEM)?;
+        if let Some(z) = take {
             out.extend_from_slice(&buf[..z]);
             return Ok(out);
         }

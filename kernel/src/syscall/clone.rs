@@ -72,7 +72,8 @@ fn clone_thread(
         Ok(())
     })?;
     let affinity = me.affinity.load(Ordering::Relaxed);
-    let t = sched::spawn_thread_prepared(&child, fs, affinity, None, |t| {
+    let res = sched::reserve_thread().ok_or(Errno::EAGAIN)?;
+    let t = sched::spawn_thread_prepared(res, &child, fs, affinity, None, |t| {
         if flags & CLONE_CHILD_CLEARTID != 0 {
             t.clear_child_tid.store(ctid.addr(), Ordering::Release);
         }
@@ -139,6 +140,10 @@ fn fork_process(
     ptid: UserPtr<u32>,
     ctid: UserPtr<u32>,
 ) -> SysResult {
+    // Everything that can run out is taken before the proxy forks (which
+    // cannot be taken back): the thread's stack and slot, then the memory.
+    let me = sched::current().ok_or(Errno::EINVAL)?;
+    let res = sched::reserve_thread().ok_or(Errno::EAGAIN)?;
     let mut child_asp = crate::aspace::AddressSpace::with_new_table()?;
     let table = child_asp.table();
     if let Err(e) = process::with(|p| copy_regions(&p.aspace, &mut child_asp)) {
@@ -174,7 +179,6 @@ fn fork_process(
         sysv: p.sysv.clone(),
     });
     let centry = process::register(child);
-    let me = sched::current().ok_or(Errno::EINVAL)?;
     let mut cf = *frame;
     cf.rax = 0;
     if stack != 0 {
@@ -182,7 +186,7 @@ fn fork_process(
     }
     let affinity = me.affinity.load(Ordering::Relaxed);
     let np = sched::NewProcess { pid, cr3, table };
-    let t = sched::spawn_thread_prepared(&cf, None, affinity, Some(np), |t| {
+    let t = sched::spawn_thread_prepared(res, &cf, None, affinity, Some(np), |t| {
         t.sigmask
             .store(me.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
         if flags & CLONE_CHILD_CLEARTID != 0 {

@@ -403,7 +403,10 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
             .map_anon(dst, new_len, r.prot | PROT_READ | PROT_WRITE, r.kind)?;
         // Copy the old contents through the kernel (page by page through the region map).
         let copy_len = old_len.min(new_len);
-        let mut buf = alloc::vec![0u8; 64 * 1024];
+        let mut buf = alloc::vec::Vec::new();
+        buf.try_reserve_exact(64 * 1024)
+            .map_err(|_| Errno::ENOMEM)?;
+        buf.resize(64 * 1024, 0u8);
         let mut done = 0;
         while done < copy_len {
             let n = (copy_len - done).min(buf.len() as u64) as usize;

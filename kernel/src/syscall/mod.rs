@@ -203,6 +203,8 @@ fn deliver_signals(frame: &mut SyscallFrame, nr: u64) {
     if !crate::signal::attention(&t) {
         return;
     }
+    // Nothing on this stack is dropped after `resume`: let go of the task.
+    drop(t);
     let mut regs = crate::arch::trap::UserRegs::from_syscall(frame);
     // Restarted when no handler runs (the call was cut short by a stop) or
     // the handler asked for it.
