@@ -183,6 +183,11 @@ pub fn pieces(id: ObjectId, off: u64, len: u64) -> Option<Vec<(u64, u64, u64)>> 
     (!p.is_empty()).then_some(p)
 }
 
+/// The size of object `id` in bytes.
+pub fn len(id: ObjectId) -> Option<u64> {
+    OBJECTS.lock().table.get(id).map(|o| o.len())
+}
+
 /// The object offset of physical address `phys`, which must lie in object `id`.
 pub fn offset_of(id: ObjectId, phys: u64) -> Option<u64> {
     OBJECTS.lock().table.get(id)?.offset_of(phys)

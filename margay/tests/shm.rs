@@ -194,24 +194,20 @@ fn a_shared_file_mapping_is_coherent_with_linux_processes() {
 /// keeps its size.
 #[test]
 fn a_file_smaller_than_a_page_is_mapped_whole_as_on_linux() {
-    let dir = TempDir::new("subpage");
-    compare_with_native(
-        &Invocation::new(program("shmfile"))
-            .arg("subpage")
-            .arg(dir.path()),
-    );
+    shmfile_in_dir(program("shmfile"), "subpage");
+}
+
+/// `binary MODE DIR` (shmfile) with a fresh directory, compared with native.
+fn shmfile_in_dir(binary: std::path::PathBuf, mode: &str) {
+    let dir = TempDir::new(mode);
+    compare_with_native(&Invocation::new(binary).arg(mode).arg(dir.path()));
 }
 
 /// A shared mapping longer than its file: the pages past the end are
 /// SIGBUS (BUS_ADRERR) and EFAULT for system calls, as on Linux.
 #[test]
 fn pages_past_the_end_of_a_file_are_sigbus() {
-    let dir = TempDir::new("pasteof");
-    compare_with_native(
-        &Invocation::new(program("shmfile"))
-            .arg("pasteof")
-            .arg(dir.path()),
-    );
+    shmfile_in_dir(program("shmfile"), "pasteof");
 }
 
 /// A file truncated under a shared mapping: the partition survives an
@@ -238,12 +234,7 @@ fn a_file_truncated_under_its_mapping_does_not_kill_the_partition() {
 /// privately, its data file shared).
 #[test]
 fn a_dynamically_linked_program_maps_a_data_file_shared() {
-    let dir = TempDir::new("dynshared");
-    compare_with_native(
-        &Invocation::new(dynamic_program("shmfile"))
-            .arg("subpage")
-            .arg(dir.path()),
-    );
+    shmfile_in_dir(dynamic_program("shmfile"), "subpage");
 }
 
 /// POSIX named semaphores (32-byte files in /dev/shm) between two processes,
@@ -299,40 +290,59 @@ if __name__ == "__main__":
     );
 }
 
+/// `PROGRAM ARGS... PATH N P` started at once under each launcher of
+/// `parties` (`margay run ...` or `/usr/bin/env` for a Linux process, P of
+/// them) on a fresh zeroed page of /dev/shm, each under the tests' hard
+/// timeout; each must print "added N". Returns the page.
+fn add_together(tag: &str, program: &[&str], n: u64, parties: &[&[&str]]) -> Vec<u8> {
+    use std::process::Command;
+    let name = format!("/dev/shm/margay-test-{tag}-{}", std::process::id());
+    let path = std::path::PathBuf::from(&name);
+    write_file(&path, &[0u8; 4096], 0o600);
+    let (n_arg, p_arg) = (n.to_string(), parties.len().to_string());
+    let _permit = qemu_permit();
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let runs: Vec<_> = parties
+            .iter()
+            .map(|launcher| {
+                let mut c = Command::new(launcher[0]);
+                c.args(&launcher[1..])
+                    .args(program)
+                    .args([name.as_str(), &n_arg, &p_arg]);
+                s.spawn(move || run_with_timeout(c, None, TIMEOUT, tag))
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("join")).collect()
+    });
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    for o in outs {
+        assert!(o.status.success(), "{o:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), format!("added {n}\n"));
+    }
+    bytes
+}
+
+const ONE_CORE_LWK: &[&str] = &[MARGAY, "run", "--cpus", "1", "--"];
+const LINUX: &[&str] = &["/usr/bin/env"];
+
 /// Processes on both sides of the LWK count under one process-shared mutex
 /// in a /dev/shm file: `others` are started beside one `margay run`; the
 /// total is exact and nobody sleeps forever on the mutex (waits and wakes of
 /// its futex reach Linux's, whoever waits).
 fn count_together(others: &[&[&str]]) {
-    use std::process::{Command, Stdio};
-    let dir = TempDir::new("count");
-    let name = format!("/dev/shm/margay-test-count-{}", std::process::id());
-    let path = std::path::PathBuf::from(&name);
-    write_file(&path, &[0u8; 4096], 0o600);
-    let n = "20000";
-    let parties = (others.len() + 1).to_string();
-    let _permit = qemu_permit();
-    let spawn = |prefix: &[&str]| {
-        let mut c = Command::new(prefix[0]);
-        c.args(&prefix[1..])
-            .arg(program("shmfile"))
-            .args(["count", &name, n, &parties])
-            .current_dir(dir.path())
-            .stdout(Stdio::piped());
-        c.spawn().expect("spawn")
-    };
-    let mut children: Vec<_> = others.iter().map(|p| spawn(p)).collect();
-    children.push(spawn(&[MARGAY, "run", "--cpus", "1", "--"]));
-    for c in children {
-        let o = c.wait_with_output().expect("wait");
-        assert!(o.status.success(), "{o:?}");
-        assert_eq!(String::from_utf8_lossy(&o.stdout), format!("added {n}\n"));
-    }
-    let bytes = std::fs::read(&path).unwrap();
-    let _ = std::fs::remove_file(&path);
+    let shmfile = program("shmfile");
+    let mut parties = others.to_vec();
+    parties.push(ONE_CORE_LWK);
+    let page = add_together(
+        "count",
+        &[shmfile.to_str().unwrap(), "count"],
+        20000,
+        &parties,
+    );
     // struct shared_page: a 40-byte pthread_mutex_t, then the count.
-    let count = i64::from_le_bytes(bytes[40..48].try_into().unwrap());
-    assert_eq!(count, 20000 * (others.len() as i64 + 1));
+    let count = i64::from_le_bytes(page[40..48].try_into().unwrap());
+    assert_eq!(count, 20000 * parties.len() as i64);
 }
 
 /// `lock xadd` on one word of a /dev/shm file from two one-core partitions
@@ -341,41 +351,25 @@ fn count_together(others: &[&[&str]]) {
 /// `qemu::smp`).
 #[test]
 fn atomic_instructions_on_a_shared_file_are_atomic_across_partitions_and_linux() {
-    use std::process::{Command, Stdio};
-    let name = format!("/dev/shm/margay-test-atomic-{}", std::process::id());
-    let path = std::path::PathBuf::from(&name);
-    write_file(&path, &[0u8; 4096], 0o600);
-    let n = "300000";
-    let _permit = qemu_permit();
-    let spawn = |prefix: &[&str]| {
-        let mut c = Command::new(prefix[0]);
-        c.args(&prefix[1..])
-            .arg(program("atomadd"))
-            .args([&name, n, "3"])
-            .stdout(Stdio::piped());
-        c.spawn().expect("spawn")
-    };
-    let lwk = [MARGAY, "run", "--cpus", "1", "--"];
-    let children = [spawn(&lwk), spawn(&lwk), spawn(&["/usr/bin/env"])];
-    for c in children {
-        let o = c.wait_with_output().expect("wait");
-        assert!(o.status.success(), "{o:?}");
-        assert_eq!(String::from_utf8_lossy(&o.stdout), format!("added {n}\n"));
-    }
-    let bytes = std::fs::read(&path).unwrap();
-    let _ = std::fs::remove_file(&path);
-    let total = i64::from_le_bytes(bytes[0..8].try_into().unwrap());
+    let atomadd = program("atomadd");
+    let page = add_together(
+        "atomic",
+        &[atomadd.to_str().unwrap()],
+        300_000,
+        &[ONE_CORE_LWK, ONE_CORE_LWK, LINUX],
+    );
+    let total = i64::from_le_bytes(page[0..8].try_into().unwrap());
     assert_eq!(total, 3 * 300_000);
 }
 
 #[test]
 fn an_lwk_process_and_a_linux_process_share_a_mutex_in_a_dev_shm_file() {
-    count_together(&[&["/usr/bin/env"]]);
+    count_together(&[LINUX]);
 }
 
 #[test]
 fn two_partitions_share_a_mutex_in_a_dev_shm_file() {
-    count_together(&[&[MARGAY, "run", "--cpus", "1", "--"]]);
+    count_together(&[ONE_CORE_LWK]);
 }
 
 /// A futex wait and wake on a page of a /dev/shm file, one side on the LWK

@@ -223,15 +223,21 @@ static void many(void) {
     printf("total %ld\n", total);
 }
 
-static void subpage(const char *dir) {
+/* A fresh file of `size` bytes in `dir`, already unlinked; its descriptor. */
+static int fresh_file(const char *dir, const char *tag, off_t size) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/small-%d", dir, getpid());
+    snprintf(path, sizeof path, "%s/%s-%d", dir, tag, getpid());
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || ftruncate(fd, 100) != 0) {
+    if (fd < 0 || ftruncate(fd, size) != 0) {
         perror(path);
         exit(1);
     }
     unlink(path);
+    return fd;
+}
+
+static void subpage(const char *dir) {
+    int fd = fresh_file(dir, "small", 100);
     unsigned char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         printf("mmap of a 100-byte file: %s\n", strerror(errno));
@@ -261,14 +267,7 @@ static void on_bus(int sig, siginfo_t *si, void *ctx) {
 }
 
 static void pasteof(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/short-%d", dir, getpid());
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || ftruncate(fd, 100) != 0) {
-        perror(path);
-        exit(1);
-    }
-    unlink(path);
+    int fd = fresh_file(dir, "short", 100);
     char *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         printf("mmap of 3 pages of a 100-byte file: %s\n", strerror(errno));
@@ -301,14 +300,7 @@ static void pasteof(const char *dir) {
 }
 
 static void shrink(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/shrink-%d", dir, getpid());
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || ftruncate(fd, 3 * 4096) != 0) {
-        perror(path);
-        exit(1);
-    }
-    unlink(path);
+    int fd = fresh_file(dir, "shrink", 3 * 4096);
     char *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         perror("mmap");

@@ -421,8 +421,8 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
     })
 }
 
-/// mremap of a reservation (PROT_NONE, no memory): the reservation moves,
-/// grows or shrinks.
+/// mremap of a reservation (PROT_NONE, no memory) or of pages past the end
+/// of a file: the unbacked range moves, grows or shrinks.
 fn mremap_reserved(
     p: &mut Process,
     old: u64,
@@ -432,29 +432,20 @@ fn mremap_reserved(
     new_addr: u64,
 ) -> SysResult {
     let first = p.aspace.regions().find(old).copied().ok_or(Errno::EFAULT)?;
-    if flags & MREMAP_FIXED == 0 {
-        if new_len <= old_len {
-            p.aspace.unmap(old + new_len, old_len - new_len)?;
-            return Ok(old);
-        }
-        let extra = new_len - old_len;
-        if in_window(old + old_len, extra) && p.aspace.is_free(old + old_len, extra) {
-            p.aspace
-                .reserve_as(old + old_len, extra, first.prot, first.kind)?;
-            return Ok(old);
-        }
-        if flags & MREMAP_MAYMOVE == 0 {
-            return Err(Errno::ENOMEM);
-        }
-    }
-    let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
-    p.aspace.reserve_as(dst, new_len, first.prot, first.kind)?;
-    p.aspace.unmap(old, old_len)?;
-    Ok(dst)
+    remap_with(
+        p,
+        old,
+        old_len,
+        new_len,
+        flags,
+        new_addr,
+        |p, va, _, len| p.aspace.reserve_as(va, len, first.prot, first.kind),
+    )
 }
 
 /// mremap of a shared mapping: the same object bytes at the new place (never
-/// a copy); growing past the object's end is ENOMEM.
+/// a copy); grown past the object's end, the pages beyond it raise SIGBUS
+/// (as Linux does past the end of a file or of shared anonymous memory).
 fn mremap_shared(
     p: &mut Process,
     id: lwk_core::shm::ObjectId,
@@ -475,6 +466,46 @@ fn mremap_shared(
         expect += r.len;
     }
     let prot = pieces[0].prot;
+    let size = crate::shm::len(id).ok_or(Errno::EFAULT)?;
+    remap_with(
+        p,
+        old,
+        old_len,
+        new_len,
+        flags,
+        new_addr,
+        |p, va, from, len| {
+            let inside = size.saturating_sub(off + from).min(len);
+            if inside > 0 {
+                p.aspace.map_object(va, id, off + from, inside, prot)?;
+            }
+            if inside < len {
+                if let Err(e) =
+                    p.aspace
+                        .reserve_as(va + inside, len - inside, prot, RegionKind::PastEof)
+                {
+                    let _ = p.aspace.unmap(va, inside);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// What mremap does with a mapping that can be mapped again anywhere without
+/// copying (`map(p, va, from, len)` maps its bytes `[from, from+len)` at
+/// `va`): shrink in place, grow in place when the range after it is free,
+/// else move (MREMAP_MAYMOVE, or to MREMAP_FIXED's address).
+fn remap_with(
+    p: &mut Process,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+    mut map: impl FnMut(&mut Process, u64, u64, u64) -> Result<(), Errno>,
+) -> SysResult {
     if flags & MREMAP_FIXED == 0 {
         if new_len <= old_len {
             p.aspace.unmap(old + new_len, old_len - new_len)?;
@@ -482,8 +513,7 @@ fn mremap_shared(
         }
         let extra = new_len - old_len;
         if in_window(old + old_len, extra) && p.aspace.is_free(old + old_len, extra) {
-            p.aspace
-                .map_object(old + old_len, id, off + old_len, extra, prot)?;
+            map(p, old + old_len, old_len, extra)?;
             return Ok(old);
         }
         if flags & MREMAP_MAYMOVE == 0 {
@@ -491,7 +521,7 @@ fn mremap_shared(
         }
     }
     let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
-    p.aspace.map_object(dst, id, off, new_len, prot)?;
+    map(p, dst, 0, new_len)?;
     p.aspace.unmap(old, old_len)?;
     Ok(dst)
 }
