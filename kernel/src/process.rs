@@ -32,7 +32,6 @@ pub struct Process {
     pub sigactions: [SigAction; 65],
     pub altstack: (u64, u64, u64),
     pub name: [u8; 16],
-    pub start_ns: u64,
     /// Absolute path of the program (what /proc/self/exe names).
     pub exe: alloc::vec::Vec<u8>,
 }
@@ -48,6 +47,10 @@ pub struct Entry {
     pub reaper: AtomicU32,
     /// ITIMER_REAL / alarm(): cleared in a forked child, kept across exec.
     pub alarm: crate::sched::Alarm,
+    /// Details of pending signals (siginfo, queued real-time signals).
+    pub sigq: crate::signal::SigQueue,
+    /// POSIX timers, ITIMER_VIRTUAL/ITIMER_PROF and CPU time of ended threads.
+    pub timers: crate::alarm::ProcTimers,
     pub inner: SpinLock<Process>,
 }
 
@@ -64,6 +67,8 @@ pub fn register(p: Process) -> Arc<Entry> {
         stopped: AtomicBool::new(false),
         reaper: AtomicU32::new(0),
         alarm: crate::sched::Alarm::new(),
+        sigq: crate::signal::SigQueue::new(),
+        timers: crate::alarm::ProcTimers::new(),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);

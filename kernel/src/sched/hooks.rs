@@ -16,12 +16,15 @@ pub struct Hooks {
     /// Fire every process's alarm that is due at TSC `now` (each re-arms
     /// itself with `alarm_armed`).
     pub fire_alarms: fn(u64),
+    /// A CPU-time interval timer of process `pid` ran out: post `sig`.
+    pub cpu_timer_fired: fn(u32, u32),
 }
 
 static HOOKS: SpinLock<Hooks> = SpinLock::new(Hooks {
     interrupted: || false,
     take_host_signals: || {},
     fire_alarms: |_| {},
+    cpu_timer_fired: |_, _| {},
 });
 
 /// Register the upcalls (once, at boot, before any task runs).

@@ -1,7 +1,6 @@
 //! clock_gettime, clock_getres, gettimeofday, time, nanosleep,
 //! clock_nanosleep from the calibrated TSC.
 
-use crate::process;
 use crate::time::{monotonic_ns, realtime_ns, sleep_until_monotonic};
 use crate::uaccess::UserPtr;
 use linux_abi::clock::*;
@@ -16,9 +15,24 @@ fn now(clock: i32) -> Result<u64, Errno> {
         CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => {
             Ok(monotonic_ns())
         }
+        // CPU time as the scheduler charges it (user and kernel).
         CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
-            let start = process::with(|p| p.start_ns);
-            Ok(monotonic_ns().saturating_sub(start))
+            let t = crate::sched::current().ok_or(Errno::EINVAL)?;
+            let (_, mine) = crate::sched::thread_cycles(&t);
+            let cycles = if clock == CLOCK_THREAD_CPUTIME_ID as i32 {
+                mine
+            } else {
+                // The process's charged time, plus this thread's stint in progress.
+                let charged = t.run_cycles();
+                t.account
+                    .run
+                    .load(core::sync::atomic::Ordering::Acquire)
+                    .saturating_add(mine.saturating_sub(charged))
+            };
+            Ok(
+                ((u128::from(cycles) * u128::from(NS)) / u128::from(crate::time::tsc_hz().max(1)))
+                    as u64,
+            )
         }
         _ => Err(Errno::EINVAL),
     }

@@ -164,10 +164,10 @@ fn fork_process(
         sigactions: p.sigactions,
         altstack: p.altstack,
         name: p.name,
-        start_ns: crate::time::monotonic_ns(),
         exe: p.exe.clone(),
     });
     let centry = process::register(child);
+    super::signalfd::on_fork(&process::current_entry(), &centry);
     let me = sched::current().ok_or(Errno::EINVAL)?;
     let mut cf = *frame;
     cf.rax = 0;

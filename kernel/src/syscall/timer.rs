@@ -1,0 +1,172 @@
+//! timer_create, timer_settime, timer_gettime, timer_getoverrun,
+//! timer_delete: POSIX per-process timers on CLOCK_REALTIME,
+//! CLOCK_MONOTONIC, CLOCK_BOOTTIME (and their _ALARM and TAI variants),
+//! notifying by a signal to the process (SIGEV_SIGNAL) or to one of its
+//! threads (SIGEV_THREAD_ID), or not at all (SIGEV_NONE). The timers live
+//! in the process (`alarm::ProcTimers`) and fire from core 0 (`alarm.rs`).
+
+use crate::alarm::{PosixTimer, TIMERS_MAX};
+use crate::process;
+use crate::time::{monotonic_ns, realtime_ns, tsc_hz};
+use crate::uaccess::UserPtr;
+use alloc::sync::Arc;
+use linux_abi::clock::*;
+use linux_abi::signal::{NSIG, SIGALRM, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID};
+use linux_abi::uapi::{itimerspec, sigevent, timespec};
+use linux_abi::{Errno, SysResult};
+
+const NS: u64 = 1_000_000_000;
+const CLOCK_REALTIME_ALARM: u32 = 8;
+const CLOCK_BOOTTIME_ALARM: u32 = 9;
+
+/// The clock's time now (ns), for the clocks a timer can run on.
+fn clock_now(clock: u32) -> Result<u64, Errno> {
+    match clock {
+        CLOCK_REALTIME | CLOCK_REALTIME_ALARM | CLOCK_TAI => Ok(realtime_ns()),
+        CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM => Ok(monotonic_ns()),
+        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
+            crate::kprintln!("timer_create: CPU-time clocks are not supported on the LWK");
+            Err(Errno::EINVAL)
+        }
+        // Clocks Linux reads but cannot arm timers on.
+        CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => {
+            Err(Errno::EOPNOTSUPP)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn ns_to_cycles(ns: u64) -> u64 {
+    ((u128::from(ns) * u128::from(tsc_hz())) / u128::from(NS)).min(u128::from(u64::MAX / 4)) as u64
+}
+
+fn cycles_to_ns(c: u64) -> u64 {
+    ((u128::from(c) * u128::from(NS)) / u128::from(tsc_hz().max(1))).min(u128::from(u64::MAX))
+        as u64
+}
+
+fn timespec_of(ns: u64) -> timespec {
+    timespec {
+        tv_sec: (ns / NS) as i64,
+        tv_nsec: (ns % NS) as i64,
+    }
+}
+
+fn itimerspec_of((value, interval): (u64, u64)) -> itimerspec {
+    itimerspec {
+        it_interval: timespec_of(cycles_to_ns(interval)),
+        it_value: timespec_of(cycles_to_ns(value)),
+    }
+}
+
+fn timer(id: i32) -> Result<Arc<PosixTimer>, Errno> {
+    process::current_entry()
+        .timers
+        .find(id)
+        .ok_or(Errno::EINVAL)
+}
+
+pub fn timer_create(clock: i32, sevp: UserPtr<sigevent>, timerid: UserPtr<i32>) -> SysResult {
+    let clock = u32::try_from(clock).map_err(|_| Errno::EINVAL)?;
+    clock_now(clock)?;
+    let e = process::current_entry();
+    let pid = process::with(|p| p.pid);
+    let ev = match sevp.non_null() {
+        Some(p) => Some(p.read()?),
+        None => None,
+    };
+    let (notify, signo, value, tid) = match ev {
+        None => (SIGEV_SIGNAL, SIGALRM, None, 0),
+        Some(ev) => {
+            let tid = match ev.sigev_notify {
+                SIGEV_NONE | SIGEV_SIGNAL => 0,
+                SIGEV_THREAD_ID => {
+                    let tid = u32::try_from(ev.sigev_tid).map_err(|_| Errno::EINVAL)?;
+                    match crate::sched::find(tid) {
+                        Some(t) if t.pid == pid => tid,
+                        _ => return Err(Errno::EINVAL),
+                    }
+                }
+                // SIGEV_THREAD is the C library's (it asks for
+                // SIGEV_THREAD_ID); anything else is invalid.
+                _ => return Err(Errno::EINVAL),
+            };
+            let signo = u32::try_from(ev.sigev_signo).unwrap_or(0);
+            if ev.sigev_notify != SIGEV_NONE && !(1..=NSIG).contains(&signo) {
+                return Err(Errno::EINVAL);
+            }
+            (ev.sigev_notify, signo, Some(ev.sigev_value), tid)
+        }
+    };
+    let mut list = e.timers.posix.lock();
+    if list.len() >= TIMERS_MAX || list.try_reserve(1).is_err() {
+        return Err(Errno::EAGAIN);
+    }
+    // The lowest free id (Linux numbers a process's timers from 0).
+    let mut id = 0;
+    while list.iter().any(|t| t.id == id) {
+        id += 1;
+    }
+    // Without a sigevent, si_value is the timer's id.
+    let value = value.unwrap_or(id as u64);
+    timerid.write(&id)?;
+    list.push(Arc::new(PosixTimer::new(
+        id, clock, notify, signo, value, tid,
+    )));
+    Ok(0)
+}
+
+/// The nanoseconds a timespec of timer_settime stands for.
+fn ts_ns(ts: &timespec) -> Result<u64, Errno> {
+    super::clock::timespec_ns(ts)
+}
+
+pub fn timer_settime(
+    id: i32,
+    flags: i32,
+    new: UserPtr<itimerspec>,
+    old: UserPtr<itimerspec>,
+) -> SysResult {
+    let t = timer(id)?;
+    let v = new.non_null().ok_or(Errno::EINVAL)?.read()?;
+    let value = ts_ns(&v.it_value)?;
+    let interval = ts_ns(&v.it_interval)?;
+    let after = if value == 0 {
+        0
+    } else if flags as u32 & TIMER_ABSTIME != 0 {
+        // An absolute time already past fires at once.
+        ns_to_cycles(value.saturating_sub(clock_now(t.clock)?)).max(1)
+    } else {
+        ns_to_cycles(value).max(1)
+    };
+    let interval = if after == 0 {
+        0
+    } else {
+        ns_to_cycles(interval)
+    };
+    t.reset_overrun();
+    let prev = t.alarm.set(after, interval);
+    if let Some(o) = old.non_null() {
+        o.write(&itimerspec_of(prev))?;
+    }
+    Ok(0)
+}
+
+pub fn timer_gettime(id: i32, cur: UserPtr<itimerspec>) -> SysResult {
+    let t = timer(id)?;
+    cur.write(&itimerspec_of(t.alarm.remaining()))?;
+    Ok(0)
+}
+
+pub fn timer_getoverrun(id: i32) -> SysResult {
+    let t = timer(id)?;
+    Ok(t.last_overrun.load(core::sync::atomic::Ordering::Acquire) as u64)
+}
+
+pub fn timer_delete(id: i32) -> SysResult {
+    if crate::alarm::delete(&process::current_entry(), id) {
+        Ok(0)
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
