@@ -181,6 +181,13 @@ fn enqueue(
     })
 }
 
+/// Whether thread `t` can take `sig` now or waits for it: only such a
+/// thread is woken (a blocked signal must not cut a call short).
+fn accepts(t: &sched::Task, sig: u32) -> bool {
+    t.sigmask.load(Ordering::Acquire) & bit(sig) == 0
+        || t.sigwait.load(Ordering::Acquire) & bit(sig) != 0
+}
+
 /// Make `sig` pending for the current process; wake a thread that can take it.
 pub fn post_process(sig: u32, code: i32, value: u64) {
     let pid = sched::current_pid().unwrap_or_else(process::initial_pid);
@@ -253,11 +260,9 @@ pub fn post_info(
         }
     }
     match thread {
-        Some(t) => sched::kick_task_for_signal(t),
-        None => sched::kick_for_signal(pid, |t| {
-            t.sigmask.load(Ordering::Acquire) & bit(sig) == 0
-                || t.sigwait.load(Ordering::Acquire) & bit(sig) != 0
-        }),
+        Some(t) if accepts(t, sig) => sched::kick_task_for_signal(t),
+        Some(_) => {}
+        None => sched::kick_for_signal(pid, |t| accepts(t, sig)),
     }
     if e.sigq.signalfd_mask.load(Ordering::Acquire) & bit(sig) != 0 {
         crate::syscall::signalfd::signal_posted(pid);
@@ -416,7 +421,9 @@ pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
         None,
         false,
     );
-    sched::kick_task_for_signal(t);
+    if accepts(t, sig) {
+        sched::kick_task_for_signal(t);
+    }
     if e.sigq.signalfd_mask.load(Ordering::Acquire) & bit(sig) != 0 {
         crate::syscall::signalfd::signal_posted(t.pid);
     }
