@@ -52,10 +52,8 @@ struct Queued {
 /// its signalfds watch.
 pub struct SigQueue {
     items: SpinLock<Vec<Queued>>,
-    /// The process's signalfds (`syscall::signalfd`), and the union of
-    /// their masks (0: none).
+    /// The process's signalfds (`syscall::signalfd`).
     pub signalfds: SpinLock<Vec<crate::syscall::signalfd::Signalfd>>,
-    pub signalfd_mask: AtomicU64,
 }
 
 impl SigQueue {
@@ -63,7 +61,6 @@ impl SigQueue {
         SigQueue {
             items: SpinLock::new(Vec::new()),
             signalfds: SpinLock::new(Vec::new()),
-            signalfd_mask: AtomicU64::new(0),
         }
     }
 
@@ -264,9 +261,6 @@ pub fn post_info(
         Some(_) => {}
         None => sched::kick_for_signal(pid, |t| accepts(t, sig)),
     }
-    if e.sigq.signalfd_mask.load(Ordering::Acquire) & bit(sig) != 0 {
-        crate::syscall::signalfd::signal_posted(pid);
-    }
     Ok(posted)
 }
 
@@ -423,9 +417,6 @@ pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
     );
     if accepts(t, sig) {
         sched::kick_task_for_signal(t);
-    }
-    if e.sigq.signalfd_mask.load(Ordering::Acquire) & bit(sig) != 0 {
-        crate::syscall::signalfd::signal_posted(t.pid);
     }
 }
 

@@ -13,9 +13,10 @@
 //! - **Readiness for poll, ppoll, select, pselect6 and epoll_wait**: before
 //!   such a call goes to the proxy, each placeholder is made readable
 //!   (eventfd count 1) when a signal of its mask is pending, and drained
-//!   otherwise. A signal of a signalfd's mask posted while a thread of the
-//!   process waits in such a call interrupts that call in the proxy; it is
-//!   then issued again with fresh placeholders (its timeout starts over).
+//!   otherwise. While the call waits in the proxy, the thread waits for
+//!   the signalfds' other signals as rt_sigtimedwait does (`Task::sigwait`):
+//!   one of them interrupts the call, which is then issued again with
+//!   fresh placeholders (its timeout starts over).
 //!
 //! The placeholder's 8-byte counter is written and read through user memory
 //! below the caller's stack pointer (below the red zone, where a signal
@@ -25,7 +26,7 @@ use crate::arch::trap::SyscallFrame;
 use crate::process;
 use crate::uaccess::UserPtr;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use linux_abi::signal::{SFD_CLOEXEC, SFD_NONBLOCK, SIGKILL, SIGSTOP};
 use linux_abi::syscalls_gen::*;
 use linux_abi::uapi::{signalfd_siginfo, sigset_t};
@@ -45,9 +46,6 @@ const F_GETFD: u64 = 1;
 const POLLIN: u16 = 1;
 const RECORD: usize = size_of::<signalfd_siginfo>();
 
-/// Bumped when a signal a signalfd watches is posted while its process's
-/// threads may wait in the proxy: a poll interrupted by it is issued again.
-static KICKS: AtomicU64 = AtomicU64::new(0);
 
 pub fn signalfd(fd: i32, mask: UserPtr<sigset_t>, size: usize) -> SysResult {
     signalfd4(fd, mask, size, 0)
@@ -64,7 +62,6 @@ pub fn signalfd4(fd: i32, mask: UserPtr<sigset_t>, size: usize, flags: u32) -> S
         let s = list.iter_mut().find(|s| s.fd == fd).ok_or(Errno::EINVAL)?;
         s.mask = mask;
         drop(list);
-        update_mask(&e);
         return Ok(fd as u64);
     }
     e.sigq
@@ -80,25 +77,10 @@ pub fn signalfd4(fd: i32, mask: UserPtr<sigset_t>, size: usize, flags: u32) -> S
         list.retain(|s| s.fd != fd);
         list.push(Signalfd { fd, mask });
     }
-    update_mask(&e);
     Ok(r)
 }
 
-fn update_mask(e: &process::Entry) {
-    let m = e.sigq.signalfds.lock().iter().fold(0, |m, s| m | s.mask);
-    e.sigq.signalfd_mask.store(m, Ordering::Release);
-}
 
-/// A signal some signalfd of process `pid` watches was posted: threads
-/// waiting in the proxy (maybe polling the placeholder) are interrupted.
-pub fn signal_posted(pid: u32) {
-    KICKS.fetch_add(1, Ordering::AcqRel);
-    for t in crate::sched::tasks_of(pid) {
-        if t.in_offload.load(Ordering::Acquire) {
-            crate::ikc::slot::interrupt(t.slot);
-        }
-    }
-}
 
 /// The signalfds of the current process (empty for nearly every program).
 fn signalfds() -> Vec<Signalfd> {
@@ -127,7 +109,6 @@ pub fn intercept(frame: &SyscallFrame, nr: u64, args: [u64; 6]) -> Option<SysRes
             if r.is_ok() {
                 let e = process::current_entry();
                 e.sigq.signalfds.lock().retain(|s| s.fd != args[0] as i32);
-                update_mask(&e);
             }
             Some(r)
         }
@@ -206,16 +187,18 @@ fn sync(frame: &SyscallFrame, fds: &[Signalfd]) {
 }
 
 /// poll, select or epoll_wait in the proxy with fresh placeholders, issued
-/// again when a watched signal interrupted it.
+/// again when a watched signal that was not pending interrupted it.
 fn wait_call(frame: &SyscallFrame, fds: &[Signalfd], nr: u64, args: [u64; 6]) -> SysResult {
+    let t = crate::sched::current().ok_or(Errno::EINVAL)?;
+    let mask = fds.iter().fold(0, |m, s| m | s.mask);
     loop {
+        let before = crate::signal::pending();
         sync(frame, fds);
-        let kicks = KICKS.load(Ordering::Acquire);
+        t.sigwait.store(mask & !before, Ordering::Release);
         let r = super::offload_result(nr, args);
-        if r != Err(Errno::EINTR)
-            || KICKS.load(Ordering::Acquire) == kicks
-            || crate::signal::next_deliverable().is_some()
-        {
+        t.sigwait.store(0, Ordering::Release);
+        let new = crate::signal::pending() & mask & !before;
+        if r != Err(Errno::EINTR) || new == 0 || crate::signal::next_deliverable().is_some() {
             return r;
         }
     }
@@ -232,12 +215,10 @@ pub fn on_exec() {
             e.sigq.signalfds.lock().retain(|s| s.fd != fd);
         }
     }
-    update_mask(&e);
 }
 
 /// fork: the child's proxy inherited the placeholders; so does its record.
 pub fn on_fork(parent: &process::Entry, child: &process::Entry) {
     let list = parent.sigq.signalfds.lock().clone();
     *child.sigq.signalfds.lock() = list;
-    update_mask(child);
 }
