@@ -24,11 +24,14 @@ pub fn alarm(secs: u32) -> SysResult {
     Ok(if old != 0 { left.max(1) } else { 0 })
 }
 
+/// Cycles as a timeval, to the nearest microsecond (so that an interval
+/// reads back as it was set).
 fn cycles_to_timeval(c: u64) -> timeval {
-    let ns = ((u128::from(c) * 1_000_000_000) / u128::from(crate::time::tsc_hz().max(1))) as u64;
+    let hz = u128::from(crate::time::tsc_hz().max(1));
+    let us = ((u128::from(c) * 1_000_000 + hz / 2) / hz) as u64;
     timeval {
-        tv_sec: (ns / NS) as i64,
-        tv_usec: ((ns % NS) / 1000) as i64,
+        tv_sec: (us / 1_000_000) as i64,
+        tv_usec: (us % 1_000_000) as i64,
     }
 }
 

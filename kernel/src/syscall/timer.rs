@@ -40,9 +40,10 @@ fn ns_to_cycles(ns: u64) -> u64 {
     ((u128::from(ns) * u128::from(tsc_hz())) / u128::from(NS)).min(u128::from(u64::MAX / 4)) as u64
 }
 
+/// Cycles in ns, to the nearest (so that an interval reads back as set).
 fn cycles_to_ns(c: u64) -> u64 {
-    ((u128::from(c) * u128::from(NS)) / u128::from(tsc_hz().max(1))).min(u128::from(u64::MAX))
-        as u64
+    let hz = u128::from(tsc_hz().max(1));
+    ((u128::from(c) * u128::from(NS) + hz / 2) / hz).min(u128::from(u64::MAX)) as u64
 }
 
 fn timespec_of(ns: u64) -> timespec {
