@@ -66,8 +66,10 @@ impl PosixTimer {
         n
     }
 
-    /// (Re)armed by timer_settime: expiries of the old setting are forgotten.
+    /// (Re)armed by timer_settime, its pending signal removed: expiries of
+    /// the old setting are forgotten.
     pub fn reset_overrun(&self) {
+        self.queued.store(false, Ordering::Release);
         self.overrun.store(0, Ordering::Release);
     }
 

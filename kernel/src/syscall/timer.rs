@@ -145,8 +145,13 @@ pub fn timer_settime(
     } else {
         ns_to_cycles(interval)
     };
+    // Disarmed first: a signal of the old setting still pending goes (as
+    // in Linux 6.13 and later), as do its overruns; then the new setting.
+    let prev = t.alarm.set(0, 0);
+    let e = process::current_entry();
+    e.sigq.remove_timer(&e, &t);
     t.reset_overrun();
-    let prev = t.alarm.set(after, interval);
+    t.alarm.set(after, interval);
     if let Some(o) = old.non_null() {
         o.write(&itimerspec_of(prev))?;
     }
