@@ -143,13 +143,13 @@ impl Alarm {
             return 0;
         }
         let interval = self.interval.load(Ordering::Acquire);
-        let (next, n) = if interval == 0 {
-            (0, 1)
-        } else {
-            // Keep the period's phase; count the periods that passed.
-            let missed = (now - d) / interval;
-            let next = d.saturating_add((missed + 1).saturating_mul(interval));
-            (next, missed + 1)
+        // Keep the period's phase; count the periods that passed.
+        let (next, n) = match (now - d).checked_div(interval) {
+            None => (0, 1),
+            Some(missed) => (
+                d.saturating_add((missed + 1).saturating_mul(interval)),
+                missed + 1,
+            ),
         };
         let fired = self
             .deadline
@@ -238,11 +238,9 @@ pub(super) fn cpu_timers_due(t: &super::Task) {
             continue;
         }
         let i = interval.load(Ordering::Acquire);
-        let next = if i == 0 {
-            0
-        } else {
-            due.saturating_add(((used - due) / i + 1).saturating_mul(i))
-        };
+        let next = (used - due)
+            .checked_div(i)
+            .map_or(0, |k| due.saturating_add((k + 1).saturating_mul(i)));
         if at
             .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()

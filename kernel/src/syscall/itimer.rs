@@ -56,19 +56,15 @@ fn write_itimerval(ptr: UserPtr<itimerval>, (value, interval): (u64, u64)) -> Re
     })
 }
 
-/// A CPU-time timer of the current process: (fire-at, interval, time used).
-fn cpu_timer(
-    which: u32,
-) -> Result<
-    (
-        &'static str,
-        fn(&crate::sched::CpuAccount) -> [&AtomicU64; 3],
-    ),
-    Errno,
-> {
+/// A CPU-time timer's fields in the process's account: fire-at, interval,
+/// and the time it counts.
+type CpuTimerFields = fn(&crate::sched::CpuAccount) -> [&AtomicU64; 3];
+
+/// ITIMER_VIRTUAL or ITIMER_PROF (EINVAL for anything else).
+fn cpu_timer(which: u32) -> Result<CpuTimerFields, Errno> {
     match which {
-        ITIMER_VIRTUAL => Ok(("virtual", |a| [&a.virt_at, &a.virt_interval, &a.user])),
-        ITIMER_PROF => Ok(("prof", |a| [&a.prof_at, &a.prof_interval, &a.run])),
+        ITIMER_VIRTUAL => Ok(|a| [&a.virt_at, &a.virt_interval, &a.user]),
+        ITIMER_PROF => Ok(|a| [&a.prof_at, &a.prof_interval, &a.run]),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -76,7 +72,7 @@ fn cpu_timer(
 /// (remaining, interval) of a CPU-time timer.
 fn cpu_remaining(which: u32) -> Result<(u64, u64), Errno> {
     let t = crate::sched::current().ok_or(Errno::EINVAL)?;
-    let [at, interval, used] = (cpu_timer(which)?.1)(&t.account);
+    let [at, interval, used] = cpu_timer(which)?(&t.account);
     let at = at.load(Ordering::Acquire);
     let rem = if at == 0 {
         0
@@ -120,7 +116,7 @@ pub fn setitimer(which: i32, new: UserPtr<itimerval>, old: UserPtr<itimerval>) -
         let t = crate::sched::current().ok_or(Errno::EINVAL)?;
         // Charge the time so far first, so that the timer counts from now.
         crate::sched::enter_kernel();
-        let [at, iv, used] = (cpu_timer(which)?.1)(&t.account);
+        let [at, iv, used] = cpu_timer(which)?(&t.account);
         iv.store(interval, Ordering::Release);
         let fire_at = if value == 0 {
             0

@@ -46,7 +46,6 @@ const F_GETFD: u64 = 1;
 const POLLIN: u16 = 1;
 const RECORD: usize = size_of::<signalfd_siginfo>();
 
-
 pub fn signalfd(fd: i32, mask: UserPtr<sigset_t>, size: usize) -> SysResult {
     signalfd4(fd, mask, size, 0)
 }
@@ -79,8 +78,6 @@ pub fn signalfd4(fd: i32, mask: UserPtr<sigset_t>, size: usize, flags: u32) -> S
     }
     Ok(r)
 }
-
-
 
 /// The signalfds of the current process (empty for nearly every program).
 fn signalfds() -> Vec<Signalfd> {
