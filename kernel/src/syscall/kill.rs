@@ -28,7 +28,7 @@ pub fn kill(pid: i32, sig: i32) -> SysResult {
     // would stop only its proxy) and nothing waits for the proxies. SIGCONT
     // goes through Linux: it continues the target's proxy, which passes it
     // on; SIGKILL goes both ways, so the proxy dies even while stopped.
-    if let Ok(target) = u32::try_from(pid) {
+    if let Ok(target) = u32::try_from(pid).map(lwk_process_of) {
         if sig != 0 && sig != SIGCONT && process::entry(target).is_some() {
             crate::signal::post_to(target, sig, SI_USER, u64::from(me));
             if sig != SIGKILL {
@@ -58,6 +58,15 @@ pub fn tkill(tid: i32, sig: i32) -> SysResult {
     tgkill(0, tid, sig)
 }
 
+/// The LWK process `id` names: a process, or (as Linux accepts) any
+/// thread of one; other ids are returned as they are.
+fn lwk_process_of(id: u32) -> u32 {
+    if process::entry(id).is_some() {
+        return id;
+    }
+    crate::sched::find(id).map_or(id, |t| t.pid)
+}
+
 /// The siginfo of rt_sigqueueinfo/rt_tgsigqueueinfo: the caller's, with
 /// `sig` as its number. Codes the kernel itself sends (si_code >= 0, and
 /// SI_TKILL) may not be forged for another process (EPERM, as Linux).
@@ -78,7 +87,7 @@ fn queued_info(sig: i32, uinfo: UserPtr<siginfo>, to_self: bool) -> Result<sigin
 /// process; each instance of a real-time signal is queued.
 pub fn rt_sigqueueinfo(pid: i32, sig: i32, uinfo: UserPtr<siginfo>) -> SysResult {
     let me = process::with(|p| p.pid);
-    let target = u32::try_from(pid).map_err(|_| Errno::ESRCH)?;
+    let target = lwk_process_of(u32::try_from(pid).map_err(|_| Errno::ESRCH)?);
     let info = queued_info(sig, uinfo, target == me)?;
     if process::entry(target).is_none() {
         // A Linux process: the proxy sends it (the table marks the call FORWARDED).

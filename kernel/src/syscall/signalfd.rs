@@ -58,7 +58,12 @@ pub fn signalfd4(fd: i32, mask: UserPtr<sigset_t>, size: usize, flags: u32) -> S
     let e = process::current_entry();
     if fd != -1 {
         let mut list = e.sigq.signalfds.lock();
-        let s = list.iter_mut().find(|s| s.fd == fd).ok_or(Errno::EINVAL)?;
+        let Some(s) = list.iter_mut().find(|s| s.fd == fd) else {
+            drop(list);
+            // Not a descriptor at all: EBADF; another kind of file: EINVAL.
+            super::offload_result(u64::from(SYS_FCNTL), [fd as u64, F_GETFD, 0, 0, 0, 0])?;
+            return Err(Errno::EINVAL);
+        };
         s.mask = mask;
         drop(list);
         return Ok(fd as u64);
