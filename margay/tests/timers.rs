@@ -43,6 +43,8 @@ fn cpu_time_timers_count_only_running_time() {
             "virtual: fired while sleeping 0",
             "virtual: fired while computing 1",
             "prof: periodic fired 3 more times 1",
+            "process cpu timer: fired while sleeping 0, still armed 1",
+            "thread cpu timer: fired while computing 1",
         ],
     );
 }

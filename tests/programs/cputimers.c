@@ -80,5 +80,27 @@ int main(void) {
     setitimer(ITIMER_PROF, &off, &old);
     printf("prof: old interval 20 ms %d\n", old.it_interval.tv_sec == 0 && old.it_interval.tv_usec == 20000);
     printf("bad which: EINVAL %d\n", setitimer(7, &off, NULL) == -1 && errno == EINVAL);
+
+    /* POSIX timers on the CPU-time clocks. */
+    signal(SIGUSR1, on_vt);
+    struct sigevent ev = {0};
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGUSR1;
+    const clockid_t clocks[] = {CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID};
+    const char *names[] = {"process", "thread"};
+    for (int c = 0; c < 2; c++) {
+        timer_t t;
+        if (timer_create(clocks[c], &ev, &t) != 0)
+            return printf("timer_create %s: %s\n", names[c], strerror(errno)), 1;
+        vt = 0;
+        struct itimerspec its = {{0, 0}, {0, 50000000}}, left;
+        timer_settime(t, 0, &its, NULL);
+        msleep(200);
+        timer_gettime(t, &left);
+        printf("%s cpu timer: fired while sleeping %d, still armed %d\n", names[c], vt != 0,
+               left.it_value.tv_sec == 0 && left.it_value.tv_nsec > 0);
+        printf("%s cpu timer: fired while computing %d\n", names[c], spin_until(&vt, 20));
+        timer_delete(t);
+    }
     return 0;
 }

@@ -84,11 +84,16 @@ pub struct CpuAccount {
     pub virt_interval: AtomicU64,
     pub prof_at: AtomicU64,
     pub prof_interval: AtomicU64,
+    /// The process has POSIX timers on CPU-time clocks
+    /// (`hooks::cpu_posix_timers` checks them).
+    pub cpu_posix: AtomicBool,
 }
 
 impl CpuAccount {
     pub fn armed(&self) -> bool {
-        self.virt_at.load(Ordering::Acquire) != 0 || self.prof_at.load(Ordering::Acquire) != 0
+        self.virt_at.load(Ordering::Acquire) != 0
+            || self.prof_at.load(Ordering::Acquire) != 0
+            || self.cpu_posix.load(Ordering::Acquire)
     }
 }
 

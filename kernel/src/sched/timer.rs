@@ -122,6 +122,15 @@ impl Alarm {
         (remaining(old, now), old_interval)
     }
 
+    /// Arm the timer for TSC `deadline` (possibly past: the periods since
+    /// then count when it fires), then every `interval`.
+    pub fn set_deadline(&self, deadline: u64, interval: u64) {
+        let deadline = deadline.max(1);
+        self.interval.store(interval, Ordering::SeqCst);
+        self.deadline.store(deadline, Ordering::SeqCst);
+        alarm_armed(deadline);
+    }
+
     /// (remaining, interval) in cycles.
     pub fn remaining(&self) -> (u64, u64) {
         (
@@ -248,6 +257,9 @@ pub(super) fn cpu_timers_due(t: &super::Task) {
             (hooks::get().cpu_timer_fired)(t.pid, sig);
         }
     }
+    if a.cpu_posix.load(Ordering::Acquire) {
+        (hooks::get().cpu_posix_timers)(t);
+    }
 }
 
 /// About to run `t` in user mode on `cpu` at `now`: make the core's timer
@@ -261,7 +273,11 @@ pub(super) fn cpu_timer_limit(cpu: usize, t: &super::Task, now: u64) -> bool {
         0 => u64::MAX,
         d => d.saturating_sub(used.load(Ordering::Acquire)),
     };
-    let rem = left(&a.virt_at, &a.user).min(left(&a.prof_at, &a.run));
+    let mut rem = left(&a.virt_at, &a.user).min(left(&a.prof_at, &a.run));
+    if a.cpu_posix.load(Ordering::Acquire) {
+        // CPU time left on a timer is the least wall time until it fires.
+        rem = rem.min((hooks::get().cpu_posix_timers)(t));
+    }
     let limit = now.saturating_add(rem.max(ns_to_cycles(MIN_GAP_NS)));
     CPU_LIMIT[cpu].store(limit, Ordering::Release);
     true

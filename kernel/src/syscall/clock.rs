@@ -8,27 +8,24 @@ use linux_abi::uapi::{timespec, timeval, timezone};
 use linux_abi::{Errno, SysResult};
 
 const NS: u64 = 1_000_000_000;
+/// The alarm clocks (linux/time.h): the real-time and boot-time clocks.
+const CLOCK_REALTIME_ALARM: u32 = 8;
+const CLOCK_BOOTTIME_ALARM: u32 = 9;
 
 fn now(clock: i32) -> Result<u64, Errno> {
-    match u32::try_from(clock).map_err(|_| Errno::EINVAL)? {
-        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI => Ok(realtime_ns()),
-        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => {
-            Ok(monotonic_ns())
+    match crate::alarm::clock_id(clock)? {
+        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI | CLOCK_REALTIME_ALARM => {
+            Ok(realtime_ns())
         }
+        CLOCK_MONOTONIC
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_BOOTTIME
+        | CLOCK_BOOTTIME_ALARM => Ok(monotonic_ns()),
         // CPU time as the scheduler charges it (user and kernel).
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
+        c @ (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID) => {
             let t = crate::sched::current().ok_or(Errno::EINVAL)?;
-            let (_, mine) = crate::sched::thread_cycles(&t);
-            let cycles = if clock == CLOCK_THREAD_CPUTIME_ID as i32 {
-                mine
-            } else {
-                // The process's charged time, plus this thread's stint in progress.
-                let charged = t.run_cycles();
-                t.account
-                    .run
-                    .load(core::sync::atomic::Ordering::Acquire)
-                    .saturating_add(mine.saturating_sub(charged))
-            };
+            let cycles = crate::alarm::cpu_clock_cycles(c, &t);
             Ok(
                 ((u128::from(cycles) * u128::from(NS)) / u128::from(crate::time::tsc_hz().max(1)))
                     as u64,

@@ -1,6 +1,7 @@
 //! timer_create, timer_settime, timer_gettime, timer_getoverrun,
 //! timer_delete: POSIX per-process timers on CLOCK_REALTIME,
-//! CLOCK_MONOTONIC, CLOCK_BOOTTIME (and their _ALARM and TAI variants),
+//! CLOCK_MONOTONIC, CLOCK_BOOTTIME (and their _ALARM and TAI variants) and
+//! the CPU-time clocks of the process and of the creating thread,
 //! notifying by a signal to the process (SIGEV_SIGNAL) or to one of its
 //! threads (SIGEV_THREAD_ID), or not at all (SIGEV_NONE). The timers live
 //! in the process (`alarm::ProcTimers`) and fire from core 0 (`alarm.rs`).
@@ -25,8 +26,8 @@ fn clock_now(clock: u32) -> Result<u64, Errno> {
         CLOCK_REALTIME | CLOCK_REALTIME_ALARM | CLOCK_TAI => Ok(realtime_ns()),
         CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM => Ok(monotonic_ns()),
         CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
-            crate::kprintln!("timer_create: CPU-time clocks are not supported on the LWK");
-            Err(Errno::EINVAL)
+            let t = crate::sched::current().ok_or(Errno::EINVAL)?;
+            Ok(cycles_to_ns(crate::alarm::cpu_clock_cycles(clock, &t)))
         }
         // Clocks Linux reads but cannot arm timers on.
         CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => {
@@ -68,10 +69,12 @@ fn timer(id: i32) -> Result<Arc<PosixTimer>, Errno> {
 }
 
 pub fn timer_create(clock: i32, sevp: UserPtr<sigevent>, timerid: UserPtr<i32>) -> SysResult {
-    let clock = u32::try_from(clock).map_err(|_| Errno::EINVAL)?;
+    let clock = crate::alarm::clock_id(clock)?;
     clock_now(clock)?;
     let e = process::current_entry();
     let pid = process::with(|p| p.pid);
+    // A thread CPU-time clock is the creating thread's.
+    let owner = crate::sched::current_tid();
     let ev = match sevp.non_null() {
         Some(p) => Some(p.read()?),
         None => None,
@@ -112,7 +115,7 @@ pub fn timer_create(clock: i32, sevp: UserPtr<sigevent>, timerid: UserPtr<i32>) 
     let value = value.unwrap_or(id as u64);
     timerid.write(&id)?;
     list.push(Arc::new(PosixTimer::new(
-        id, clock, notify, signo, value, tid,
+        id, clock, notify, signo, value, tid, owner,
     )));
     Ok(0)
 }
@@ -131,27 +134,44 @@ pub fn timer_settime(
     let t = timer(id)?;
     let v = new.non_null().ok_or(Errno::EINVAL)?.read()?;
     let value = ts_ns(&v.it_value)?;
-    let interval = ts_ns(&v.it_interval)?;
-    let after = if value == 0 {
-        0
-    } else if flags as u32 & TIMER_ABSTIME != 0 {
-        // An absolute time already past fires at once.
-        ns_to_cycles(value.saturating_sub(clock_now(t.clock)?)).max(1)
-    } else {
-        ns_to_cycles(value).max(1)
-    };
-    let interval = if after == 0 {
+    let interval = if value == 0 {
         0
     } else {
-        ns_to_cycles(interval)
+        ns_to_cycles(ts_ns(&v.it_interval)?)
     };
     // Disarmed first: a signal of the old setting still pending goes (as
     // in Linux 6.13 and later), as do its overruns; then the new setting.
-    let prev = t.alarm.set(0, 0);
+    let prev = t.disarm();
     let e = process::current_entry();
     e.sigq.remove_timer(&e, &t);
     t.reset_overrun();
-    t.alarm.set(after, interval);
+    if value != 0 {
+        let now = clock_now(t.clock)?;
+        // How far the expiry lies ahead (negative: an absolute time
+        // already past, whose missed periods count as overruns).
+        let ahead = if flags as u32 & TIMER_ABSTIME != 0 {
+            i128::from(value) - i128::from(now)
+        } else {
+            i128::from(value)
+        };
+        let cycles = ns_to_cycles(ahead.unsigned_abs().min(u128::from(u64::MAX)) as u64);
+        let base = if t.is_cpu() {
+            let me = crate::sched::current().ok_or(Errno::EINVAL)?;
+            crate::alarm::cpu_clock_cycles(t.clock, &me)
+        } else {
+            crate::arch::cpu::rdtsc()
+        };
+        let at = if ahead > 0 {
+            base.saturating_add(cycles.max(1))
+        } else {
+            base.saturating_sub(cycles)
+        };
+        if t.is_cpu() {
+            t.arm_cpu(at, interval);
+        } else {
+            t.alarm.set_deadline(at, interval);
+        }
+    }
     if let Some(o) = old.non_null() {
         o.write(&itimerspec_of(prev))?;
     }
@@ -160,7 +180,7 @@ pub fn timer_settime(
 
 pub fn timer_gettime(id: i32, cur: UserPtr<itimerspec>) -> SysResult {
     let t = timer(id)?;
-    cur.write(&itimerspec_of(t.alarm.remaining()))?;
+    cur.write(&itimerspec_of(t.remaining()))?;
     Ok(0)
 }
 
