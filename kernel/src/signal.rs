@@ -233,17 +233,19 @@ pub fn post_info(
         a.handler == SIG_IGN
             || (a.handler == SIG_DFL && matches!(default_action(sig), Default::Ignore))
     };
-    let blocked_by_all = thread.map_or_else(
-        || {
+    // (Checked only for an ignored signal: it keeps the thread list out of
+    // the common path.)
+    let blocked = || match thread {
+        Some(t) => t.sigmask.load(Ordering::Acquire) & bit(sig) != 0,
+        None => {
             let ts = sched::tasks_of(pid);
             !ts.is_empty()
                 && ts
                     .iter()
                     .all(|t| t.sigmask.load(Ordering::Acquire) & bit(sig) != 0)
-        },
-        |t| t.sigmask.load(Ordering::Acquire) & bit(sig) != 0,
-    );
-    if ignored_now && !blocked_by_all && sig != SIGKILL && sig != SIGSTOP {
+        }
+    };
+    if ignored_now && sig != SIGKILL && sig != SIGSTOP && !blocked() {
         return Ok(Posted::Discarded);
     }
     let posted = match thread {

@@ -12,7 +12,9 @@ use crate::time::{monotonic_ns, realtime_ns, tsc_hz};
 use crate::uaccess::UserPtr;
 use alloc::sync::Arc;
 use linux_abi::clock::*;
-use linux_abi::signal::{NSIG, SIGALRM, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID};
+use linux_abi::signal::{
+    NSIG, SIGALRM, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID,
+};
 use linux_abi::uapi::{itimerspec, sigevent, timespec};
 use linux_abi::{Errno, SysResult};
 
@@ -83,7 +85,10 @@ pub fn timer_create(clock: i32, sevp: UserPtr<sigevent>, timerid: UserPtr<i32>) 
         None => (SIGEV_SIGNAL, SIGALRM, None, 0),
         Some(ev) => {
             let tid = match ev.sigev_notify {
-                SIGEV_NONE | SIGEV_SIGNAL => 0,
+                // SIGEV_THREAD is the C library's business (glibc asks for
+                // SIGEV_THREAD_ID); given to the kernel, it signals the
+                // process like SIGEV_SIGNAL, as on Linux.
+                SIGEV_NONE | SIGEV_SIGNAL | SIGEV_THREAD => 0,
                 SIGEV_THREAD_ID => {
                     let tid = u32::try_from(ev.sigev_tid).map_err(|_| Errno::EINVAL)?;
                     match crate::sched::find(tid) {
@@ -91,15 +96,18 @@ pub fn timer_create(clock: i32, sevp: UserPtr<sigevent>, timerid: UserPtr<i32>) 
                         _ => return Err(Errno::EINVAL),
                     }
                 }
-                // SIGEV_THREAD is the C library's (it asks for
-                // SIGEV_THREAD_ID); anything else is invalid.
                 _ => return Err(Errno::EINVAL),
             };
             let signo = u32::try_from(ev.sigev_signo).unwrap_or(0);
             if ev.sigev_notify != SIGEV_NONE && !(1..=NSIG).contains(&signo) {
                 return Err(Errno::EINVAL);
             }
-            (ev.sigev_notify, signo, Some(ev.sigev_value), tid)
+            let notify = if ev.sigev_notify == SIGEV_THREAD {
+                SIGEV_SIGNAL
+            } else {
+                ev.sigev_notify
+            };
+            (notify, signo, Some(ev.sigev_value), tid)
         }
     };
     let mut list = e.timers.posix.lock();
