@@ -18,10 +18,7 @@ pub fn alarm(secs: u32) -> SysResult {
     let hz = crate::time::tsc_hz();
     let after = u64::from(secs).min(u64::MAX / hz.max(1)).saturating_mul(hz);
     let (old, _) = crate::process::set_alarm(after, 0);
-    // Linux rounds the seconds left to the nearest (and reports 1, not 0,
-    // for an alarm still pending).
-    let left = old.saturating_add(hz / 2) / hz.max(1);
-    Ok(if old != 0 { left.max(1) } else { 0 })
+    Ok(old.div_ceil(hz.max(1)))
 }
 
 /// Cycles as a timeval, to the nearest microsecond (so that an interval

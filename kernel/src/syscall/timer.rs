@@ -12,9 +12,7 @@ use crate::time::{monotonic_ns, realtime_ns, tsc_hz};
 use crate::uaccess::UserPtr;
 use alloc::sync::Arc;
 use linux_abi::clock::*;
-use linux_abi::signal::{
-    NSIG, SIGALRM, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID,
-};
+use linux_abi::signal::{NSIG, SIGALRM, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID};
 use linux_abi::uapi::{itimerspec, sigevent, timespec};
 use linux_abi::{Errno, SysResult};
 
