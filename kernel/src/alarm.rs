@@ -166,6 +166,11 @@ impl PosixTimer {
         n
     }
 
+    /// Periods an absolute expiry set in the past has already missed.
+    pub fn add_overrun(&self, n: u64) {
+        self.overrun.fetch_add(n, Ordering::AcqRel);
+    }
+
     /// (Re)armed by timer_settime, its pending signal removed: expiries of
     /// the old setting are forgotten.
     pub fn reset_overrun(&self) {

@@ -28,7 +28,7 @@ pub fn kill(pid: i32, sig: i32) -> SysResult {
     // would stop only its proxy) and nothing waits for the proxies. SIGCONT
     // goes through Linux: it continues the target's proxy, which passes it
     // on; SIGKILL goes both ways, so the proxy dies even while stopped.
-    if let Ok(target) = u32::try_from(pid).map(lwk_process_of) {
+    if let Ok(target) = u32::try_from(pid) {
         if sig != 0 && sig != SIGCONT && process::entry(target).is_some() {
             crate::signal::post_to(target, sig, SI_USER, u64::from(me));
             if sig != SIGKILL {
@@ -58,13 +58,19 @@ pub fn tkill(tid: i32, sig: i32) -> SysResult {
     tgkill(0, tid, sig)
 }
 
-/// The LWK process `id` names: a process, or (as Linux accepts) any
-/// thread of one; other ids are returned as they are.
+/// The process `id` names for rt_sigqueueinfo: a process, or (as Linux
+/// accepts) a thread of the caller's own process. (LWK thread ids and Linux
+/// pids share one number space, so another process's thread id is taken as
+/// the Linux pid it may also be.)
 fn lwk_process_of(id: u32) -> u32 {
     if process::entry(id).is_some() {
         return id;
     }
-    crate::sched::find(id).map_or(id, |t| t.pid)
+    let me = process::with(|p| p.pid);
+    match crate::sched::find(id) {
+        Some(t) if t.pid == me => me,
+        _ => id,
+    }
 }
 
 /// The siginfo of rt_sigqueueinfo/rt_tgsigqueueinfo: the caller's, with

@@ -167,10 +167,18 @@ pub fn timer_settime(
         } else {
             crate::arch::cpu::rdtsc()
         };
+        // An expiry already past fires at once, the whole periods since
+        // counting as overruns (kept in phase).
         let at = if ahead > 0 {
             base.saturating_add(cycles.max(1))
         } else {
-            base.saturating_sub(cycles)
+            match cycles.checked_div(interval) {
+                Some(k) => {
+                    t.add_overrun(k);
+                    base.saturating_sub(cycles % interval)
+                }
+                None => base,
+            }
         };
         if t.is_cpu() {
             t.arm_cpu(at, interval);
