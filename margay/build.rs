@@ -86,4 +86,25 @@ fn main() {
     }
     let elf = target_dir.join("x86_64-unknown-linux-gnu/release/margay-kernel");
     println!("cargo:rustc-env=MARGAY_KERNEL_ELF={}", elf.display());
+    build_qemu_shim(&manifest_dir);
+}
+
+/// The small library margay preloads into QEMU so that a file's last,
+/// partial page can be plugged (see shim/qemu-plug.c); margay embeds it.
+fn build_qemu_shim(manifest_dir: &Path) {
+    let src = manifest_dir.join("shim/qemu-plug.c");
+    println!("cargo:rerun-if-changed={}", src.display());
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("qemu-plug.so");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .arg("-ldl")
+        .status()
+        .expect("failed to run the C compiler for shim/qemu-plug.c (install gcc: tools/install-deps.sh)");
+    if !status.success() {
+        panic!("building shim/qemu-plug.c failed (see the errors above)");
+    }
 }

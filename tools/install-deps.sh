@@ -8,6 +8,8 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+# Renders the bench's SVG plots headlessly in its tests (optional there).
+command -v rsvg-convert >/dev/null || need+=(librsvg2-bin)
 # The Linux guest kernel for `margay bench` (and its test).
 compgen -G '/boot/vmlinuz-*' >/dev/null || need+=(linux-image-amd64)
 if [ ${#need[@]} -gt 0 ]; then

@@ -6,7 +6,7 @@
 //! read and written only through them (bounds-checked), and goes back to the
 //! page allocator when unmapped.
 
-use crate::arch::mem::{shared_area, PhysRange};
+use crate::arch::mem::{shared_area, PhysRange, SpinLock};
 use crate::arch::paging::PageTables;
 use crate::mm::{self, Frames};
 use crate::shm;
@@ -27,9 +27,36 @@ pub enum RegionTable {
     Own(Arc<Frames>),
 }
 
+/// Region tables of ended processes that a channel slot still names in a
+/// request the proxy has not taken (the dying process's Exit, or a request
+/// its proxy, killed meanwhile, never took). A proxy serves the slots whose
+/// table is its own, so a new process given the same table pages would have
+/// its requests served by the old proxy, and the old Exit served by its own
+/// (a child killed with SIGKILL reported exit 0 and the next child died of
+/// SIGKILL). Such tables are reused only once no posted request names them.
+static QUARANTINE: SpinLock<alloc::vec::Vec<Arc<Frames>>> = SpinLock::new(alloc::vec::Vec::new());
+
+/// Whether a posted, not yet taken, channel request names table `phys`.
+fn named_by_posted_slot(phys: u64) -> bool {
+    use crate::ikc::slot;
+    (0..wire::MAX_SLOTS).any(|s| {
+        slot::state(s).load(Ordering::Acquire) == wire::SlotState::Posted as u32
+            && slot::read(s).table == phys
+    })
+}
+
+/// Give back quarantined tables no posted request names any more.
+pub fn release_quarantined() {
+    let mut q = QUARANTINE.lock();
+    if !q.is_empty() {
+        q.retain(|f| named_by_posted_slot(f.phys()));
+    }
+}
+
 impl RegionTable {
     /// A fresh, zeroed table for a new process.
     pub fn new() -> Result<Self, Errno> {
+        release_quarantined();
         mm::alloc_kernel_pages(wire::REGION_TABLE_BYTES.div_ceil(mm::PAGE))
             .map(|f| RegionTable::Own(Arc::new(f)))
             .ok_or(Errno::ENOMEM)
@@ -55,6 +82,21 @@ impl RegionTable {
         m.atomic_u32(off + wire::REGION_SIGNALS_OFF)
             .swap(0, Ordering::AcqRel)
     }
+}
+
+/// Most regions one address space may have (what its region table can
+/// publish to the proxy's mirror): mapping more, or splitting a region
+/// past it, fails with ENOMEM, as Linux does past vm.max_map_count. It
+/// also bounds the kernel memory a process's region records take.
+pub const REGION_LIMIT: usize = MAX_REGIONS;
+
+/// ENOMEM (with one kmsg line) when `n` more regions would pass the limit.
+fn room_for(regions: &RegionMap, n: usize) -> Result<(), Errno> {
+    if regions.len() + n > REGION_LIMIT {
+        crate::kprintln!("aspace: more than {REGION_LIMIT} regions; mapping refused (ENOMEM)");
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
 }
 
 pub struct AddressSpace {
@@ -140,6 +182,32 @@ impl AddressSpace {
         crate::arch::cpu::flush_tlb();
         self.publish();
         Ok(())
+    }
+
+    /// Reserve `[va, va+len)` (free, page aligned) with PROT_NONE and no
+    /// memory: `protect` gives memory to the pieces that become accessible.
+    pub fn reserve(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        self.reserve_as(va, len, 0, RegionKind::Reserved)
+    }
+
+    /// An unbacked region of `kind` (`Reserved` or `PastEof`) with `prot`.
+    pub fn reserve_as(
+        &mut self,
+        va: u64,
+        len: u64,
+        prot: u32,
+        kind: RegionKind,
+    ) -> Result<(), Errno> {
+        self.check_free(va, len)?;
+        self.regions
+            .insert(Region {
+                start: va,
+                len,
+                phys: 0,
+                prot,
+                kind,
+            })
+            .map_err(|_| Errno::ENOMEM)
     }
 
     /// Map a new shared object of `len` zeroed bytes at `[va, va+len)`
@@ -235,6 +303,7 @@ impl AddressSpace {
         prot: u32,
         kind: RegionKind,
     ) -> Result<(), Errno> {
+        room_for(&self.regions, chunks.len())?;
         let mut done = 0u64;
         for c in chunks {
             let r = Region {
@@ -272,6 +341,7 @@ impl AddressSpace {
             let _ = self.pt.unmap(r.start, r.len);
         }
         flush_everywhere();
+        self.pt.release_pruned();
     }
 
     /// The pieces of mapped regions that overlap `[va, va+len)`, clipped to it.
@@ -403,6 +473,9 @@ impl AddressSpace {
     /// private memory to the page allocator, a shared object's bytes to its
     /// count.
     fn release(&mut self, r: &Region) {
+        if !r.kind.is_backed() {
+            return;
+        }
         match r.kind.shared_object() {
             Some(id) => shm::unmapped(id, r.len),
             None => {
@@ -414,6 +487,14 @@ impl AddressSpace {
 
     /// munmap semantics: remove whatever is mapped in the range.
     pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        // A hole inside one region splits it in two.
+        let splits = self
+            .regions
+            .find(va)
+            .is_some_and(|r| r.start < va && r.end() > va.saturating_add(len));
+        if splits {
+            room_for(&self.regions, 1)?;
+        }
         let pieces = self.regions.remove_range(va, len);
         if pieces.is_empty() {
             return Ok(());
@@ -423,6 +504,7 @@ impl AddressSpace {
         }
         // No core may keep a translation to memory that is about to be reused.
         flush_everywhere();
+        self.pt.release_pruned();
         for r in &pieces {
             self.release(r);
         }
@@ -432,11 +514,19 @@ impl AddressSpace {
 
     /// mprotect semantics: every page must be mapped (ENOMEM otherwise).
     pub fn protect(&mut self, va: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        // At most the two regions at the ends split.
+        room_for(&self.regions, 2)?;
         let pieces = self
             .regions
             .protect_range(va, len, prot)
             .map_err(|_| Errno::ENOMEM)?;
         for r in &pieces {
+            if !r.kind.is_backed() {
+                if prot != 0 && r.kind == RegionKind::Reserved {
+                    self.back_reserved(r)?;
+                }
+                continue;
+            }
             self.pt
                 .protect(r.start, r.len, prot)
                 .map_err(|_| Errno::ENOMEM)?;
@@ -444,6 +534,17 @@ impl AddressSpace {
         // A downgrade must hold on every core before mprotect returns.
         flush_everywhere();
         self.publish();
+        Ok(())
+    }
+
+    /// A reserved piece became accessible (`r.prot`): fresh zeroed memory
+    /// in its place; out of memory, it stays reserved (PROT_NONE).
+    fn back_reserved(&mut self, r: &Region) -> Result<(), Errno> {
+        self.regions.remove_range(r.start, r.len);
+        if let Err(e) = self.map_anon(r.start, r.len, r.prot, RegionKind::Anon) {
+            let _ = self.reserve(r.start, r.len);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -462,7 +563,7 @@ impl AddressSpace {
         mem.atomic_u64(base + REGION_GEN_OFF)
             .store(0, Ordering::Release);
         let mut count = 0u32;
-        for r in self.regions.iter() {
+        for r in self.regions.iter().filter(|r| r.kind.is_backed()) {
             if count as usize == MAX_REGIONS {
                 crate::kprintln!(
                     "aspace: more than {MAX_REGIONS} regions; the proxy mirrors only the first"
@@ -504,6 +605,18 @@ impl AddressSpace {
             mm::free_user(f);
         }
         self.pt.destroy();
+        if let RegionTable::Own(t) = self.table {
+            if named_by_posted_slot(t.phys()) {
+                let mut q = QUARANTINE.lock();
+                if q.try_reserve(1).is_ok() {
+                    q.push(t);
+                } else {
+                    // No room to remember it: never reuse it rather than
+                    // hand it to a new process.
+                    core::mem::forget(t);
+                }
+            }
+        }
     }
 }
 

@@ -184,6 +184,7 @@ pub fn load(bd: &BootData, params: &BootParams, table: RegionTable) -> Result<Lo
         altstack: (0, 2, 0),
         name: name_of(&bd.path),
         exe: bd.path.clone(),
+        sysv: alloc::vec::Vec::new(),
     };
     let entry = interp.map_or(info.entry + bias, |(e, _)| e);
     Ok(Loaded { process, entry, sp })
@@ -205,6 +206,11 @@ fn read_interp_path(
     offset: u64,
     len: u64,
 ) -> Result<Vec<u8>, String> {
+    if len > 4096 {
+        return Err(String::from(
+            "program interpreter path longer than PATH_MAX",
+        ));
+    }
     let got = off(SYS_PREAD64, [fd, scratch, len, offset, 0, 0]);
     if got != len as i64 {
         return Err(String::from("cannot read the program interpreter's path"));

@@ -1,7 +1,8 @@
 //! The Margay lightweight kernel: boots from QEMU's PVH entry, reads its boot
 //! header from the shared area, loads one static Linux executable and runs it,
 //! serving memory, time and task syscalls locally and offloading the rest to
-//! the proxy on Linux.
+//! the proxy on Linux. A standing instance (`FLAG_INSTANCE`) loads no program
+//! at boot: its init process spawns programs for exec clients (`instance`).
 //!
 //! Layers, each importing only those below it:
 //!
@@ -11,7 +12,7 @@
 //! | shared area, logs, firmware | `shared`, `kmsg`, `bootinfo` |
 //! | memory | `mm`, `shm`, `aspace` |
 //! | tasks | `ikc::slot`, `sched` (tasks, run queues, switch, SMP, timers; upcalls through `sched::Hooks`) |
-//! | channel, time, processes | `ikc`, `time`, `process`, `uaccess` (checked user pointers), `loader` |
+//! | channel, time, processes | `ikc`, `time`, `process`, `uaccess` (checked user pointers), `loader`, `instance` (a standing instance's init) |
 //! | signals | `signal`, `alarm`, `host_signals`, `futex` |
 //! | system calls and entry | `syscall`, `trap`, `panic`, `main` (registers `arch`'s entry points and the scheduler's hooks) |
 #![no_std]
@@ -27,6 +28,7 @@ mod bootinfo;
 mod futex;
 mod host_signals;
 mod ikc;
+mod instance;
 mod kmsg;
 mod loader;
 mod mm;
@@ -127,6 +129,10 @@ pub fn kernel_main(start_info: u64) -> ! {
     shared::set_cpus_online(sched::ncpus() as u32);
     syscall::init();
     syscall::set_trace(params.flags & wire::FLAG_TRACE != 0);
+    syscall::set_boot_cycles(arch::cpu::rdtsc() - t_boot);
+    if params.flags & wire::FLAG_INSTANCE != 0 {
+        instance::start_init(&params);
+    }
 
     let bd = match shared::boot_data() {
         Ok(b) => b,

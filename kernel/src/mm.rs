@@ -59,10 +59,26 @@ pub fn free_user(f: Frames) {
 
 /// Bytes the page allocator can still hand out, and the usable total.
 pub fn memory_summary() -> (u64, u64) {
+    crate::aspace::release_quarantined();
     (
         frames::free_pages().unwrap_or(0) * PAGE,
         TOTAL_BYTES.load(Ordering::Relaxed),
     )
+}
+
+/// One kmsg line on memory at the partition's end: the kernel heap's
+/// high-water mark and what the page allocator holds free.
+pub fn report_usage() {
+    let (heap, peak) = crate::arch::mem::heap_usage();
+    let (free, total) = memory_summary();
+    crate::kprintln!(
+        "mm: kernel heap {} KiB, high-water {} KiB; {} of {} KiB free ({} KiB kept for the kernel)",
+        heap / 1024,
+        peak / 1024,
+        free / 1024,
+        total / 1024,
+        frames::reserve_pages() * PAGE / 1024
+    );
 }
 
 fn publish_free() {

@@ -34,6 +34,18 @@ pub struct Process {
     pub name: [u8; 16],
     /// Absolute path of the program (what /proc/self/exe names).
     pub exe: alloc::vec::Vec<u8>,
+    /// SysV shared memory segments attached (shmat): a fork copies them, an
+    /// exec drops them.
+    pub sysv: alloc::vec::Vec<SysvAttach>,
+}
+
+/// One shmat: where the segment is mapped, and the handle of the proxy's own
+/// attachment of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysvAttach {
+    pub va: u64,
+    pub len: u64,
+    pub handle: u64,
 }
 
 /// A process as the registry holds it: its signals pending for the whole
@@ -51,6 +63,12 @@ pub struct Entry {
     pub sigq: crate::signal::SigQueue,
     /// POSIX timers, ITIMER_VIRTUAL/ITIMER_PROF and CPU time of ended threads.
     pub timers: crate::alarm::ProcTimers,
+    /// The process that created it (0 for the first): a standing instance
+    /// kills a gone exec client's process with its descendants.
+    pub parent: u32,
+    /// Its proxy is gone (a standing instance's exec client was killed):
+    /// nothing more is posted for it, and its waits for answers end.
+    pub orphaned: AtomicBool,
     pub inner: SpinLock<Process>,
 }
 
@@ -69,6 +87,8 @@ pub fn register(p: Process) -> Arc<Entry> {
         alarm: crate::sched::Alarm::new(),
         sigq: crate::signal::SigQueue::new(),
         timers: crate::alarm::ProcTimers::new(),
+        parent: crate::sched::current_pid().unwrap_or(0),
+        orphaned: AtomicBool::new(false),
         inner: SpinLock::new(p),
     });
     let _ = INITIAL.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire);
@@ -133,6 +153,13 @@ pub fn entry(pid: u32) -> Option<Arc<Entry>> {
     PROCS.lock().get(&pid).cloned()
 }
 
+/// Whether the current process's proxy is gone.
+pub fn current_orphaned() -> bool {
+    crate::sched::current_pid()
+        .and_then(entry)
+        .is_some_and(|e| e.orphaned.load(Ordering::Acquire))
+}
+
 /// Run `f` on the current process.
 pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     let e = current_entry();
@@ -143,6 +170,7 @@ pub fn with<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 fn finish(code: u32) -> ! {
     let at_end = *AT_END.lock();
     at_end();
+    crate::mm::report_usage();
     crate::arch::cpu::qemu_exit(code)
 }
 
@@ -166,7 +194,15 @@ pub fn other_threads_exit(keep: bool) {
     let Some(e) = entry(me.pid) else {
         return;
     };
-    e.reaper.store(me.tid, Ordering::Release);
+    // One thread ends or replaces the process; any other that tries at
+    // the same time (exit_group and execve racing) just leaves.
+    if e.reaper
+        .compare_exchange(0, me.tid, Ordering::AcqRel, Ordering::Acquire)
+        .is_err_and(|r| r != me.tid)
+    {
+        drop((me, e));
+        crate::sched::exit_current();
+    }
     loop {
         let others: alloc::vec::Vec<_> = crate::sched::tasks_of(me.pid)
             .into_iter()
@@ -194,10 +230,14 @@ pub fn other_threads_exit(keep: bool) {
 fn end_child(status: u64, signal: u32) -> ! {
     other_threads_exit(false);
     let pid = crate::sched::current_pid().unwrap_or(0);
-    crate::ikc::post_only(
-        wire::RequestKind::Exit,
-        [status & 0xff, u64::from(signal), 0, 0, 0, 0],
-    );
+    // A gone proxy gets no Exit: the slot would stay posted, for whichever
+    // proxy later serves a region table at the same address.
+    if !current_orphaned() {
+        crate::ikc::post_only(
+            wire::RequestKind::Exit,
+            [status & 0xff, u64::from(signal), 0, 0, 0, 0],
+        );
+    }
     if let Some(e) = unregister(pid) {
         crate::arch::activate_page_tables(crate::arch::boot::boot_pml4_phys());
         if let Ok(inner) = Arc::try_unwrap(e).map(|e| e.inner.into_inner()) {

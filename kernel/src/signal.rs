@@ -29,8 +29,8 @@ use linux_abi::{Errno, SysResult, CANONICAL_USER_END};
 
 // The si_code values the rest of the kernel posts with (trap.rs, sched.rs).
 pub use linux_abi::signal::{
-    BUS_ADRALN, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL, SI_USER,
-    TRAP_TRACE,
+    BUS_ADRALN, BUS_ADRERR, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR,
+    SI_KERNEL, SI_USER, TRAP_TRACE,
 };
 
 /// Queued signals a process may hold (Linux bounds them with
@@ -520,6 +520,8 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
                 }
                 Default::Terminate | Default::Core => {
                     let addr = if is_fault(sig) { info.fields[0] } else { 0 };
+                    // `kill` never returns: nothing here would be dropped.
+                    drop(t);
                     process::kill(sig, addr, None)
                 }
             }
@@ -531,6 +533,7 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
                 crate::kprintln!(
                     "signal {sig}: cannot build the signal frame; killing with SIGSEGV"
                 );
+                drop(t);
                 process::kill(SIGSEGV, regs.rsp, None)
             }
         }
@@ -611,6 +614,11 @@ fn setup_frame(
         // x86-64 has no vDSO trampoline here: libcs always pass a restorer.
         return Err(Errno::EFAULT);
     }
+    // iretq to a non-canonical address faults in the kernel on real
+    // hardware: a handler outside user space cannot be entered.
+    if a.handler >= CANONICAL_USER_END {
+        return Err(Errno::EFAULT);
+    }
     let (ss_sp, ss_flags, ss_size) = process::with(|p| p.altstack);
     let alt_enabled = ss_flags & u64::from(SS_DISABLE) == 0 && ss_size > 0;
     let on_alt = alt_enabled && regs.rsp.wrapping_sub(ss_sp) < ss_size;
@@ -688,9 +696,6 @@ fn setup_frame(
 /// just below the user stack pointer after the handler's `ret` popped the
 /// restorer's address).
 pub fn sigreturn(user_rsp: u64) -> ! {
-    let Some(t) = sched::current() else {
-        process::kill(SIGSEGV, 0, None)
-    };
     let frame_at = user_rsp.wrapping_sub(8);
     let Ok(frame) = UserPtr::<rt_sigframe>::new(frame_at).read() else {
         crate::kprintln!("rt_sigreturn: bad frame at {frame_at:#x}; killing with SIGSEGV");
@@ -698,7 +703,7 @@ pub fn sigreturn(user_rsp: u64) -> ! {
     };
     let sc = &frame.uc.uc_mcontext;
     let regs = regs_of(sc);
-    if regs.rip >= CANONICAL_USER_END {
+    if regs.rip >= CANONICAL_USER_END || regs.rsp >= CANONICAL_USER_END {
         process::kill(SIGSEGV, regs.rip, None);
     }
     let fp = if sc.fpstate != 0 {
@@ -711,8 +716,14 @@ pub fn sigreturn(user_rsp: u64) -> ! {
     } else {
         FpuArea::current()
     };
-    t.sigmask
-        .store(frame.uc.uc_sigmask & !UNBLOCKABLE, Ordering::Release);
+    // Nothing on this stack is dropped after `resume` or `kill`: the task
+    // is let go of at once.
+    match sched::current() {
+        Some(t) => t
+            .sigmask
+            .store(frame.uc.uc_sigmask & !UNBLOCKABLE, Ordering::Release),
+        None => process::kill(SIGSEGV, 0, None),
+    }
     // Another signal may be pending now that the mask changed.
     match deliver(&regs, &fp) {
         Some(next) => trap::resume(&next, &fp),

@@ -5,7 +5,8 @@ use crate::arch::apic;
 use crate::arch::cpu::{read_cr2, read_cr3};
 use crate::arch::trap::{TrapFrame, UserRegs};
 use crate::signal::{
-    BUS_ADRALN, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL, TRAP_TRACE,
+    BUS_ADRALN, BUS_ADRERR, FPE_FLTINV, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR,
+    SI_KERNEL, TRAP_TRACE,
 };
 use core::sync::atomic::Ordering;
 use linux_abi::signal::*;
@@ -54,12 +55,25 @@ fn deliver_signals(frame: &mut TrapFrame) {
     if !crate::signal::attention(&t) {
         return;
     }
+    // Nothing on this stack is dropped after `resume`: let go of the task.
+    drop(t);
     let regs = UserRegs::from_trap(frame);
     let fpu = crate::arch::trap::fpu_of_trap(frame);
     if let Some(handler) = crate::signal::deliver(&regs, &fpu) {
         crate::sched::leave_kernel();
         crate::arch::trap::resume(&handler, &fpu);
     }
+}
+
+/// Whether user address `addr` lies in pages mapped past the end of a file.
+fn past_eof(addr: u64) -> bool {
+    crate::sched::current().is_some()
+        && crate::process::with(|p| {
+            p.aspace
+                .regions()
+                .find(addr)
+                .is_some_and(|r| r.kind == lwk_core::region::RegionKind::PastEof)
+        })
 }
 
 pub fn handle(frame: &mut TrapFrame) {
@@ -100,6 +114,8 @@ pub fn handle(frame: &mut TrapFrame) {
             1 => (SIGTRAP, TRAP_TRACE, frame.regs.rip),
             3 | 4 => (SIGTRAP, SI_KERNEL, 0),
             6 => (SIGILL, ILL_ILLOPN, frame.regs.rip),
+            // Pages of a shared file mapping past the end of the file.
+            14 if past_eof(cr2) => (SIGBUS, BUS_ADRERR, cr2),
             14 if frame.error & 1 != 0 => (SIGSEGV, SEGV_ACCERR, cr2),
             14 => (SIGSEGV, SEGV_MAPERR, cr2),
             17 => (SIGBUS, BUS_ADRALN, frame.regs.rip),

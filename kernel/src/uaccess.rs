@@ -27,7 +27,11 @@ fn pieces(
     let mut done = 0u64;
     while done < len {
         let a = addr + done;
-        let r = asp.regions().find(a).ok_or(Errno::EFAULT)?;
+        let r = asp
+            .regions()
+            .find(a)
+            .filter(|r| r.kind.is_backed())
+            .ok_or(Errno::EFAULT)?;
         let n = (r.end() - a).min(len - done);
         f(r.phys + (a - r.start), done, n);
         done += n;
@@ -64,13 +68,17 @@ pub fn read_cstring(asp: &AddressSpace, addr: u64, max: usize) -> Result<Vec<u8>
     let mut a = addr;
     loop {
         let r = asp.regions().find(a).ok_or(Errno::EFAULT)?;
-        if r.prot & PROT_READ == 0 {
+        if r.prot & PROT_READ == 0 || !r.kind.is_backed() {
             return Err(Errno::EFAULT);
         }
         let n = ((r.end() - a) as usize).min(256);
         let mut buf = alloc::vec![0u8; n];
         asp.read_phys(r.phys + (a - r.start), &mut buf);
-        if let Some(z) = buf.iter().position(|&b| b == 0) {
+        let take = buf.iter().position(|&b| b == 0);
+        // Strings may be long (execve's): grow fallibly.
+        out.try_reserve(take.unwrap_or(n))
+            .map_err(|_| Errno::ENOMEM)?;
+        if let Some(z) = take {
             out.extend_from_slice(&buf[..z]);
             return Ok(out);
         }

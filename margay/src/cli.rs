@@ -24,6 +24,24 @@ pub enum Command {
     /// Run the benchmark probes on a Linux guest and on Margay with the same
     /// QEMU configuration, and compare them.
     Bench(crate::bench::BenchArgs),
+    /// Boot a standing LWK instance in the background; prints its name once
+    /// it is ready for programs.
+    Boot(BootArgs),
+    /// Run PROGRAM in a running instance, with this terminal, environment,
+    /// directory and signals; exits with its status.
+    Exec(ExecArgs),
+    /// List the instances (or one): cores, memory, processes, uptime.
+    Status(StatusArgs),
+    /// Print an instance's kernel log.
+    Kmsg(KmsgArgs),
+    /// Stop an instance (its running programs are killed with SIGKILL).
+    Shutdown(NameArgs),
+    /// Restart an instance's kernel in the same partition (its running
+    /// programs are killed with SIGKILL).
+    Reboot(NameArgs),
+    /// Internal: an instance's host process, started by `margay boot`.
+    #[command(name = "__instance", hide = true)]
+    Instance(InstanceArgs),
     /// Internal: the per-process offload proxy started by `margay run`.
     #[command(name = "__proxy", hide = true)]
     Proxy(ProxyArgs),
@@ -77,6 +95,93 @@ pub enum InjectArg {
     KernelFault,
     /// A Rust panic in the kernel (panic handler path).
     KernelPanic,
+}
+
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// The instance's name (default: lwk0, lwk1, ...).
+    #[arg(long, value_parser = |s: &str| crate::instance::check_name(s).map(|()| s.to_string()))]
+    pub name: Option<String>,
+    /// LWK cores in the partition.
+    #[arg(long, default_value_t = 1, value_parser = crate::args::parse_cpus, conflicts_with = "host_cpus")]
+    pub cpus: u32,
+    /// Host cores for the vCPU threads, one per LWK core (a Linux cpulist);
+    /// default: the last free cores (not used by another instance).
+    #[arg(long, value_name = "LIST", value_parser = crate::pinning::parse_host_cpus)]
+    pub host_cpus: Option<crate::pinning::CpuList>,
+    /// Partition memory (as for `margay run`).
+    #[arg(long, default_value = "512M", value_name = "SIZE", value_parser = crate::args::parse_mem_size)]
+    pub mem: u64,
+    /// How QEMU runs the partition.
+    #[arg(long, default_value = "auto", value_parser = crate::qemu::accel_parser())]
+    pub accel: ::std::option::Option<crate::qemu::Accel>,
+}
+
+impl BootArgs {
+    /// Cores: --cpus, or one per --host-cpus core.
+    pub fn ncpus(&self) -> u32 {
+        self.host_cpus
+            .as_ref()
+            .map_or(self.cpus, |l| u32::try_from(l.0.len()).unwrap_or(u32::MAX))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The instance (its name, or the path of its socket).
+    pub name: String,
+    /// The instance's cores the program may run on (a cpulist of LWK cores);
+    /// default: all, the least loaded first.
+    #[arg(long, value_name = "LIST", value_parser = crate::pinning::parse_host_cpus)]
+    pub cpus_of_instance: Option<crate::pinning::CpuList>,
+    /// Make the instance's kernel panic instead of starting the program
+    /// (tests of the panic path).
+    #[arg(long, value_enum, hide = true)]
+    pub inject: Option<InjectArg>,
+    /// The program (searched in $PATH unless it contains a '/') and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM [ARGS]"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One instance (default: all of yours).
+    pub name: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KmsgArgs {
+    pub name: String,
+    /// Keep printing new lines as the kernel writes them.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_parser = crate::args::parse_cpus)]
+    pub cpus: u32,
+    #[arg(long)]
+    pub mem: u64,
+    #[arg(long, value_parser = crate::pinning::parse_host_cpus)]
+    pub host_cpus: Option<crate::pinning::CpuList>,
+    #[arg(long, default_value = "auto", value_parser = crate::qemu::accel_parser())]
+    pub accel: ::std::option::Option<crate::qemu::Accel>,
 }
 
 #[derive(Debug, Args)]

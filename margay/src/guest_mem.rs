@@ -54,6 +54,7 @@ pod!(
     wire::StatsHeader,
     wire::SyscallStat,
     wire::CpuStat,
+    wire::Mailbox,
 );
 // SAFETY: an array of Pod values is itself Pod (no padding between elements).
 unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}

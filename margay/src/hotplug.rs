@@ -11,9 +11,10 @@
 //! hot-plug registers) when the last mapping of it goes, and marks the slot in
 //! the shared area's eject word; margay then removes the backend object.
 //!
-//! Limits: `qemu::HOTPLUG_SLOTS` files at once, whole 4 KiB pages of a file
-//! (QEMU refuses a backend larger than its file, and a file smaller than a
-//! page has no whole page), and QEMU 7.2 maps a file from offset 0.
+//! Limits: `qemu::HOTPLUG_SLOTS` files at once, and QEMU 7.2 maps a file
+//! from offset 0. QEMU refuses a backend larger than its file, so a file
+//! whose last page is partial is plugged with a small preloaded library
+//! (`shim/qemu-plug.c`) that rounds the size QEMU asks up to a whole page.
 
 use std::io::{self, BufRead as _, BufReader, Write as _};
 use std::os::linux::net::SocketAddrExt as _;
@@ -134,6 +135,26 @@ impl Window {
     }
 }
 
+/// The library QEMU preloads so that the last, partial page of a file can be
+/// plugged (QEMU refuses a backend larger than its file): `shim/qemu-plug.c`.
+static QEMU_SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/qemu-plug.so"));
+
+/// Have QEMU, started by `cmd`, preload the shim from a memfd (nothing in the
+/// file system); the returned descriptor must stay open until QEMU started.
+pub fn preload_shim(cmd: &mut std::process::Command) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd as _;
+    let fd = crate::sys::memfd_create(c"margay-qemu-plug")?;
+    std::fs::File::from(fd.try_clone()?).write_all(QEMU_SHIM)?;
+    crate::sys::inherit_fd(cmd, fd.as_raw_fd());
+    let mut preload = std::ffi::OsString::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        preload.push(":");
+        preload.push(old);
+    }
+    cmd.env("LD_PRELOAD", preload);
+    Ok(fd)
+}
+
 /// The abstract socket name of margay `pid`'s plug service.
 fn socket_name(pid: u32) -> Vec<u8> {
     format!("margay-{pid}-plug").into_bytes()
@@ -215,15 +236,23 @@ impl Service {
             path: path.into(),
             why,
         };
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| bad_file(e.to_string()))?;
+        // A memfd sealed against writes can only be mapped read-only (the
+        // kernel maps it so: writable mappings of it are EPERM).
+        let readonly = crate::sys::write_sealed(std::os::fd::AsRawFd::as_raw_fd(&file));
+        if readonly {
+            file = std::fs::File::open(path).map_err(|e| bad_file(e.to_string()))?;
+        }
         let meta = file.metadata().map_err(|e| bad_file(e.to_string()))?;
-        if !meta.is_file() || meta.size() < size {
+        // The file's last page may be partial (QEMU then maps it whole
+        // thanks to the preloaded shim, as Linux maps a file's last page).
+        if !meta.is_file() || meta.size().div_ceil(PAGE) * PAGE < size {
             return Err(bad_file(format!(
-                "not a regular file of at least {size} bytes"
+                "not a regular file with {size} bytes of pages"
             )));
         }
         let host_fd = u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&file))
@@ -235,7 +264,7 @@ impl Service {
         qmp.execute_args(
             "object-add",
             json!({ "qom-type": "memory-backend-file", "id": obj, "mem-path": path,
-                    "size": size, "share": true }),
+                    "size": size, "share": true, "readonly": readonly }),
         )?;
         let added = qmp.execute_args(
             "device_add",

@@ -1,11 +1,12 @@
 //! `margay`: the host side of the Margay LWK. `margay run` partitions memory, boots
 //! the kernel under QEMU, starts the offload proxy, and exits with the program's
-//! status; `margay bench` compares it with a Linux guest; `margay __proxy` is
-//! the proxy itself.
+//! status; `margay boot`, `exec`, `status`, `kmsg`, `shutdown` and `reboot`
+//! manage standing instances (`instance`); `margay bench` compares it with a
+//! Linux guest; `margay __proxy` is the proxy itself.
 //!
 //! Module map: `cli` (arguments; `args`: value parsers shared with `bench`), `program` (PATH search, ELF check), `partition`
 //! (memfds, boot header/data), `guest_mem` (all guest RAM access), `qemu` (QEMU
-//! command line and output), `pinning` and `qmp` (vCPU threads to host cores), `children` (child supervision, signals), `proxy`
+//! command line and output), `pinning` and `qmp` (vCPU threads to host cores), `children` (child supervision, signals), `instance` (standing instances), `proxy`
 //! (the per-process proxy), `bench` (Margay vs Linux benchmarks), `trace` (`--trace` lines), `report` (outcome, kmsg,
 //! stats), `sys` (libc wrappers).
 //!
@@ -20,6 +21,7 @@ mod cli;
 #[allow(unsafe_code)]
 mod guest_mem;
 mod hotplug;
+mod instance;
 mod partition;
 mod pinning;
 mod program;
@@ -82,6 +84,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Run(args) => run::run(args, start_ns),
         cli::Command::Bench(args) => bench::main(&args).or_exit(1),
+        cli::Command::Boot(args) => instance::boot(args),
+        cli::Command::Exec(args) => instance::exec(args),
+        cli::Command::Status(args) => instance::status(args),
+        cli::Command::Kmsg(args) => instance::kmsg(args),
+        cli::Command::Shutdown(args) => instance::shutdown(args),
+        cli::Command::Reboot(args) => instance::reboot(args),
+        cli::Command::Instance(args) => instance::host(args),
         cli::Command::Proxy(args) => match proxy::main(args) {
             Ok(()) => Ok(0),
             Err(e) => Err(Fatal {

@@ -38,6 +38,21 @@ pub enum Accel {
     Tcg,
 }
 
+/// `-smp` for `cpus` cores. A one-core TCG guest is given room for a
+/// second (hot-pluggable, absent, never started): QEMU emulates atomic
+/// instructions with host atomics only when the machine can have more than
+/// one core, and without them a `lock` instruction on memory shared with
+/// Linux processes or another partition loses updates (measured: two
+/// one-core partitions and a Linux process adding 2,000,000 each to one
+/// word of a /dev/shm file with `lock xadd` ended at 3,001,245).
+fn smp(cpus: u32) -> String {
+    if cpus == 1 {
+        "1,maxcpus=2".into()
+    } else {
+        cpus.to_string()
+    }
+}
+
 /// The parser of `--accel`: `auto` (None), `kvm` or `tcg`.
 pub fn accel_parser() -> impl clap::builder::TypedValueParser<Value = Option<Accel>> {
     use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
@@ -129,7 +144,7 @@ impl Machine {
                 mib + (HOTPLUG_SPACE >> 20)
             ),
             "-smp".into(),
-            self.cpus.to_string(),
+            smp(self.cpus),
             "-bios".into(),
             FIRMWARE.into(),
             "-nodefaults".into(),
@@ -276,9 +291,18 @@ pub fn spawn(
     let qemu = std::env::var_os("MARGAY_QEMU").map_or_else(|| PathBuf::from(QEMU), PathBuf::from);
     let mut cmd = Command::new(&qemu);
     cmd.args(args(c));
+    // With a monitor, margay may plug files: QEMU gets the preload that lets
+    // a file's last partial page be plugged (kept open until QEMU has it).
+    let mut _shim = None;
     if let Some(fd) = &monitor {
         cmd.args(qmp_args(fd.as_raw_fd()));
         crate::sys::inherit_fd(&mut cmd, fd.as_raw_fd());
+        _shim = Some(
+            crate::hotplug::preload_shim(&mut cmd).map_err(|err| QemuError::Spawn {
+                qemu: qemu.display().to_string(),
+                err,
+            })?,
+        );
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -23,7 +23,7 @@ use crate::report::{self, Outcome, EXIT_INTERNAL};
 use crate::{partition, pinning, program, proxy, qemu, qmp, sys, Fatal, OrExit as _};
 
 /// The kernel image, built by build.rs.
-static KERNEL_ELF: &[u8] = include_bytes!(env!("MARGAY_KERNEL_ELF"));
+pub(crate) static KERNEL_ELF: &[u8] = include_bytes!(env!("MARGAY_KERNEL_ELF"));
 
 /// Run the program `args` names on a fresh partition; returns margay's exit status.
 pub fn run(args: RunArgs, start_ns: u64) -> Result<i32, Fatal> {
@@ -337,7 +337,7 @@ fn wait_for_qemu(vm: &mut qemu::Qemu, proxy: &mut Supervised) -> Result<(), Fata
 /// HOST_SIGNALS word or a forked process's proxy has poked (the kernel takes
 /// them and clears the words); serve plug requests and remove the dimms the
 /// kernel ejected; stop when told.
-fn relay_host_signals(
+pub(crate) fn relay_host_signals(
     mem: &GuestMem,
     qmp: &mut qmp::Qmp,
     mut plugs: Option<&mut hotplug::Service>,

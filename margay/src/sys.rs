@@ -474,6 +474,15 @@ pub fn remember_margay() {
     );
 }
 
+/// In an exec client (`margay exec`): the instance's host process plays
+/// margay's part (shared file mappings, forked proxies' lifetime).
+pub fn set_margay_pid(pid: u32) {
+    MARGAY_PID.store(
+        i32::try_from(pid).unwrap_or(0),
+        std::sync::atomic::Ordering::Release,
+    );
+}
+
 /// margay's pid, as `remember_margay` saw it (0 outside a proxy).
 pub fn margay_pid() -> u32 {
     MARGAY_PID
@@ -498,6 +507,54 @@ pub fn describe_fd(fd: i32) -> io::Result<(libc::stat, i32)> {
         return Err(io::Error::last_os_error());
     }
     Ok((st, fl & libc::O_ACCMODE))
+}
+
+/// The seals of descriptor `fd` (F_GET_SEALS); 0 for a file that takes none.
+pub fn seals(fd: i32) -> u32 {
+    // SAFETY: F_GET_SEALS takes no argument and only reads the file's seals
+    // (EINVAL for a file that cannot be sealed, EBADF for a closed number).
+    let r = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
+    u32::try_from(r).unwrap_or(0)
+}
+
+/// Whether the file open as `fd` is sealed against writing through shared
+/// mappings (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE).
+pub fn write_sealed(fd: i32) -> bool {
+    seals(fd) & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0
+}
+
+/// Attach SysV shared memory segment `shmid` (shmat) where Linux chooses,
+/// read-only with `rdonly`: its address in this process and the segment's
+/// size. Linux checks the caller's permissions and counts the attachment.
+pub fn shm_attach(shmid: i32, rdonly: bool) -> io::Result<(usize, u64)> {
+    let flags = if rdonly { libc::SHM_RDONLY } else { 0 };
+    // SAFETY: a null address lets Linux place the segment in a free range,
+    // so no existing mapping of this process is replaced.
+    let p = unsafe { libc::shmat(shmid, std::ptr::null(), flags) };
+    if p as isize == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::uninit();
+    // SAFETY: IPC_STAT writes a whole `struct shmid_ds` into the buffer on success.
+    if unsafe { libc::shmctl(shmid, libc::IPC_STAT, ds.as_mut_ptr()) } != 0 {
+        let e = io::Error::last_os_error();
+        let _ = shm_detach(p as usize);
+        return Err(e);
+    }
+    // SAFETY: shmctl succeeded, so the buffer is initialised.
+    let ds = unsafe { ds.assume_init() };
+    Ok((p as usize, ds.shm_segsz as u64))
+}
+
+/// Detach the SysV segment this process attached at `addr` (shm_attach).
+pub fn shm_detach(addr: usize) -> io::Result<()> {
+    // SAFETY: shmdt only removes a SysV attachment starting at `addr`
+    // (EINVAL when there is none); callers pass addresses shm_attach returned
+    // and nothing else of this process lives in such a range.
+    if unsafe { libc::shmdt(addr as *const libc::c_void) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// In a forked proxy's main thread: wait until margay is gone, then die.

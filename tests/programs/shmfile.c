@@ -16,8 +16,16 @@
  *                  views and read() agree
  *   shmopen        shm_open + MAP_SHARED + fork; munmap/close; shm_unlink
  *   many           map and unmap 100 different files, one at a time
- *   subpage        a 100-byte file: ENODEV on Margay (whole pages only),
- *                  prints what mmap returned
+ *   subpage DIR    a fresh 100-byte file in DIR mapped shared for a whole
+ *                  page: the bytes past its end read as zero, stores reach
+ *                  read() (those past the end do not grow the file), and
+ *                  write() reaches the mapping
+ *   pasteof DIR    a fresh 100-byte file in DIR mapped shared for three
+ *                  pages: the first is the file's, touching the others is
+ *                  SIGBUS (BUS_ADRERR), and a read() into them EFAULT
+ *   shrink DIR     a 3-page file in DIR mapped shared, truncated to 100
+ *                  bytes, then its third page touched by a child (Linux:
+ *                  SIGBUS in the child); the first page still works
  *   futexwait PATH / futexwake PATH
  *                  FUTEX_WAIT on the first word of PATH (a zeroed page) until
  *                  woken / FUTEX_WAKE it until a waiter was woken: together
@@ -32,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -214,10 +223,114 @@ static void many(void) {
     printf("total %ld\n", total);
 }
 
-static void subpage(const char *path) {
-    int fd = open_or_die(path, O_RDWR);
-    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    printf("mmap of a 100-byte file: %s\n", p == MAP_FAILED ? strerror(errno) : "mapped");
+static void subpage(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/small-%d", dir, getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || ftruncate(fd, 100) != 0) {
+        perror(path);
+        exit(1);
+    }
+    unlink(path);
+    unsigned char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        printf("mmap of a 100-byte file: %s\n", strerror(errno));
+        exit(1);
+    }
+    int zero = 1;
+    for (int i = 0; i < 4096; i++)
+        zero &= p[i] == 0;
+    memcpy(p, "through the mapping", 19);
+    p[200] = 'x';
+    char buf[32] = {0};
+    if (pread(fd, buf, 19, 0) != 19 || pwrite(fd, "written", 7, 50) != 7) {
+        perror("pread/pwrite");
+        exit(1);
+    }
+    struct stat sb;
+    fstat(fd, &sb);
+    printf("page zero %d, read() sees \"%s\", size %lld, mapping sees \"%.7s\"\n", zero, buf,
+           (long long)sb.st_size, (const char *)p + 50);
+}
+
+static void on_bus(int sig, siginfo_t *si, void *ctx) {
+    (void)ctx;
+    printf("signal %s code %s\n", sig == SIGBUS ? "SIGBUS" : "other",
+           si->si_code == BUS_ADRERR ? "BUS_ADRERR" : "other");
+    _exit(0);
+}
+
+static void pasteof(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/short-%d", dir, getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || ftruncate(fd, 100) != 0) {
+        perror(path);
+        exit(1);
+    }
+    unlink(path);
+    char *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        printf("mmap of 3 pages of a 100-byte file: %s\n", strerror(errno));
+        exit(1);
+    }
+    p[0] = 'a';
+    printf("first page usable: %c\n", p[0]);
+    int pipefd[2];
+    if (pipe(pipefd) != 0 || write(pipefd[1], "xy", 2) != 2) {
+        perror("pipe");
+        exit(1);
+    }
+    ssize_t n = read(pipefd[0], p + 4096, 2);
+    printf("read() into the second page: %s\n", n < 0 ? strerror(errno) : "ok");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_bus;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGBUS, &sa, NULL);
+        p[2 * 4096] = 'z';
+        printf("no signal\n");
+        _exit(1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("munmap: %d\n", munmap(p, 3 * 4096));
+}
+
+static void shrink(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/shrink-%d", dir, getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || ftruncate(fd, 3 * 4096) != 0) {
+        perror(path);
+        exit(1);
+    }
+    unlink(path);
+    char *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    p[2 * 4096] = 'x';
+    if (ftruncate(fd, 100) != 0) {
+        perror("ftruncate");
+        exit(1);
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        p[2 * 4096] = 'y';
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child: %s\n", WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited");
+    p[0] = 'k';
+    char c = 0;
+    printf("first page still shared: %d\n", pread(fd, &c, 1, 0) == 1 && c == 'k');
 }
 
 struct shared_page {
@@ -293,6 +406,10 @@ int main(int argc, char **argv) {
         many();
     else if (!strcmp(m, "subpage"))
         subpage(path);
+    else if (!strcmp(m, "pasteof"))
+        pasteof(path);
+    else if (!strcmp(m, "shrink"))
+        shrink(path);
     else if (!strcmp(m, "futexwait") || !strcmp(m, "futexwake"))
         futex_mode(path, !strcmp(m, "futexwait"));
     else if (!strcmp(m, "count"))

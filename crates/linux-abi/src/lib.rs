@@ -71,6 +71,7 @@ pub mod signal {
     pub const ILL_ILLOPN: i32 = g::ILL_ILLOPN as i32;
     pub const TRAP_TRACE: i32 = g::TRAP_TRACE as i32;
     pub const BUS_ADRALN: i32 = g::BUS_ADRALN as i32;
+    pub const BUS_ADRERR: i32 = g::BUS_ADRERR as i32;
     /// `uc_flags` (asm/ucontext.h, not in linux-raw-sys).
     pub const UC_SIGCONTEXT_SS: u64 = 0x2;
     pub const UC_STRICT_RESTORE_SS: u64 = 0x4;

@@ -55,7 +55,7 @@ macro_rules! for_each_syscall {
             27  mincore                 local(madvise) [Hex, Int, Ptr];
             28  madvise                 local(madvise) [Hex, Int, Int];
             29  shmget                  offload;
-            30  shmat                   unsupported(PROXY_MEMORY) RET_ADDR;
+            30  shmat                   local(sysvshm) [Int, Hex, Hex] RET_ADDR;
             31  shmctl                  offload;
             32  dup                     offload [Fd];
             33  dup2                    offload [Fd, Fd];
@@ -92,7 +92,7 @@ macro_rules! for_each_syscall {
             64  semget                  offload;
             65  semop                   offload;
             66  semctl                  offload;
-            67  shmdt                   unsupported(PROXY_MEMORY);
+            67  shmdt                   local(sysvshm) [Hex];
             68  msgget                  offload;
             69  msgsnd                  offload;
             70  msgrcv                  offload;

@@ -31,6 +31,14 @@ pub enum RegionKind {
     /// belongs to the object, is never copied on fork and is freed only when the last
     /// mapping of it goes.
     Shared(crate::shm::ObjectId),
+    /// Address space reserved with PROT_NONE and no memory behind it (glibc
+    /// reserves 64 MiB per thread arena this way and makes pieces
+    /// accessible with mprotect): memory is taken only when a piece becomes
+    /// accessible. Its `phys` means nothing.
+    Reserved,
+    /// Pages of a shared file mapping past the end of the file: no memory,
+    /// and an access raises SIGBUS (as on Linux). Its `phys` means nothing.
+    PastEof,
 }
 
 /// The kind the proxy sees in the mirror region table: the one conversion
@@ -43,6 +51,8 @@ impl From<RegionKind> for wire::RegionKind {
             RegionKind::Stack => wire::RegionKind::Stack,
             RegionKind::Anon => wire::RegionKind::Anon,
             RegionKind::Shared(_) => wire::RegionKind::Shared,
+            // Never published (nothing to mirror); anonymous if it were.
+            RegionKind::Reserved | RegionKind::PastEof => wire::RegionKind::Anon,
         }
     }
 }
@@ -54,6 +64,12 @@ impl RegionKind {
             RegionKind::Shared(id) => Some(id),
             _ => None,
         }
+    }
+
+    /// Whether memory backs regions of this kind (all but `Reserved` and
+    /// `PastEof`).
+    pub fn is_backed(self) -> bool {
+        !matches!(self, RegionKind::Reserved | RegionKind::PastEof)
     }
 }
 
@@ -170,7 +186,9 @@ impl RegionMap {
 
     /// Physical address of virtual `addr`.
     pub fn translate(&self, addr: u64) -> Option<u64> {
-        self.find(addr).map(|r| r.phys + (addr - r.start))
+        self.find(addr)
+            .filter(|r| r.kind.is_backed())
+            .map(|r| r.phys + (addr - r.start))
     }
 
     /// True when every byte of `[addr, addr + len)` lies in regions that all have every

@@ -81,6 +81,22 @@ pub const FILEMAP_PLUG: u64 = 1;
 /// guest-physical address, size), plugged earlier for the same file: the
 /// proxy keeps the descriptor to mirror it.
 pub const FILEMAP_ATTACH: u64 = 2;
+/// SysV shared memory: attach segment `args[1]` (the "descriptor" slot holds
+/// the shmid) in the proxy, read-only when `args[2]` has SHM_RDONLY, so that
+/// Linux counts the LWK process's attachment and the segment has a file the
+/// proxy can name: `aux` = [st_dev, st_ino, segment size, handle], where the
+/// handle (the proxy's attach address) names the attachment in the steps
+/// below.
+pub const FILEMAP_SHMAT: u64 = 3;
+/// Plug the segment of attachment `args[1]` (handle), its first `args[2]`
+/// bytes (whole pages): `aux` as `FILEMAP_PLUG`.
+pub const FILEMAP_SHM_PLUG: u64 = 4;
+/// The kernel maps the dimm `args[2..6]` (slot, gpa, size, host fd), plugged
+/// earlier for the segment of attachment `args[1]` (handle): as
+/// `FILEMAP_ATTACH`.
+pub const FILEMAP_SHM_ATTACH: u64 = 5;
+/// Detach attachment `args[1]` (handle) in the proxy (shmdt).
+pub const FILEMAP_SHMDT: u64 = 6;
 
 impl TryFrom<u32> for RequestKind {
     type Error = u32;

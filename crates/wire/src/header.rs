@@ -8,13 +8,16 @@ use core::mem::{offset_of, size_of};
 /// "MARGAY01", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MARGAY01");
 /// Bumped whenever any layout in this crate changes.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// Header flags set by the host.
 pub const FLAG_STATS: u32 = 1 << 0;
 pub const FLAG_TRACE: u32 = 1 << 1;
 /// Echo kmsg to the debug console as it is written.
 pub const FLAG_KMSG_ECHO: u32 = 1 << 2;
+/// A standing instance: no program in the boot data; the kernel runs its
+/// init task, which serves the mailbox (see `instance`).
+pub const FLAG_INSTANCE: u32 = 1 << 3;
 /// Test hooks: make the kernel take a page fault in kernel mode, or panic,
 /// right after boot (exercises the host's panic report).
 pub const FLAG_INJECT_FAULT: u32 = 1 << 8;

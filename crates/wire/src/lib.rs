@@ -15,6 +15,7 @@
 //! | `kmsg`     | the kernel's log ring                                             |
 //! | `signals`  | Linux signals posted to the LWK                                   |
 //! | `bootdata` | the program's path, argv and envp                                 |
+//! | `instance` | a standing instance's mailbox (spawn, kill) and init's system call |
 //!
 //! Everything is re-exported at the root (`wire::Slot`, `wire::SHARED_PHYS`).
 #![no_std]
@@ -23,6 +24,7 @@
 pub mod bootdata;
 pub mod channel;
 pub mod header;
+pub mod instance;
 pub mod kmsg;
 pub mod layout;
 pub mod regions;
@@ -32,14 +34,15 @@ pub mod stats;
 pub use bootdata::{encode_bootdata, split_bootdata};
 pub use channel::{
     bitmap_word_phys, slot_bit, slot_off, slot_phys, RequestKind, Slot, SlotState, DOORBELL_WORDS,
-    FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG, SLOT_SIZE, SLOT_STATE_OFF, SLOT_TABLE_OFF,
-    TRACE_LOCAL, TRACE_UNSUPPORTED,
+    FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG, FILEMAP_SHMAT, FILEMAP_SHMDT, FILEMAP_SHM_ATTACH,
+    FILEMAP_SHM_PLUG, SLOT_SIZE, SLOT_STATE_OFF, SLOT_TABLE_OFF, TRACE_LOCAL, TRACE_UNSUPPORTED,
 };
 pub use header::{
-    BootParams, HandshakeError, Header, State, FLAG_INJECT_FAULT, FLAG_INJECT_PANIC,
+    BootParams, HandshakeError, Header, State, FLAG_INJECT_FAULT, FLAG_INJECT_PANIC, FLAG_INSTANCE,
     FLAG_KMSG_ECHO, FLAG_STATS, FLAG_TRACE, HEADER_FREE_BYTES_OFF, HEADER_KMSG_HEAD_OFF,
     HEADER_STATE_OFF, MAGIC, REG_NAMES, VERSION,
 };
+pub use instance::*;
 pub use kmsg::{kmsg_phys, kmsg_spans};
 pub use layout::*;
 pub use regions::{

@@ -5,7 +5,7 @@
 pub mod slot;
 
 use crate::arch::cpu::rdtsc;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub use slot::interrupt;
 use slot::{done as slot_done, slot_bit};
 use wire::{RequestKind, Slot, SlotState, DOORBELL_OFF};
@@ -15,6 +15,32 @@ pub struct Reply {
     pub ret: i64,
     pub aux: [u64; 4],
     pub cycles: u64,
+}
+
+/// A standing instance's init loads a spawned program through that
+/// process's proxy: while it does, its requests name the new process's
+/// region table (`TARGET_TABLE`) instead of its own.
+static TARGET_TID: AtomicU32 = AtomicU32::new(0);
+static TARGET_TABLE: AtomicU64 = AtomicU64::new(0);
+
+/// Run `f` with the current thread's requests addressed to the proxy of the
+/// region table at `table` (one thread at a time: init).
+pub fn on_behalf_of<R>(table: u64, f: impl FnOnce() -> R) -> R {
+    TARGET_TABLE.store(table, Ordering::Release);
+    TARGET_TID.store(crate::sched::current_tid(), Ordering::Release);
+    let r = f();
+    TARGET_TID.store(0, Ordering::Release);
+    r
+}
+
+/// The region table the current thread's requests name.
+fn request_table() -> u64 {
+    let tid = crate::sched::current_tid();
+    if tid != 0 && TARGET_TID.load(Ordering::Acquire) == tid {
+        TARGET_TABLE.load(Ordering::Acquire)
+    } else {
+        crate::sched::current_table()
+    }
 }
 
 /// Ring the doorbell for `slot`: tell the proxy a request is posted there.
@@ -37,7 +63,7 @@ fn post(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> usize {
         ret: 0,
         aux,
         tid: u64::from(crate::sched::current_tid()),
-        table: crate::sched::current_table(),
+        table: request_table(),
     };
     slot::write(slot_index, slot);
     slot::state(slot_index).store(SlotState::Posted as u32, Ordering::Release);
@@ -59,13 +85,23 @@ pub fn call(kind: RequestKind, nr: u64, args: [u64; 6], aux: [u64; 4]) -> Reply 
     }
     let mut interrupted = false;
     let mut polls = 0u32;
+    // A request of a process whose proxy is gone is answered here (EINTR).
+    let answered = || {
+        if crate::process::current_orphaned() {
+            slot::abandon(slot_index, linux_abi::Errno::EINTR.as_ret());
+        }
+        slot_done(slot_index)
+    };
     while state.load(Ordering::Acquire) != SlotState::Done as u32 {
         if crate::sched::others_runnable() {
-            crate::sched::wait_offload(slot_index, || slot_done(slot_index));
+            crate::sched::wait_offload(slot_index, answered);
             break;
         }
         // Now and then, look for signals (from Linux, or from other threads).
         polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(1024) && answered() {
+            break;
+        }
         if !interrupted && polls.is_multiple_of(1024) {
             crate::sched::poll_while_spinning();
             if me.is_some() && crate::sched::interrupted() {

@@ -63,3 +63,18 @@ pub fn interrupt(slot: usize) {
 pub fn done(slot: usize) -> bool {
     state(slot).load(Ordering::Acquire) == SlotState::Done as u32
 }
+
+/// Answer the request in `slot` with `ret` on behalf of a proxy that is
+/// gone (a standing instance's exec client was killed), if it is still
+/// unanswered.
+pub fn abandon(slot: usize, ret: i64) {
+    let st = state(slot).load(Ordering::Acquire);
+    if st != SlotState::Posted as u32 && st != SlotState::Taken as u32 {
+        return;
+    }
+    let mut s = read(slot);
+    s.ret = ret;
+    s.state = st;
+    write(slot, s);
+    state(slot).store(SlotState::Done as u32, Ordering::Release);
+}

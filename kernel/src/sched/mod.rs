@@ -38,7 +38,7 @@ pub use smp::{init_bsp, on_resched, on_tlb_ipi, start_aps};
 pub use switch::{current, finish_switch};
 pub use task::{
     adopt_main, current_pid, current_slot, current_table, current_tid, find, kick_for_signal,
-    kick_task_for_signal, set_user_page_tables, spawn_thread_prepared, tasks_of, thread_count,
-    CpuAccount, NewProcess, Task, TaskRef, NO_MASK,
+    kick_task_for_signal, leave_unless_last, reserve_thread, set_user_page_tables,
+    spawn_thread_prepared, tasks_of, thread_count, CpuAccount, NewProcess, Task, TaskRef, NO_MASK,
 };
 pub use timer::{on_timer, poll_while_spinning, sleep_until, wait_offload, Alarm, Wakeup};

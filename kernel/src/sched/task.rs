@@ -55,6 +55,9 @@ pub struct Task {
     pub restore_mask: AtomicU64,
     /// Set while the task waits for the proxy (its slot may need interrupting).
     pub in_offload: AtomicBool,
+    /// Set (under the task table's lock) once this thread is on its way out
+    /// through exit(2): it no longer counts as one of its process's threads.
+    leaving: AtomicBool,
     /// Signals the task waits for while they are blocked (rt_sigtimedwait,
     /// a signalfd read): posting one of them wakes it.
     pub sigwait: AtomicU64,
@@ -102,15 +105,25 @@ pub const NO_MASK: u64 = u64::MAX;
 
 pub(super) const NO_CPU: usize = usize::MAX;
 
+/// A zeroed kernel stack, or None when memory is short (the heap takes a
+/// stack out of the page allocator's bounded pool, so a thread bomb fails
+/// with EAGAIN instead of starving the kernel).
+fn new_kstack() -> Option<Box<[u8]>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(KSTACK_SIZE).ok()?;
+    v.resize(KSTACK_SIZE, 0u8);
+    Some(v.into_boxed_slice())
+}
+
 impl Task {
-    fn new(tid: u32, pid: u32, slot: usize, affinity: u64) -> Task {
+    fn new(tid: u32, pid: u32, slot: usize, affinity: u64, kstack: Box<[u8]>) -> Task {
         Task {
             tid,
             pid,
             cr3: AtomicU64::new(0),
             table: AtomicU64::new(wire::SHARED_PHYS + wire::REGIONS_OFF),
             slot,
-            kstack: alloc::vec![0u8; KSTACK_SIZE].into_boxed_slice(),
+            kstack,
             ctx: Context::new(),
             fs_base: AtomicU64::new(0),
             gs_base: AtomicU64::new(0),
@@ -126,6 +139,7 @@ impl Task {
             pending: AtomicU64::new(0),
             restore_mask: AtomicU64::new(NO_MASK),
             in_offload: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
             sigwait: AtomicU64::new(0),
             user_cycles: AtomicU64::new(0),
             run_cycles: AtomicU64::new(0),
@@ -150,7 +164,30 @@ impl Task {
 }
 
 static TASKS: SpinLock<BTreeMap<u32, TaskRef>> = SpinLock::new(BTreeMap::new());
-static NEXT_TID: AtomicU32 = AtomicU32::new(0);
+/// Thread ids of threads beyond a process's first (whose tid is its pid, a
+/// Linux pid of its proxy) come from `[TID_BASE, TID_END)`: above any pid
+/// Linux hands out (PID_MAX_LIMIT is 2^22), so a thread never takes the tid
+/// a later fork's process gets from the host, and below the 2^30 limit of
+/// futex owner words (FUTEX_TID_MASK).
+const TID_BASE: u32 = 1 << 22;
+const TID_END: u32 = 1 << 30;
+static NEXT_TID: AtomicU32 = AtomicU32::new(TID_BASE);
+
+/// A thread id no task has, from `[TID_BASE, TID_END)` (cycling).
+fn alloc_tid() -> u32 {
+    let tasks = TASKS.lock();
+    loop {
+        let t = NEXT_TID.fetch_add(1, Ordering::Relaxed);
+        if !(TID_BASE..TID_END).contains(&t) {
+            let _ =
+                NEXT_TID.compare_exchange(t + 1, TID_BASE, Ordering::Relaxed, Ordering::Relaxed);
+            continue;
+        }
+        if !tasks.contains_key(&t) {
+            return t;
+        }
+    }
+}
 /// Page-table root of the initial process.
 static USER_CR3: AtomicU64 = AtomicU64::new(0);
 
@@ -195,6 +232,24 @@ pub fn thread_count() -> usize {
     TASKS.lock().values().filter(|t| Some(t.pid) == pid).count()
 }
 
+/// exit(2) of the running thread: true when it is the last thread of its
+/// process not already leaving (the caller then ends the process); else it
+/// is marked leaving and the caller ends just the thread. Decided under the
+/// task table's lock, so of threads exiting together exactly one is last.
+pub fn leave_unless_last() -> bool {
+    let Some(me) = current() else {
+        return true;
+    };
+    let tasks = TASKS.lock();
+    let others = tasks
+        .values()
+        .any(|t| t.pid == me.pid && t.tid != me.tid && !t.leaving.load(Ordering::Acquire));
+    if others {
+        me.leaving.store(true, Ordering::Release);
+    }
+    !others
+}
+
 /// The threads of process `pid`.
 pub fn tasks_of(pid: u32) -> Vec<TaskRef> {
     TASKS
@@ -214,9 +269,11 @@ pub(super) fn reap(t: &Task) {
 /// Create the main thread (tid = the process's pid) and make it current on
 /// this CPU; the caller then enters user mode on it.
 pub fn adopt_main(tid: u32) -> TaskRef {
-    NEXT_TID.store(tid + 1, Ordering::Relaxed);
     let slot = slot::alloc().unwrap_or(0);
-    let t = Arc::new(Task::new(tid, tid, slot, runqueue::online_mask()));
+    let Some(kstack) = new_kstack() else {
+        panic!("no memory for the initial thread's kernel stack");
+    };
+    let t = Arc::new(Task::new(tid, tid, slot, runqueue::online_mask(), kstack));
     t.cr3
         .store(USER_CR3.load(Ordering::Acquire), Ordering::Release);
     t.state.store(RUNNING, Ordering::Release);
@@ -228,35 +285,97 @@ pub fn adopt_main(tid: u32) -> TaskRef {
     t
 }
 
+/// What a new thread needs that can run out (its kernel stack and channel
+/// slot), taken before anything that cannot be undone (fork asks its proxy
+/// to fork only once it holds one). Dropped unused, it gives both back.
+pub struct Reserved {
+    kstack: Box<[u8]>,
+    slot: Option<usize>,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot.take() {
+            slot::free(s);
+        }
+    }
+}
+
+/// Slots of ended threads whose last request (a dying process's Exit,
+/// posted without waiting) the proxy has not taken yet: reused only once
+/// it has. Reusing one earlier let the next thread's request overwrite it,
+/// so one process's proxy exited with another's status (a child killed
+/// with SIGKILL reported exit 0, and the next child died of SIGKILL).
+static DRAINING: SpinLock<Vec<usize>> = SpinLock::new(Vec::new());
+
+fn still_posted(s: usize) -> bool {
+    slot::state(s).load(Ordering::Acquire) == wire::SlotState::Posted as u32
+}
+
+/// A channel slot for a new thread: never one whose previous owner's last
+/// request is still waiting for the proxy.
+fn take_slot() -> Option<usize> {
+    DRAINING.lock().retain(|&s| {
+        let keep = still_posted(s);
+        if !keep {
+            slot::free(s);
+        }
+        keep
+    });
+    loop {
+        let s = slot::alloc()?;
+        if !still_posted(s) {
+            return Some(s);
+        }
+        let mut d = DRAINING.lock();
+        // Without room to remember it, the slot just stays taken.
+        if d.try_reserve(1).is_ok() {
+            d.push(s);
+        }
+    }
+}
+
+/// Reserve a kernel stack and a channel slot for a new thread (None: out
+/// of memory or slots, which the caller reports as EAGAIN).
+pub fn reserve_thread() -> Option<Reserved> {
+    let kstack = new_kstack()?;
+    let slot = take_slot()?;
+    Some(Reserved {
+        kstack,
+        slot: Some(slot),
+    })
+}
+
 /// Create a thread that will start in user mode with registers `frame` (and
-/// the creator's xmm state); `setup` runs before anyone can see it. Start it
-/// with `start_thread`.
+/// the creator's xmm state), on resources `res` from `reserve_thread`;
+/// `setup` runs before anyone can see it. Start it with `start_thread`.
+/// None when the creator has no task (at boot).
 pub fn spawn_thread_prepared(
+    res: Reserved,
     frame: &SyscallFrame,
     fs_base: Option<u64>,
     affinity: u64,
     fork_of: Option<NewProcess>,
     setup: impl FnOnce(&Task),
 ) -> Option<TaskRef> {
-    let slot = slot::alloc()?;
     let me = current();
     // A thread of the creator's process; `fork` passes the new process.
     let (tid, pid, cr3, table) = match fork_of {
         Some(f) => (f.pid, f.pid, f.cr3, f.table),
         None => {
-            let Some(m) = me.as_ref() else {
-                slot::free(slot);
-                return None;
-            };
+            let m = me.as_ref()?;
             (
-                NEXT_TID.fetch_add(1, Ordering::Relaxed),
+                alloc_tid(),
                 m.pid,
                 m.cr3.load(Ordering::Acquire),
                 m.table.load(Ordering::Acquire),
             )
         }
     };
-    let mut t = Task::new(tid, pid, slot, affinity);
+    let mut res = res;
+    let slot = res.slot.take()?;
+    let kstack = core::mem::take(&mut res.kstack);
+    let mut t = Task::new(tid, pid, slot, affinity, kstack);
     t.cr3.store(cr3, Ordering::Release);
     t.table.store(table, Ordering::Release);
     // The creator runs on this CPU: its live segment bases are in the MSRs

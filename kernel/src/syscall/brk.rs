@@ -1,5 +1,6 @@
 //! brk: the heap grows in generous mapped steps; memory is mapped up front,
 //! so running out leaves the break where it was (Linux's way of failing).
+//! Shrinking gives back what lies more than one step above the new break.
 
 use super::mmap::{in_window, page_up};
 use crate::process;
@@ -41,6 +42,12 @@ pub fn brk(addr: u64) -> SysResult {
             let end = page_up(p.brk).unwrap_or(start);
             if end > start {
                 let _ = uaccess::zero_user(&p.aspace, start, end - start);
+            }
+            // Memory more than a step above the new break goes back (a
+            // program that frees its heap gives the partition its memory).
+            let keep = start.saturating_add(MB2);
+            if p.heap_end > keep && p.aspace.unmap(keep, p.heap_end - keep).is_ok() {
+                p.heap_end = keep;
             }
         }
         p.brk = addr;

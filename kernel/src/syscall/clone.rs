@@ -72,7 +72,8 @@ fn clone_thread(
         Ok(())
     })?;
     let affinity = me.affinity.load(Ordering::Relaxed);
-    let t = sched::spawn_thread_prepared(&child, fs, affinity, None, |t| {
+    let res = sched::reserve_thread().ok_or(Errno::EAGAIN)?;
+    let t = sched::spawn_thread_prepared(res, &child, fs, affinity, None, |t| {
         if flags & CLONE_CHILD_CLEARTID != 0 {
             t.clear_child_tid.store(ctid.addr(), Ordering::Release);
         }
@@ -103,11 +104,16 @@ fn copy_regions(
         if r.kind.shared_object().is_some() {
             // Shared objects are mapped, not copied: parent and child see the same bytes.
             to.share_region(r)?;
+        } else if !r.kind.is_backed() {
+            to.reserve_as(r.start, r.len, r.prot, r.kind)?;
         } else {
             to.map_anon(r.start, r.len, r.prot, r.kind)?;
         }
     }
-    for r in regions.iter().filter(|r| r.kind.shared_object().is_none()) {
+    for r in regions
+        .iter()
+        .filter(|r| r.kind.shared_object().is_none() && r.kind.is_backed())
+    {
         let mut va = r.start;
         while va < r.end() {
             let dst = to.regions().find(va).copied().ok_or(Errno::ENOMEM)?;
@@ -134,6 +140,10 @@ fn fork_process(
     ptid: UserPtr<u32>,
     ctid: UserPtr<u32>,
 ) -> SysResult {
+    // Everything that can run out is taken before the proxy forks (which
+    // cannot be taken back): the thread's stack and slot, then the memory.
+    let me = sched::current().ok_or(Errno::EINVAL)?;
+    let res = sched::reserve_thread().ok_or(Errno::EAGAIN)?;
     let mut child_asp = crate::aspace::AddressSpace::with_new_table()?;
     let table = child_asp.table();
     if let Err(e) = process::with(|p| copy_regions(&p.aspace, &mut child_asp)) {
@@ -165,10 +175,10 @@ fn fork_process(
         altstack: p.altstack,
         name: p.name,
         exe: p.exe.clone(),
+        sysv: p.sysv.clone(),
     });
     let centry = process::register(child);
     super::signalfd::on_fork(&process::current_entry(), &centry);
-    let me = sched::current().ok_or(Errno::EINVAL)?;
     let mut cf = *frame;
     cf.rax = 0;
     if stack != 0 {
@@ -176,7 +186,7 @@ fn fork_process(
     }
     let affinity = me.affinity.load(Ordering::Relaxed);
     let np = sched::NewProcess { pid, cr3, table };
-    let t = sched::spawn_thread_prepared(&cf, None, affinity, Some(np), |t| {
+    let t = sched::spawn_thread_prepared(res, &cf, None, affinity, Some(np), |t| {
         t.sigmask
             .store(me.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
         if flags & CLONE_CHILD_CLEARTID != 0 {

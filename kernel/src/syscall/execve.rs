@@ -34,12 +34,27 @@ fn read_strings(array: UserPtr<u64>, total: &mut usize) -> Result<Vec<Vec<u8>>, 
         if *total > MAX_TOTAL {
             return Err(Errno::E2BIG);
         }
+        out.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
         out.push(s);
     }
     Err(Errno::E2BIG)
 }
 
 pub fn execve(path_ptr: UserPtr<u8>, argv: UserPtr<u64>, envp: UserPtr<u64>) -> SysResult {
+    // Everything the load allocated is dropped before the thread leaves for
+    // the new program (`resume` never returns, so nothing on this stack
+    // would be).
+    let regs = replace_image(path_ptr, argv, envp)?;
+    trap::resume(&regs, &FpuArea::initial())
+}
+
+/// Load the new program and make it the process's image; the registers it
+/// starts with.
+fn replace_image(
+    path_ptr: UserPtr<u8>,
+    argv: UserPtr<u64>,
+    envp: UserPtr<u64>,
+) -> Result<UserRegs, Errno> {
     let mut path = path_ptr.read_cstring(PATH_MAX - 1)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -129,11 +144,10 @@ pub fn execve(path_ptr: UserPtr<u8>, argv: UserPtr<u64>, envp: UserPtr<u64>) -> 
     }
     crate::arch::load_user_segment_bases(0, 0);
     crate::sched::leave_kernel();
-    let regs = UserRegs {
+    Ok(UserRegs {
         rip: entry,
         rsp: sp,
         rflags: 0x202,
         ..UserRegs::default()
-    };
-    trap::resume(&regs, &FpuArea::initial())
+    })
 }

@@ -28,10 +28,13 @@ pub fn kill(pid: i32, sig: i32) -> SysResult {
     // would stop only its proxy) and nothing waits for the proxies. SIGCONT
     // goes through Linux: it continues the target's proxy, which passes it
     // on; SIGKILL goes both ways, so the proxy dies even while stopped.
+    // (Only a stopped one's: a running proxy takes its process's Exit and
+    // dies with SIGKILL itself; killed by Linux first, it would leave that
+    // Exit posted for nobody, holding its slot and region table.)
     if let Ok(target) = u32::try_from(pid) {
-        if sig != 0 && sig != SIGCONT && process::entry(target).is_some() {
+        if let Some(e) = process::entry(target).filter(|_| sig != 0 && sig != SIGCONT) {
             crate::signal::post_to(target, sig, SI_USER, u64::from(me));
-            if sig != SIGKILL {
+            if sig != SIGKILL || !e.stopped.load(core::sync::atomic::Ordering::Acquire) {
                 return Ok(0);
             }
         }

@@ -22,7 +22,10 @@ pub fn madvise(addr: u64, len: u64, advice: u32) -> SysResult {
             MADV_DONTNEED => {
                 // Private anonymous memory reads back as zeros after DONTNEED; a
                 // shared object keeps its contents (the pages come back from it).
-                for r in pieces.iter().filter(|r| r.kind.shared_object().is_none()) {
+                for r in pieces
+                    .iter()
+                    .filter(|r| r.kind.shared_object().is_none() && r.kind.is_backed())
+                {
                     uaccess::zero_user(&p.aspace, r.start, r.len)?;
                 }
             }
@@ -67,8 +70,17 @@ pub fn mincore(addr: u64, len: u64, vec: UserPtr<u8>) -> SysResult {
             return Err(Errno::ENOMEM);
         }
         // Everything is resident: memory is mapped up front.
-        let pages = (len / PAGE) as usize;
-        uaccess::copy_to_user(&p.aspace, vec.addr(), &alloc::vec![1u8; pages])?;
+        // One byte per page, written a page of them at a time (the range
+        // may be large).
+        let ones = [1u8; 4096];
+        let pages = len / PAGE;
+        let mut done = 0u64;
+        while done < pages {
+            let n = (pages - done).min(ones.len() as u64);
+            let at = vec.addr().checked_add(done).ok_or(Errno::EFAULT)?;
+            uaccess::copy_to_user(&p.aspace, at, &ones[..n as usize])?;
+            done += n;
+        }
         Ok(0)
     })
 }

@@ -10,7 +10,9 @@ use linux_abi::syscalls_gen::SYS_PREAD64;
 use linux_abi::{Errno, SysResult, PAGE_SIZE as PAGE};
 use lwk_core::region::RegionKind;
 use lwk_core::shm::ObjectId;
-use wire::{RequestKind, FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG};
+use wire::{
+    RequestKind, FILEMAP_ATTACH, FILEMAP_INFO, FILEMAP_PLUG, FILEMAP_SHM_ATTACH, FILEMAP_SHM_PLUG,
+};
 use wire::{MMAP_TOP, USER_MAX, USER_MIN};
 
 /// Lowest address the kernel picks for mappings without a hint.
@@ -26,7 +28,7 @@ pub(super) fn in_window(addr: u64, len: u64) -> bool {
     addr >= USER_MIN && addr.checked_add(len).is_some_and(|e| e <= USER_MAX)
 }
 
-fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
+pub(super) fn place(p: &Process, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
         if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
@@ -63,19 +65,31 @@ fn make_room(p: &mut Process, addr: u64, len: u64, flags: u64) -> Result<u64, Er
     Ok(va)
 }
 
+/// Linux looks the descriptor of a file mapping up before it checks the
+/// other arguments: EBADF comes first. Only asked on error paths.
+fn bad_fd_first(anon: bool, fd: i32, e: Errno) -> Errno {
+    if anon {
+        return e;
+    }
+    if fd < 0 {
+        return Errno::EBADF;
+    }
+    match file_map(FILEMAP_INFO, fd as u64, [0; 4]) {
+        Err(Errno::EBADF) => Errno::EBADF,
+        _ => e,
+    }
+}
+
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> SysResult {
-    let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    if len == 0 || prot & !7 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let kind = flags & MAP_TYPE;
-    if kind == 0 {
-        return Err(Errno::EINVAL);
-    }
     let anon = flags & MAP_ANONYMOUS != 0;
+    let kind = flags & MAP_TYPE;
+    let len = page_up(len).ok_or_else(|| bad_fd_first(anon, fd, Errno::ENOMEM))?;
+    if len == 0 || prot & !7 != 0 || kind == 0 {
+        return Err(bad_fd_first(anon, fd, Errno::EINVAL));
+    }
     let shared = kind != MAP_PRIVATE;
     if !anon && !off.is_multiple_of(PAGE) {
-        return Err(Errno::EINVAL);
+        return Err(bad_fd_first(anon, fd, Errno::EINVAL));
     }
     let prot = u32::try_from(prot).map_err(|_| Errno::EINVAL)?;
     if shared && !anon {
@@ -90,7 +104,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
     };
     let va = process::with(|p| {
         let va = make_room(p, addr, len, flags)?;
-        if shared {
+        if anon && !shared && prot == 0 {
+            // Inaccessible: reserved without memory until mprotect opens it.
+            p.aspace.reserve(va, len)?;
+        } else if shared {
             p.aspace.map_shared_anon(va, len, initial)?;
         } else {
             p.aspace.map_anon(va, len, initial, RegionKind::Anon)?;
@@ -102,7 +119,12 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
     }
     if let Err(e) = fill_from_file(va, len, fd, off) {
         let _ = process::with(|p| p.aspace.unmap(va, len));
-        return Err(e);
+        // What Linux's mmap says of the descriptor (EACCES when it is not
+        // open for reading, ENODEV when it cannot be mapped), else the error.
+        return Err(match file_map(FILEMAP_INFO, fd as u64, [0; 4]) {
+            Err(info) => info,
+            Ok(_) => e,
+        });
     }
     if prot != initial {
         process::with(|p| p.aspace.protect(va, len, prot))?;
@@ -110,17 +132,38 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Sy
     Ok(va)
 }
 
-/// One step of a shared file mapping, answered by the proxy.
-fn file_map(step: u64, fd: i32, rest: [u64; 4]) -> Result<ikc::Reply, Errno> {
+/// One step of a shared file mapping, answered by the proxy; `fd` is the
+/// descriptor, or for SysV segments the shmid or the attachment's handle.
+pub(super) fn file_map(step: u64, fd: u64, rest: [u64; 4]) -> Result<ikc::Reply, Errno> {
     let r = ikc::call(
         RequestKind::FileMap,
         0,
-        [step, fd as u64, rest[0], rest[1], rest[2], rest[3]],
+        [step, fd, rest[0], rest[1], rest[2], rest[3]],
         [0; 4],
     );
     match Errno::from_ret(r.ret) {
         Some(e) => Err(e),
         None => Ok(r),
+    }
+}
+
+/// Whose file a shared mapping maps: the application's descriptor, or a
+/// SysV segment the proxy attached (named by its handle).
+#[derive(Clone, Copy)]
+pub(super) enum Source {
+    Fd(i32),
+    Sysv(u64),
+}
+
+impl Source {
+    /// The step that plugs or attaches to the file, and its "descriptor".
+    fn step(self, plug: bool) -> (u64, u64) {
+        match (self, plug) {
+            (Source::Fd(fd), true) => (FILEMAP_PLUG, fd as u64),
+            (Source::Fd(fd), false) => (FILEMAP_ATTACH, fd as u64),
+            (Source::Sysv(h), true) => (FILEMAP_SHM_PLUG, h),
+            (Source::Sysv(h), false) => (FILEMAP_SHM_ATTACH, h),
+        }
     }
 }
 
@@ -134,8 +177,18 @@ static PLUGGING: AtomicBool = AtomicBool::new(false);
 /// memory once, and every mapping of it in the partition maps those pages,
 /// which are Linux's page cache of the file.
 fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u64) -> SysResult {
+    // A fixed address outside the user window fails before the file is
+    // looked at, as on Linux.
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+        if !addr.is_multiple_of(PAGE) {
+            return Err(Errno::EINVAL);
+        }
+        if !in_window(addr, len) {
+            return Err(Errno::ENOMEM);
+        }
+    }
     let want_write = u64::from(prot & PROT_WRITE != 0);
-    let info = file_map(FILEMAP_INFO, fd, [want_write, 0, 0, 0])?;
+    let info = file_map(FILEMAP_INFO, fd as u64, [want_write, 0, 0, 0])?;
     if info.ret == 1 {
         // /dev/zero.
         return process::with(|p| {
@@ -145,40 +198,76 @@ fn mmap_shared_file(addr: u64, len: u64, prot: u32, flags: u64, fd: i32, off: u6
         });
     }
     let [dev, ino, size, _] = info.aux;
-    let whole = size & !(PAGE - 1);
-    let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
-    if end > whole {
-        crate::kprintln!(
-            "mmap: MAP_SHARED of bytes {off:#x}..{end:#x} of a file of {size} bytes: only its whole pages ({whole:#x}) can be mapped shared on the LWK"
-        );
-        return Err(Errno::ENODEV);
+    // The file's pages, the last one possibly partial (as on Linux, its
+    // bytes past the end read as zero and are not written to the file).
+    let whole = page_up(size).ok_or(Errno::EOVERFLOW)?;
+    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    // Pages past the end of the file are mapped too; touching them is
+    // SIGBUS, as on Linux (a file that grows later is not seen there).
+    let in_file = whole.saturating_sub(off).min(len);
+    let past = len - in_file;
+    if in_file == 0 {
+        return process::with(|p| {
+            let va = make_room(p, addr, len, flags)?;
+            p.aspace.reserve_as(va, len, prot, RegionKind::PastEof)?;
+            Ok(va)
+        });
     }
-    while PLUGGING
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        crate::sched::yield_now();
-    }
-    let held = hold_or_plug(fd, dev, ino, whole, end, len);
-    PLUGGING.store(false, Ordering::Release);
-    let id = held?;
+    let id = hold_or_plug(Source::Fd(fd), dev, ino, whole, off + in_file, in_file)?;
+    // On failure: the error, and whether the object's bytes went back already.
     let mapped = process::with(|p| {
-        let va = make_room(p, addr, len, flags)?;
-        p.aspace.map_held(va, id, off, len, prot)?;
+        let va = make_room(p, addr, len, flags).map_err(|e| (e, false))?;
+        p.aspace
+            .map_held(va, id, off, in_file, prot)
+            .map_err(|e| (e, false))?;
+        if past > 0 {
+            if let Err(e) = p
+                .aspace
+                .reserve_as(va + in_file, past, prot, RegionKind::PastEof)
+            {
+                // The unmap gives the object's bytes back.
+                let _ = p.aspace.unmap(va, in_file);
+                return Err((e, true));
+            }
+        }
         Ok(va)
     });
-    if mapped.is_err() {
-        shm::unmapped(id, len);
-    }
-    mapped
+    mapped.map_err(|(e, returned)| {
+        if !returned {
+            shm::unmapped(id, in_file);
+        }
+        e
+    })
 }
 
 /// The shared object of file (`dev`, `ino`) holding bytes `[0, end)`, with
 /// `len` of its bytes counted as mapped: the file's dimm if one is plugged
 /// (the proxy attaches to it, to mirror it), else a new plug of its `whole`
 /// pages.
-fn hold_or_plug(
-    fd: i32,
+pub(super) fn hold_or_plug(
+    src: Source,
+    dev: u64,
+    ino: u64,
+    whole: u64,
+    end: u64,
+    len: u64,
+) -> Result<ObjectId, Errno> {
+    while PLUGGING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        // The holder waits for its proxy: wake it when its answer came (no
+        // timer interrupt reaches a core spinning in the kernel), then yield.
+        crate::sched::poll_while_spinning();
+        crate::sched::yield_now();
+    }
+    let held = hold_or_plug_locked(src, dev, ino, whole, end, len);
+    PLUGGING.store(false, Ordering::Release);
+    held
+}
+
+fn hold_or_plug_locked(
+    src: Source,
     dev: u64,
     ino: u64,
     whole: u64,
@@ -186,17 +275,15 @@ fn hold_or_plug(
     len: u64,
 ) -> Result<ObjectId, Errno> {
     if let Some((id, p)) = shm::hold_file(dev, ino, end, len) {
-        if let Err(e) = file_map(
-            FILEMAP_ATTACH,
-            fd,
-            [u64::from(p.slot), p.gpa, p.size, p.host_fd],
-        ) {
+        let (step, fd) = src.step(false);
+        if let Err(e) = file_map(step, fd, [u64::from(p.slot), p.gpa, p.size, p.host_fd]) {
             shm::unmapped(id, len);
             return Err(e);
         }
         return Ok(id);
     }
-    let r = file_map(FILEMAP_PLUG, fd, [whole, 0, 0, 0]).inspect_err(|e| {
+    let (step, fd) = src.step(true);
+    let r = file_map(step, fd, [whole, 0, 0, 0]).inspect_err(|e| {
         crate::kprintln!(
             "mmap: plugging a file of {whole} bytes into the partition failed: {}",
             e.name()
@@ -289,6 +376,13 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         if let Some(id) = r.kind.shared_object() {
             return mremap_shared(p, id, old, old_len, new_len, flags, new_addr);
         }
+        if p.aspace
+            .pieces(old, old_len)
+            .iter()
+            .all(|r| !r.kind.is_backed())
+        {
+            return mremap_reserved(p, old, old_len, new_len, flags, new_addr);
+        }
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
                 p.aspace.unmap(old + new_len, old_len - new_len)?;
@@ -309,7 +403,10 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
             .map_anon(dst, new_len, r.prot | PROT_READ | PROT_WRITE, r.kind)?;
         // Copy the old contents through the kernel (page by page through the region map).
         let copy_len = old_len.min(new_len);
-        let mut buf = alloc::vec![0u8; 64 * 1024];
+        let mut buf = alloc::vec::Vec::new();
+        buf.try_reserve_exact(64 * 1024)
+            .map_err(|_| Errno::ENOMEM)?;
+        buf.resize(64 * 1024, 0u8);
         let mut done = 0;
         while done < copy_len {
             let n = (copy_len - done).min(buf.len() as u64) as usize;
@@ -322,6 +419,38 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         p.aspace.unmap(old, old_len)?;
         Ok(dst)
     })
+}
+
+/// mremap of a reservation (PROT_NONE, no memory): the reservation moves,
+/// grows or shrinks.
+fn mremap_reserved(
+    p: &mut Process,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> SysResult {
+    let first = p.aspace.regions().find(old).copied().ok_or(Errno::EFAULT)?;
+    if flags & MREMAP_FIXED == 0 {
+        if new_len <= old_len {
+            p.aspace.unmap(old + new_len, old_len - new_len)?;
+            return Ok(old);
+        }
+        let extra = new_len - old_len;
+        if in_window(old + old_len, extra) && p.aspace.is_free(old + old_len, extra) {
+            p.aspace
+                .reserve_as(old + old_len, extra, first.prot, first.kind)?;
+            return Ok(old);
+        }
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
+    p.aspace.reserve_as(dst, new_len, first.prot, first.kind)?;
+    p.aspace.unmap(old, old_len)?;
+    Ok(dst)
 }
 
 /// mremap of a shared mapping: the same object bytes at the new place (never
@@ -401,10 +530,15 @@ fn copy_raw(p: &Process, src: u64, dst: u64, buf: &mut [u8]) -> Result<(), Errno
     while off < buf.len() {
         let r = asp.regions().find(src + off as u64).ok_or(Errno::EFAULT)?;
         let n = ((r.end() - (src + off as u64)) as usize).min(buf.len() - off);
-        asp.read_phys(
-            r.phys + (src + off as u64 - r.start),
-            &mut buf[off..off + n],
-        );
+        if r.kind.is_backed() {
+            asp.read_phys(
+                r.phys + (src + off as u64 - r.start),
+                &mut buf[off..off + n],
+            );
+        } else {
+            // A reserved piece has never held anything.
+            buf[off..off + n].fill(0);
+        }
         off += n;
     }
     uaccess::fill_user(asp, dst, buf)

@@ -20,6 +20,7 @@ mod sigmask;
 pub mod signalfd;
 mod sigreturn;
 mod sysinfo;
+mod sysvshm;
 mod thread;
 mod timer;
 
@@ -144,6 +145,11 @@ pub fn offload(nr: u64, args: [u64; 6]) -> u64 {
 pub fn dispatch(frame: &mut SyscallFrame) {
     crate::sched::enter_kernel();
     let nr = frame.rax;
+    if nr == wire::INIT_SYSCALL && crate::instance::is_init() {
+        frame.rax = crate::instance::serve();
+        crate::sched::leave_kernel();
+        return;
+    }
     let args = frame.args();
     let route = ROUTE
         .get(nr as usize)
@@ -202,6 +208,8 @@ fn deliver_signals(frame: &mut SyscallFrame, nr: u64) {
     if !crate::signal::attention(&t) {
         return;
     }
+    // Nothing on this stack is dropped after `resume`: let go of the task.
+    drop(t);
     let mut regs = crate::arch::trap::UserRegs::from_syscall(frame);
     // Restarted when no handler runs (the call was cut short by a stop) or
     // the handler asked for it.

@@ -24,7 +24,7 @@ pub fn exit_group(status: i32) -> SysResult {
 
 /// exit: end this thread; the last thread's exit ends the process.
 pub fn exit(status: i32) -> SysResult {
-    if sched::thread_count() <= 1 {
+    if sched::leave_unless_last() {
         return exit_group(status);
     }
     if super::tracing() {

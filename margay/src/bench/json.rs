@@ -3,8 +3,9 @@
 //! summaries, the Margay/Linux ratios, and fwq's samples. Maps keep the order
 //! in which they are built (kernels: Linux, Margay, native).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
+use super::load::Around;
 use super::parse::{CoreSamples, Metrics};
 
 /// A JSON object whose keys keep the order of `0`.
@@ -22,22 +23,73 @@ impl<K, V> FromIterator<(K, V)> for Ordered<K, V> {
     }
 }
 
-/// How the bench ran (`config`).
-#[derive(Serialize)]
+/// How the bench ran (`config`). Read back by `--compare` and `--table`;
+/// fields added later default when an older file lacks them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Config {
     pub command: String,
     pub cpus: u32,
     pub mem_mib: u64,
-    pub accel: &'static str,
+    pub accel: String,
     pub icount: bool,
-    pub icount_options: Option<&'static str>,
+    pub icount_options: Option<String>,
     pub repeat: usize,
     pub scale: String,
     pub linux_kernel: String,
     pub linux_guest: String,
-    pub linux_cmdline: &'static str,
+    pub linux_cmdline: String,
+    /// The TSC frequency the Linux guest was told (`tsc_early_khz=`).
+    pub tsc_khz: Option<u64>,
+    /// Where `tsc_khz` came from.
+    pub tsc_source: String,
+    /// The deadlines in force (see `deadline`).
+    pub deadlines: String,
+    pub quiet_wait: Option<QuietWait>,
+    /// The commit margay was built from ("-dirty": with local changes).
+    pub git_commit: Option<String>,
     pub elapsed_s: u64,
     pub host: String,
+}
+
+impl Config {
+    /// The line above the table.
+    pub fn headline(&self) -> String {
+        let mut s = format!(
+            "margay bench: {} cores, {} MiB, {}{}, {} runs each{}; Linux guest: {} ({})",
+            self.cpus,
+            self.mem_mib,
+            self.accel,
+            if self.icount { " -icount" } else { "" },
+            self.repeat,
+            if self.scale == "tiny" {
+                ", tiny scale"
+            } else {
+                ""
+            },
+            self.linux_kernel,
+            self.linux_guest
+        );
+        if let Some(k) = self.tsc_khz {
+            s.push_str(&format!("; TSC {k} kHz from {}", self.tsc_source));
+        }
+        if let Some(c) = &self.git_commit {
+            s.push_str(&format!("; commit {}", c.get(..12).unwrap_or(c)));
+            if c.ends_with("-dirty") {
+                s.push_str("-dirty");
+            }
+        }
+        s
+    }
+}
+
+/// `--quiet-wait`: the most it would wait, how long it waited, and whether
+/// the host was quiet then.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QuietWait {
+    pub max_s: u64,
+    pub waited_s: u64,
+    pub quiet: bool,
 }
 
 /// The whole file.
@@ -45,6 +97,10 @@ pub struct Config {
 pub struct ResultsFile<'a> {
     pub config: &'a Config,
     pub probes: Vec<ProbeResults<'a>>,
+    /// Per kernel, the host's load before and after its runs.
+    pub load: Ordered<&'a str, Option<&'a Around>>,
+    /// Per kernel, the deadlines that expired and the retries.
+    pub incidents: Ordered<&'a str, &'a [String]>,
     /// Per kernel, fwq's per-quantum samples from its first run.
     pub fwq_samples: Ordered<&'a str, &'a [CoreSamples]>,
 }
@@ -92,6 +148,9 @@ pub struct Ratio {
     pub better: &'static str,
     pub goal: Option<String>,
     pub goal_met: Option<bool>,
+    /// The interval the runs span (Margay's min / Linux's max, Margay's
+    /// max / Linux's min).
+    pub range: Option<(f64, f64)>,
 }
 
 /// Pretty-printed with two-space indentation and a final newline.

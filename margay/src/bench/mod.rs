@@ -5,37 +5,58 @@
 //! goals, and writes `results.json` and SVG plots to `--out`.
 //!
 //! Submodules: `probes` (catalog, build), `linux` (the Linux guest),
-//! `parse` (result lines, statistics), `table` (table, JSON), `cpio`, `json`,
-//! `svg` (small self-contained writers).
+//! `tsc` (the TSC frequency the Linux guest is told), `deadline` and `watch`
+//! (no step without a deadline), `load` (how busy the host is), `parse`
+//! (result lines, statistics), `table` (table, JSON), `history` (`--save`,
+//! `--compare`, `--table`), `cpio`, `json`, `svg` (small self-contained
+//! writers).
 
 mod cpio;
+mod deadline;
+mod history;
 mod json;
 mod linux;
+mod load;
 mod parse;
 mod probes;
 mod pyfiles;
 mod svg;
 mod table;
+mod tsc;
+mod watch;
 
 use std::fs;
-use std::io::{IsTerminal as _, Read, Write as _};
-use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::Args;
 
 use crate::args::{parse_cpus, parse_mem_size};
 use crate::qemu::{self, Accel, Machine};
+use deadline::Deadlines;
 use parse::Metrics;
 use probes::{Probe, Scale, PROBES};
 use table::{Column, Results};
+use watch::Phases;
 
-const PROBE_NAMES: [&str; 9] = [
-    "fwq", "syscall", "migrate", "futex", "thread", "spawn", "pystart", "memory", "stream",
+const PROBE_NAMES: [&str; 10] = [
+    "fwq", "syscall", "migrate", "futex", "thread", "spawn", "pystart", "memory", "shm", "stream",
 ];
+
+/// The probe names the command line takes: the catalog's, and the hidden,
+/// test-only `hang`.
+fn probe_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        PROBE_NAMES
+            .iter()
+            .map(|&n| PossibleValue::new(n))
+            .chain([PossibleValue::new(probes::HANG.name).hide(true)]),
+    )
+}
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -52,7 +73,8 @@ pub struct BenchArgs {
     /// time is one nanosecond per guest instruction.
     #[arg(long)]
     pub icount: bool,
-    /// Where results.json, table.md and the SVG plots go.
+    /// Where results.json, table.md, the SVG plots and the saved runs
+    /// (history/) go.
     #[arg(long, default_value = "bench-results", value_name = "DIR")]
     pub out: PathBuf,
     /// Runs of each probe on each kernel.
@@ -67,13 +89,35 @@ pub struct BenchArgs {
     /// The Linux guest's kernel (default: the newest /boot/vmlinuz-*).
     #[arg(long, value_name = "PATH")]
     pub linux_kernel: Option<PathBuf>,
+    /// Before starting, wait up to SECONDS for the host to be quiet (other
+    /// processes using at most a quarter of a core).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub quiet_wait: u64,
+    /// Multiply every deadline (boot, probe run, shutdown) by F.
+    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+    /// Keep this run under DIR/history/NAME (results, plots, git commit).
+    #[arg(long, value_name = "NAME", value_parser = history::parse_name)]
+    pub save: Option<String>,
+    /// Compare two saved runs (NEW defaults to the last run in DIR) and
+    /// exit: per metric the old and new ratios, flagging changes larger than
+    /// the runs' spreads.
+    #[arg(long, value_name = "OLD [NEW]", num_args = 1..=2, conflicts_with_all = ["save", "table"])]
+    pub compare: Option<Vec<String>>,
+    /// Print the Markdown table of a saved run (or "last") and exit.
+    #[arg(long, value_name = "NAME", conflicts_with = "save")]
+    pub table: Option<String>,
     /// Probes to run (default: all).
-    #[arg(value_parser = clap::builder::PossibleValuesParser::new(PROBE_NAMES))]
+    #[arg(value_parser = probe_parser())]
     pub probes: Vec<String>,
 }
 
-/// Hard limit for one probe run (boot, run, tear down) on Margay or natively.
-const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 100.0 => Ok(f),
+        _ => Err(format!("'{s}' is not a factor between 0 and 100")),
+    }
+}
 
 /// The progress line on stderr: rewritten in place on a terminal.
 struct Progress {
@@ -98,7 +142,37 @@ impl Progress {
     }
 }
 
+/// The git commit margay was built from ("-dirty" if the work tree differs
+/// from it), when its source tree is a git checkout.
+fn git_commit() -> Option<String> {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        let mut c = Command::new("git");
+        c.arg("-C").arg(dir).args(args);
+        watch::run_captured(c, Duration::from_secs(20))
+            .ok()
+            .filter(|c| c.exit.is_none())
+            .map(|c| c.stdout.trim().to_string())
+    };
+    let head = git(&["rev-parse", "HEAD"]).filter(|h| !h.is_empty())?;
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
 pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
+    if let Some(c) = &args.compare {
+        let new = c.get(1).map_or(history::LAST, String::as_str);
+        return history::compare(&args.out, &c[0], new, &mut std::io::stdout().lock());
+    }
+    if let Some(name) = &args.table {
+        let t = history::table(&args.out, name)?;
+        print!("{t}");
+        return Ok(0);
+    }
+    if let Some(name) = &args.save {
+        history::check_free(&args.out, name)?;
+    }
     let t0 = Instant::now();
     let accel = qemu::choose_accel(args.accel)?;
     if args.icount && accel == Accel::Kvm {
@@ -121,9 +195,15 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
     let selected: Vec<&'static Probe> = if args.probes.is_empty() {
         PROBES.iter().collect()
     } else {
-        PROBES
-            .iter()
-            .filter(|p| args.probes.iter().any(|n| n == p.name))
+        // In the order of the catalog; the test-only probe first.
+        probes::by_name(probes::HANG.name)
+            .filter(|_| args.probes.iter().any(|n| n == probes::HANG.name))
+            .into_iter()
+            .chain(
+                PROBES
+                    .iter()
+                    .filter(|p| args.probes.iter().any(|n| n == p.name)),
+            )
             .collect()
     };
     let native = args.native || accel == Accel::Kvm;
@@ -132,6 +212,30 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
     };
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output directory {}", args.out.display()))?;
+
+    let quiet = (args.quiet_wait > 0).then(|| {
+        let (waited, s) = load::wait_quiet(Duration::from_secs(args.quiet_wait), &mut |s| {
+            progress.show(&format!(
+                "bench: waiting for a quiet host: {}",
+                s.describe()
+            ));
+        });
+        if s.busy() {
+            progress.show(&format!(
+                "bench: the host did not become quiet within {}s ({}); going on",
+                args.quiet_wait,
+                s.describe()
+            ));
+        }
+        json::QuietWait {
+            max_s: args.quiet_wait,
+            waited_s: waited,
+            quiet: !s.busy(),
+        }
+    });
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut deadlines = Deadlines::new(&machine, host_cpus, load::loadavg()[0], args.timeout_scale);
+    deadlines.scale = args.scale;
 
     // Build the probes next to the margay binary (the target directory).
     let exe = std::env::current_exe().context("cannot find margay's own executable")?;
@@ -156,89 +260,79 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
         })
         .collect();
 
-    // Linux guest: one boot runs every job.
-    let kernel = linux::find_kernel(args.linux_kernel.as_deref())?;
-    let busybox = fs::read(linux::BUSYBOX).with_context(|| {
-        format!(
-            "cannot read {}: run tools/install-deps.sh (busybox-static)",
-            linux::BUSYBOX
-        )
-    })?;
-    let mut probe_bins = Vec::new();
-    for (p, b) in selected.iter().zip(&bins) {
-        probe_bins.push((p.name, fs::read(b)?));
-    }
-    let extra = if selected.iter().any(|p| p.name == "pystart") {
-        pyfiles::guest_files(probes::PYTHON)?
-    } else {
-        Vec::new()
+    // The Linux guest: its failures become the Linux column's errors; the
+    // Margay side is measured regardless.
+    progress.show("bench: finding the host's TSC frequency");
+    let tsc = tsc::guest_tsc(args.icount, &build_dir);
+    let append = linux::append(tsc.as_ref().ok().map(|t| t.khz));
+    let linux_load_before = load::sample(load::WINDOW);
+    let (linux_side, kernel_name) = match linux_guest(args, &machine, &selected, &bins, &append) {
+        Ok(guest) => {
+            progress.show("bench: linux: booting");
+            let side = guest.run_all(&jobs, &deadlines, &mut |i| {
+                let j = &jobs[i];
+                progress.show(&format!(
+                    "bench: linux: {} (run {}/{reps}, job {}/{})",
+                    j.probe.name,
+                    j.rep + 1,
+                    i + 1,
+                    jobs.len()
+                ));
+            });
+            (side, guest.kernel.display().to_string())
+        }
+        Err(e) => {
+            let e = format!("{e:#}");
+            let side = linux::LinuxSide {
+                jobs: jobs.iter().map(|_| Err(e.clone())).collect(),
+                info: String::new(),
+                incidents: vec![e],
+            };
+            (side, "none".to_string())
+        }
     };
-    let job_timeout = RUN_TIMEOUT.as_secs();
-    let initrd = args.out.join("linux-initramfs.cpio");
-    fs::write(
-        &initrd,
-        linux::initramfs(
-            &busybox,
-            &probe_bins,
-            &extra,
-            &linux::init_script(&jobs, job_timeout),
-        ),
-    )
-    .with_context(|| format!("cannot write {}", initrd.display()))?;
-    let linux_timeout = Duration::from_secs(180 + 120 * jobs.len() as u64);
-    progress.show("bench: linux: booting");
-    let guest = linux::run(
-        &machine,
-        &kernel,
-        &initrd,
-        jobs.len(),
-        linux_timeout,
-        &mut |i| {
-            let j = &jobs[i];
-            progress.show(&format!(
-                "bench: linux: {} (run {}/{reps}, job {}/{})",
-                j.probe.name,
-                j.rep + 1,
-                i + 1,
-                jobs.len()
-            ));
-        },
-    )?;
-    let mut linux_col = Column {
-        name: "Linux".into(),
-        runs: vec![Vec::new(); selected.len()],
-        fwq: Vec::new(),
-    };
-    for (j, out) in jobs.iter().zip(&guest.jobs) {
+    let mut linux_col = Column::new("Linux", selected.len());
+    linux_col.load = Some(load::Around {
+        before: linux_load_before,
+        after: load::sample(load::WINDOW),
+    });
+    for (j, out) in jobs.iter().zip(&linux_side.jobs) {
         let pi = selected
             .iter()
             .position(|p| p.name == j.probe.name)
             .unwrap_or(0);
-        let exit = match out.status {
-            Some(0) => None,
-            Some(143) => Some(format!("timed out after {job_timeout}s (status 143)")),
-            Some(s) => Some(format!("exited {s}")),
-            None => Some(
-                guest
-                    .problem
-                    .clone()
-                    .unwrap_or_else(|| "did not finish".into()),
-            ),
+        let r = match out {
+            Err(e) => Err(e.clone()),
+            Ok(out) => {
+                let exit = match out.status {
+                    Some(0) => None,
+                    Some(143) => Some(format!(
+                        "reached its deadline of {}s in the guest (status 143)",
+                        deadlines.job(j.probe).as_secs()
+                    )),
+                    Some(s) => Some(format!("exited {s}")),
+                    None => Some("did not finish".to_string()),
+                };
+                parse::outcome(j.probe, &out.output, exit.as_deref(), "")
+            }
         };
-        let r = parse::outcome(j.probe, &out.output, exit.as_deref(), "");
-        if j.probe.name == "fwq" && j.rep == 0 && r.is_ok() {
-            linux_col.fwq = parse::fwq_samples(&out.output);
+        if j.probe.name == "fwq" && j.rep == 0 {
+            if let (Ok(_), Ok(out)) = (&r, out) {
+                linux_col.fwq = parse::fwq_samples(&out.output);
+            }
         }
         linux_col.runs[pi].push(r);
     }
 
     // Margay: one `margay run` per probe run.
-    let mut margay_col = Column {
-        name: "Margay".into(),
-        runs: vec![Vec::new(); selected.len()],
-        fwq: Vec::new(),
-    };
     let accel_name = if accel == Accel::Kvm { "kvm" } else { "tcg" };
+    let margay_phases = |p: &Probe| Phases {
+        boot: deadlines.margay_boot(),
+        run: deadlines.job(p),
+        shutdown: deadlines.shutdown(),
+    };
+    let mut margay_col = Column::new("Margay", selected.len());
+    let before = load::sample(load::WINDOW);
     for (pi, (p, bin)) in selected.iter().zip(&bins).enumerate() {
         for rep in 0..reps {
             progress.show(&format!(
@@ -246,32 +340,37 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
                 p.name,
                 rep + 1
             ));
-            let mut cmd = Command::new(&exe);
-            cmd.arg("run")
-                .args(["--cpus", &cpus.to_string()])
-                .args(["--mem", &format!("{}M", args.mem >> 20)])
-                .args(["--accel", accel_name]);
-            if args.icount {
-                cmd.arg("--icount");
-            }
-            cmd.arg("--")
-                .arg(bin)
-                .args(p.args(args.scale, args.mem, rep == 0));
-            let (r, out) = run_probe(p, cmd);
+            let cmd = || {
+                let mut cmd = Command::new(&exe);
+                cmd.arg("run")
+                    .args(["--cpus", &cpus.to_string()])
+                    .args(["--mem", &format!("{}M", args.mem >> 20)])
+                    .args(["--accel", accel_name]);
+                if args.icount {
+                    cmd.arg("--icount");
+                }
+                cmd.arg("--")
+                    .arg(bin)
+                    .args(p.args(args.scale, args.mem, rep == 0));
+                cmd
+            };
+            let (r, out) = run_probe(p, &cmd, margay_phases(p), &mut margay_col.incidents);
             if p.name == "fwq" && rep == 0 && r.is_ok() {
                 margay_col.fwq = parse::fwq_samples(&out);
             }
             margay_col.runs[pi].push(r);
         }
     }
+    margay_col.load = Some(load::Around {
+        before,
+        after: load::sample(load::WINDOW),
+    });
+    linux_col.incidents = linux_side.incidents;
 
     let mut columns = vec![linux_col, margay_col];
     if native {
-        let mut col = Column {
-            name: "native".into(),
-            runs: vec![Vec::new(); selected.len()],
-            fwq: Vec::new(),
-        };
+        let mut col = Column::new("native", selected.len());
+        let before = load::sample(load::WINDOW);
         for (pi, (p, bin)) in selected.iter().zip(&bins).enumerate() {
             for rep in 0..reps {
                 progress.show(&format!(
@@ -279,15 +378,27 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
                     p.name,
                     rep + 1
                 ));
-                let mut cmd = Command::new(bin);
-                cmd.args(p.args(args.scale, args.mem, rep == 0));
-                let (r, out) = run_probe(p, cmd);
+                let cmd = || {
+                    let mut cmd = Command::new(bin);
+                    cmd.args(p.args(args.scale, args.mem, rep == 0));
+                    cmd
+                };
+                let ph = Phases {
+                    boot: deadlines.grace(),
+                    run: deadlines.job(p),
+                    shutdown: deadlines.grace(),
+                };
+                let (r, out) = run_probe(p, &cmd, ph, &mut col.incidents);
                 if p.name == "fwq" && rep == 0 && r.is_ok() {
                     col.fwq = parse::fwq_samples(&out);
                 }
                 col.runs[pi].push(r);
             }
         }
+        col.load = Some(load::Around {
+            before,
+            after: load::sample(load::WINDOW),
+        });
         columns.push(col);
     }
     progress.done();
@@ -296,35 +407,36 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
         probes: selected.clone(),
         columns,
     };
-    let table = results.render();
     let command: Vec<String> = std::env::args().collect();
     let elapsed = t0.elapsed().as_secs();
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "margay bench: {cpus} cores, {} MiB, {accel_name}{}, {reps} runs each; Linux guest: {} ({})",
-        args.mem >> 20,
-        if args.icount { " -icount" } else { "" },
-        kernel.display(),
-        guest.info
-    )?;
-    write!(out, "{table}")?;
-
+    let (tsc_khz, tsc_source) = match &tsc {
+        Ok(t) => (Some(t.khz), t.source.clone()),
+        Err(e) => (None, format!("unknown ({e}); the guest calibrates itself")),
+    };
     let config = json::Config {
         command: command.join(" "),
         cpus,
         mem_mib: args.mem >> 20,
-        accel: accel_name,
+        accel: accel_name.into(),
         icount: args.icount,
-        icount_options: args.icount.then_some(qemu::ICOUNT),
+        icount_options: args.icount.then(|| qemu::ICOUNT.into()),
         repeat: reps,
         scale: format!("{:?}", args.scale).to_lowercase(),
-        linux_kernel: kernel.display().to_string(),
-        linux_guest: guest.info.clone(),
-        linux_cmdline: linux::APPEND,
+        linux_kernel: kernel_name,
+        linux_guest: linux_side.info.clone(),
+        linux_cmdline: append,
+        tsc_khz,
+        tsc_source,
+        deadlines: deadlines.describe(),
+        quiet_wait: quiet,
+        git_commit: git_commit(),
         elapsed_s: elapsed,
         host: host_cpu(),
     };
+    let table = format!("{}\n\n{}", config.headline(), results.render());
+    let mut out = std::io::stdout().lock();
+    write!(out, "{table}")?;
+
     let write = |name: &str, data: &str| -> anyhow::Result<PathBuf> {
         let p = args.out.join(name);
         fs::write(&p, data).with_context(|| format!("cannot write {}", p.display()))?;
@@ -334,6 +446,9 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
         json::render(&results.to_json(&config)).context("cannot encode results.json")?;
     write("results.json", &results_json)?;
     write("table.md", &table)?;
+    let mut written = vec!["results.json", "table.md"];
+    let _ = fs::remove_file(args.out.join("fwq.svg"));
+    let _ = fs::remove_file(args.out.join("ratios.svg"));
     let fwq_cols: Vec<(&str, &[parse::CoreSamples])> = results
         .columns
         .iter()
@@ -342,23 +457,69 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<i32> {
         .collect();
     if !fwq_cols.is_empty() {
         write("fwq.svg", &svg::fwq_plot(&fwq_cols))?;
+        written.push("fwq.svg");
     }
     let bars = results.ratio_bars();
     if !bars.is_empty() {
         write("ratios.svg", &svg::ratio_plot(&bars))?;
+        written.push("ratios.svg");
     }
-    let _ = fs::remove_file(&initrd);
     writeln!(
         out,
-        "\nWrote {}/{{results.json,table.md,fwq.svg,ratios.svg}} in {elapsed}s.",
-        args.out.display()
+        "\nWrote {}/{{{}}} in {elapsed}s.",
+        args.out.display(),
+        written.join(",")
     )?;
+    if let Some(name) = &args.save {
+        let dir = history::save(&args.out, name, &written)?;
+        writeln!(
+            out,
+            "Saved as {name} in {} (history plot: {}).",
+            dir.display(),
+            args.out.join(history::DIR).join(history::PLOT).display()
+        )?;
+    }
     let failed = results.failures().len();
     if failed > 0 {
         writeln!(out, "margay bench: {failed} probe(s) failed (see above)")?;
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The Linux guest's parts: kernel, busybox, probes, pystart's files.
+fn linux_guest(
+    args: &BenchArgs,
+    machine: &Machine,
+    selected: &[&'static Probe],
+    bins: &[PathBuf],
+    append: &str,
+) -> anyhow::Result<linux::Guest> {
+    let kernel = linux::find_kernel(args.linux_kernel.as_deref())?;
+    let busybox = fs::read(linux::BUSYBOX).with_context(|| {
+        format!(
+            "cannot read {}: run tools/install-deps.sh (busybox-static)",
+            linux::BUSYBOX
+        )
+    })?;
+    let mut probe_bins = Vec::new();
+    for (p, b) in selected.iter().zip(bins) {
+        probe_bins.push((p.name, fs::read(b)?));
+    }
+    let extra = if selected.iter().any(|p| p.name == "pystart") {
+        pyfiles::guest_files(probes::PYTHON)?
+    } else {
+        Vec::new()
+    };
+    Ok(linux::Guest {
+        machine: *machine,
+        kernel,
+        append: append.to_string(),
+        initrd: args.out.join("linux-initramfs.cpio"),
+        busybox,
+        probes: probe_bins,
+        extra,
+    })
 }
 
 fn host_cpu() -> String {
@@ -372,88 +533,40 @@ fn host_cpu() -> String {
     format!("{model}, {n} CPUs")
 }
 
-/// Runs one probe process (margay run or native) under `RUN_TIMEOUT`; its
-/// outcome and stdout.
-fn run_probe(p: &Probe, cmd: Command) -> (Result<Metrics, String>, String) {
-    match run_captured(cmd, RUN_TIMEOUT) {
-        Ok(c) => {
-            let r = parse::outcome(p, &c.stdout, c.exit.as_deref(), &tail_lines(&c.stderr, 6));
-            (r, c.stdout)
-        }
-        Err(e) => (Err(format!("cannot run: {e}")), String::new()),
-    }
-}
-
-fn tail_lines(s: &str, n: usize) -> String {
-    let v: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    v[v.len().saturating_sub(n)..].join("\n")
-}
-
-struct Captured {
-    stdout: String,
-    stderr: String,
-    /// How it ended when that was not exit status 0.
-    exit: Option<String>,
-}
-
-/// Runs `cmd` in its own process group with captured output; the whole group
-/// is killed after `timeout`.
-fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Captured> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    crate::sys::die_with_parent(&mut cmd);
-    let mut child = cmd.spawn()?;
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
+/// Runs one probe process (margay run or native) under `ph`, once more if it
+/// timed out (noted in `incidents`); its outcome and stdout.
+fn run_probe(
+    p: &Probe,
+    cmd: &dyn Fn() -> Command,
+    ph: Phases,
+    incidents: &mut Vec<String>,
+) -> (Result<Metrics, String>, String) {
+    let mut last = (Err("not run".to_string()), String::new());
+    for attempt in 1..=2 {
+        match watch::run_phased(cmd(), ph) {
+            Ok(c) => {
+                let tail = watch::tail_lines(&format!("{}\n{}", c.stdout, c.stderr), 6);
+                let r = parse::outcome(p, &c.stdout, c.exit.as_deref(), &tail);
+                if c.timed_out {
+                    let e = format!(
+                        "{} (attempt {attempt} of 2); last lines: {tail}",
+                        c.exit.as_deref().unwrap_or("timed out")
+                    );
+                    incidents.push(format!("{}: {e}", p.name));
+                    last = (Err(e), c.stdout);
+                    continue;
+                }
+                return (r, c.stdout);
             }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
+            Err(e) => return (Err(format!("cannot run: {e}")), String::new()),
         }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            crate::sys::kill9_group(child.id());
-            break child.wait()?;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let exit = if timed_out {
-        Some(format!("timed out after {}s", timeout.as_secs()))
-    } else {
-        match (status.code(), status.signal()) {
-            (Some(0), _) => None,
-            (Some(c), _) => Some(format!("exited {c}")),
-            (None, Some(s)) => Some(format!("killed by signal {s}")),
-            _ => Some(status.to_string()),
-        }
-    };
-    Ok(Captured {
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-        exit,
-    })
+    }
+    last
+}
+
+/// Reads a file that must exist, with the path in the error.
+fn read(path: &Path) -> anyhow::Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// The probe names the command line accepts are the catalog's.
@@ -462,18 +575,4 @@ fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Captured
 fn probe_names_match_catalog() {
     let names: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
     assert_eq!(names, PROBE_NAMES);
-}
-
-#[cfg(test)]
-#[test]
-fn captured_runs_time_out_and_report_exits() {
-    let mut c = Command::new("sh");
-    c.args(["-c", "echo out; echo err >&2; exit 3"]);
-    let r = run_captured(c, Duration::from_secs(10)).unwrap();
-    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("out\n", "err\n"));
-    assert_eq!(r.exit.as_deref(), Some("exited 3"));
-    let mut c = Command::new("sleep");
-    c.arg("30");
-    let r = run_captured(c, Duration::from_millis(200)).unwrap();
-    assert_eq!(r.exit.as_deref(), Some("timed out after 0s"));
 }

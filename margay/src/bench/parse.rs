@@ -9,6 +9,9 @@ use super::probes::Probe;
 pub const RESULT: &str = "MARGAY-RESULT ";
 pub const ERROR: &str = "MARGAY-ERROR ";
 pub const FWQ: &str = "MARGAY-FWQ ";
+/// Printed by a probe that announces its start (the test-only `hang`), so
+/// its own deadline can start then.
+pub const START: &str = "MARGAY-START ";
 
 /// One run's metrics by key.
 pub type Metrics = BTreeMap<String, f64>;

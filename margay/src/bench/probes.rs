@@ -229,6 +229,36 @@ pub static PROBES: &[Probe] = &[
         ],
     },
     Probe {
+        name: "shm",
+        source: include_str!("../../../bench/probes/shm.c"),
+        openmp: false,
+        metrics: &[
+            m("cores", "cores used", Count, Info),
+            m("pingpong_min_ns", "shared-word ping-pong min", Ns, Lower),
+            g(
+                "pingpong_med_ns",
+                "shared-word ping-pong median",
+                Ns,
+                Lower,
+                Goal::AtMost(1.0),
+            ),
+            g(
+                "segment_page_ns",
+                "shm_open+mmap+touch per 4 KiB",
+                Ns,
+                Lower,
+                Goal::AtMost(0.5),
+            ),
+            m("fork_plain_ns", "fork+exit+wait", Ns, Lower),
+            m(
+                "fork_shared_ns",
+                "fork+exit+wait holding shared memory",
+                Ns,
+                Lower,
+            ),
+        ],
+    },
+    Probe {
         name: "stream",
         source: include_str!("../../../bench/probes/stream.c"),
         openmp: true,
@@ -238,6 +268,32 @@ pub static PROBES: &[Probe] = &[
         ],
     },
 ];
+
+/// TEST-ONLY: a probe that never finishes (`margay bench hang`, hidden from
+/// `--help`), for the test of the bench's deadlines; see `c/hang.c`.
+pub static HANG: Probe = Probe {
+    name: "hang",
+    source: include_str!("c/hang.c"),
+    openmp: false,
+    metrics: &[m("slept_s", "slept", Count, Info)],
+};
+
+/// Not a probe: the helper that measures the host's TSC frequency when
+/// nothing else gives it (`tsc`).
+pub static TSCKHZ: Probe = Probe {
+    name: "tsckhz",
+    source: include_str!("c/tsckhz.c"),
+    openmp: false,
+    metrics: &[m("khz", "TSC kHz", Count, Info)],
+};
+
+/// A probe by name, the test-only one included.
+pub fn by_name(name: &str) -> Option<&'static Probe> {
+    PROBES
+        .iter()
+        .find(|p| p.name == name)
+        .or_else(|| (name == HANG.name).then_some(&HANG))
+}
 
 /// The interpreter the `pystart` probe starts (its files go into the Linux
 /// guest's initramfs).
@@ -301,6 +357,9 @@ impl Probe {
                 "64".into(),
             ],
             "memory" => vec!["1".into(), "8".into(), "100".into(), "8".into()],
+            // round trips, repetitions, segment MiB, shared MiB held by fork
+            "shm" if full => vec!["500".into(), "5".into(), "64".into(), "256".into()],
+            "shm" => vec!["20".into(), "1".into(), "4".into(), "16".into()],
             // array length, repetitions
             "stream" if full => vec!["2000000".into(), "5".into()],
             "stream" => vec!["100000".into(), "2".into()],

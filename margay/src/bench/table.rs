@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 
 use super::json;
+use super::load::Around;
 use super::parse::{CoreSamples, Metrics, Summary};
-use super::probes::{Better, Metric, Probe, Unit};
+use super::probes::{self, Better, Metric, Probe, Unit};
 use super::svg::RatioBar;
 
 /// One kernel's runs: `runs[probe][rep]`.
@@ -15,9 +16,23 @@ pub struct Column {
     pub runs: Vec<Vec<Result<Metrics, String>>>,
     /// fwq's per-quantum samples from its first run.
     pub fwq: Vec<CoreSamples>,
+    /// The host's load before and after this kernel's runs.
+    pub load: Option<Around>,
+    /// Deadlines that expired, retries.
+    pub incidents: Vec<String>,
 }
 
 impl Column {
+    pub fn new(name: &str, probes: usize) -> Column {
+        Column {
+            name: name.into(),
+            runs: vec![Vec::new(); probes],
+            fwq: Vec::new(),
+            load: None,
+            incidents: Vec::new(),
+        }
+    }
+
     /// Ok if every run of probe `p` succeeded, else the first error and how
     /// many runs failed.
     pub fn status(&self, p: usize) -> Result<(), String> {
@@ -95,6 +110,34 @@ impl Results {
         (l != 0.0).then_some(g / l)
     }
 
+    /// The interval the ratio's runs span: Margay's min over Linux's max to
+    /// Margay's max over Linux's min.
+    pub fn ratio_range(&self, p: usize, m: &Metric) -> Option<(f64, f64)> {
+        self.ratio(p, m)?;
+        let l = self.columns[Self::LINUX].summary(p, m.key)?;
+        let g = self.columns[Self::MARGAY].summary(p, m.key)?;
+        (l.min > 0.0).then(|| (g.min / l.max, g.max / l.min))
+    }
+
+    /// The Linux and Margay columns taken under load, described.
+    pub fn under_load(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .take(2)
+            .filter_map(|c| {
+                let a = c.load.as_ref()?;
+                a.busy().then(|| {
+                    format!(
+                        "{}: before its runs {}; after {}",
+                        c.name,
+                        a.before.describe(),
+                        a.after.describe()
+                    )
+                })
+            })
+            .collect()
+    }
+
     pub fn failures(&self) -> Vec<String> {
         let mut v = Vec::new();
         for (p, probe) in self.probes.iter().enumerate() {
@@ -109,6 +152,8 @@ impl Results {
 
     /// The Markdown table, then one line per failure.
     pub fn render(&self) -> String {
+        let loaded = self.under_load();
+        let mark = if loaded.is_empty() { "" } else { "*" };
         let mut head = vec!["probe".to_string(), "metric".into()];
         head.extend(self.columns.iter().map(|c| c.name.clone()));
         head.extend(["Margay/Linux".into(), "better".into(), "goal".into()]);
@@ -125,7 +170,7 @@ impl Results {
                 ];
                 r.extend((0..self.columns.len()).map(|c| self.cell(c, p, m)));
                 let ratio = self.ratio(p, m);
-                r.push(ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}")));
+                r.push(ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}{mark}")));
                 r.push(match m.better {
                     Better::Lower => "lower".into(),
                     Better::Higher => "higher".into(),
@@ -159,11 +204,30 @@ impl Results {
                 out.push('\n');
             }
         }
+        if !loaded.is_empty() {
+            out.push_str(
+                "\n\\* Taken under load (other processes used more than a quarter of a core):\n",
+            );
+            for l in &loaded {
+                let _ = writeln!(out, "- {l}");
+            }
+        }
         let failures = self.failures();
         if !failures.is_empty() {
             out.push_str("\nFailed:\n");
             for f in failures {
                 let _ = writeln!(out, "- {f}");
+            }
+        }
+        let incidents: Vec<String> = self
+            .columns
+            .iter()
+            .flat_map(|c| c.incidents.iter().map(move |i| format!("{}: {i}", c.name)))
+            .collect();
+        if !incidents.is_empty() {
+            out.push_str("\nDeadlines and retries:\n");
+            for i in incidents {
+                let _ = writeln!(out, "- {i}");
             }
         }
         out
@@ -178,6 +242,7 @@ impl Results {
                         label: format!("{}: {}", probe.name, m.label),
                         ratio: r,
                         goal: m.goal.map(|g| (g.value(), g.met(r))),
+                        higher_better: m.better == Better::Higher,
                     });
                 }
             }
@@ -239,6 +304,7 @@ impl Results {
                                 (Some(g), Some(r)) => Some(g.met(r)),
                                 _ => None,
                             },
+                            range: self.ratio_range(p, m),
                         },
                     )
                 });
@@ -251,12 +317,89 @@ impl Results {
         json::ResultsFile {
             config,
             probes: probes.collect(),
+            load: self
+                .columns
+                .iter()
+                .map(|c| (c.name.as_str(), c.load.as_ref()))
+                .collect(),
+            incidents: self
+                .columns
+                .iter()
+                .map(|c| (c.name.as_str(), c.incidents.as_slice()))
+                .collect(),
             fwq_samples: self
                 .columns
                 .iter()
                 .map(|c| (c.name.as_str(), c.fwq.as_slice()))
                 .collect(),
         }
+    }
+}
+
+impl Results {
+    /// The results back from a `results.json` (`--compare`, `--table`):
+    /// probes by name (unknown ones are skipped), columns in file order.
+    pub fn from_json(v: &serde_json::Value) -> Result<Results, String> {
+        let probes_v = v["probes"].as_array().ok_or("results.json has no probes")?;
+        let mut probes = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut per_probe = Vec::new();
+        for pv in probes_v {
+            let Some(p) = pv["name"].as_str().and_then(probes::by_name) else {
+                continue;
+            };
+            let Some(kernels) = pv["kernels"].as_object() else {
+                continue;
+            };
+            for k in kernels.keys() {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+            probes.push(p);
+            per_probe.push(kernels);
+        }
+        // Linux, Margay, then the rest.
+        names.sort_by_key(|n| match n.as_str() {
+            "Linux" => 0,
+            "Margay" => 1,
+            _ => 2,
+        });
+        let columns = names
+            .iter()
+            .map(|name| {
+                let mut c = Column::new(name, probes.len());
+                for (pi, kernels) in per_probe.iter().enumerate() {
+                    let runs = kernels
+                        .get(name)
+                        .and_then(|k| k["runs"].as_array())
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    c.runs[pi] = runs
+                        .iter()
+                        .map(|r| match r["error"].as_str() {
+                            Some(e) => Err(e.to_string()),
+                            None => Ok(r
+                                .as_object()
+                                .map(|o| {
+                                    o.iter()
+                                        .filter_map(|(k, x)| Some((k.clone(), x.as_f64()?)))
+                                        .collect()
+                                })
+                                .unwrap_or_default()),
+                        })
+                        .collect();
+                }
+                c.load = serde_json::from_value(v["load"][name].clone()).ok();
+                c.incidents =
+                    serde_json::from_value(v["incidents"][name].clone()).unwrap_or_default();
+                c
+            })
+            .collect::<Vec<_>>();
+        if columns.len() < 2 {
+            return Err("results.json lacks the Linux or the Margay column".into());
+        }
+        Ok(Results { probes, columns })
     }
 }
 
@@ -282,17 +425,15 @@ mod tests {
             probes: vec![thread, futex],
             columns: vec![
                 Column {
-                    name: "Linux".into(),
                     runs: vec![vec![ok(100_000.0), ok(120_000.0), ok(80_000.0)], vec![fx]],
-                    fwq: vec![],
+                    ..Column::new("Linux", 2)
                 },
                 Column {
-                    name: "Margay".into(),
                     runs: vec![
                         vec![ok(10_000.0), ok(10_000.0), ok(10_000.0)],
                         vec![Err("pthread_create: Function not implemented".into())],
                     ],
-                    fwq: vec![],
+                    ..Column::new("Margay", 2)
                 },
             ],
         }
@@ -328,16 +469,17 @@ mod tests {
             command: "margay bench".into(),
             cpus: 2,
             mem_mib: 1024,
-            accel: "tcg",
-            icount: false,
-            icount_options: None,
+            accel: "tcg".into(),
             repeat: 3,
             scale: "tiny".into(),
             linux_kernel: "/boot/vmlinuz".into(),
             linux_guest: "Linux".into(),
-            linux_cmdline: "console=ttyS0",
+            linux_cmdline: "console=ttyS0".into(),
+            tsc_khz: Some(2_596_132),
+            tsc_source: "cpuid".into(),
             elapsed_s: 1,
             host: "cpu".into(),
+            ..json::Config::default()
         };
         let r = sample();
         let j = json::render(&r.to_json(&config)).unwrap();
@@ -368,6 +510,44 @@ mod tests {
         );
         assert!(j.contains("\"margay_over_linux\": 0.1"), "{j}");
         assert!(j.contains("\"goal_met\": true"));
+        assert_eq!(v["config"]["tsc_khz"], 2_596_132);
+        // Read back, it renders the same table.
+        let back = Results::from_json(&v).unwrap();
+        assert_eq!(back.render(), r.render());
+        assert_eq!(
+            back.ratio_range(0, &find("thread").unwrap().metrics[1]),
+            Some((20_000.0 / 240_000.0, 20_000.0 / 160_000.0))
+        );
+    }
+
+    #[test]
+    fn load_marks_the_ratios() {
+        let mut r = sample();
+        let quiet = crate::bench::load::Sample {
+            loadavg: [0.1, 0.1, 0.1],
+            others_cores: 0.0,
+            busiest: vec![],
+            window_ms: 500,
+        };
+        let busy = crate::bench::load::Sample {
+            loadavg: [2.5, 1.0, 0.5],
+            others_cores: 1.8,
+            busiest: vec!["cc1 (42) 1.80".into()],
+            ..quiet.clone()
+        };
+        r.columns[0].load = Some(Around {
+            before: quiet.clone(),
+            after: quiet.clone(),
+        });
+        assert!(!r.render().contains('*'));
+        r.columns[1].load = Some(Around {
+            before: quiet,
+            after: busy,
+        });
+        let t = r.render();
+        assert!(t.contains("| 0.10* "), "{t}");
+        assert!(t.contains("Taken under load"), "{t}");
+        assert!(t.contains("- Margay: before its runs load average 0.10, other processes used 0.00 cores; after load average 2.50, other processes used 1.80 cores (cc1 (42) 1.80)"), "{t}");
     }
 
     #[test]

@@ -229,6 +229,10 @@ fn open_view(
         View::Status | View::Maps => user.mirror.entries().to_vec(),
         _ => Vec::new(),
     };
+    let files = match view {
+        View::Maps => user.mirror.files().to_vec(),
+        _ => Vec::new(),
+    };
     Some(Ok(Pending {
         view,
         cloexec,
@@ -236,6 +240,7 @@ fn open_view(
         total,
         free,
         regions,
+        files,
         exe: app.exe.clone(),
         exe_id: app.exe_id,
     }))

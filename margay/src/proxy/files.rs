@@ -79,7 +79,8 @@ fn fd_of(arg: u64) -> Result<i32, Response> {
 
 /// `FILEMAP_INFO`: may descriptor `fd` be mapped shared (for writing when
 /// `want_write`)? `ret` 0 with `aux` = [dev, ino, size, 0] for a regular
-/// file, 1 for `/dev/zero`, or -errno as Linux's mmap gives it.
+/// file, 1 for `/dev/zero`, or -errno as Linux's mmap gives it (EPERM for a
+/// writable mapping of a memfd sealed against writes).
 pub fn info(fd: u64, want_write: bool) -> Response {
     let fd = match fd_of(fd) {
         Ok(fd) => fd,
@@ -95,6 +96,7 @@ pub fn info(fd: u64, want_write: bool) -> Response {
         return Response::err(Errno::EACCES);
     }
     match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG if want_write && crate::sys::write_sealed(fd) => Response::err(Errno::EPERM),
         libc::S_IFREG => Response {
             ret: 0,
             aux: Some([st.st_dev, st.st_ino, st.st_size.max(0).unsigned_abs(), 0]),
@@ -110,6 +112,12 @@ pub fn plug(files: &mut Vec<PluggedFile>, fd: u64, size: u64) -> Response {
         Ok(fd) => fd,
         Err(r) => return r,
     };
+    plug_fd(files, fd, size, link_name(fd))
+}
+
+/// Plug the first `size` bytes of the file this process has open as `fd`,
+/// shown as `name` in /proc/self/maps.
+fn plug_fd(files: &mut Vec<PluggedFile>, fd: i32, size: u64, name: Vec<u8>) -> Response {
     if size == 0 || !size.is_multiple_of(PAGE) {
         return Response::err(Errno::EINVAL);
     }
@@ -129,7 +137,7 @@ pub fn plug(files: &mut Vec<PluggedFile>, fd: u64, size: u64) -> Response {
                 gpa: p.gpa,
                 size: p.size,
                 host_fd: p.host_fd,
-                name: link_name(fd),
+                name,
                 id: file_id(fd),
             };
             remember(files, f);
@@ -153,6 +161,10 @@ pub fn attach(files: &mut Vec<PluggedFile>, fd: u64, args: [u64; 4]) -> Response
         Ok(fd) => fd,
         Err(r) => return r,
     };
+    attach_fd(files, fd, args, link_name(fd))
+}
+
+fn attach_fd(files: &mut Vec<PluggedFile>, fd: i32, args: [u64; 4], name: Vec<u8>) -> Response {
     let [slot, gpa, size, host_fd] = args;
     let (Ok(slot), Ok(host_fd)) = (u32::try_from(slot), u32::try_from(host_fd)) else {
         return Response::err(Errno::EINVAL);
@@ -169,7 +181,7 @@ pub fn attach(files: &mut Vec<PluggedFile>, fd: u64, args: [u64; 4]) -> Response
         gpa,
         size,
         host_fd,
-        name: link_name(fd),
+        name,
         id: file_id(fd),
     };
     // The dimm's file must be the descriptor's.
@@ -184,6 +196,128 @@ pub fn attach(files: &mut Vec<PluggedFile>, fd: u64, args: [u64; 4]) -> Response
     }
     remember(files, f);
     Response::ret(0)
+}
+
+/// A SysV shared memory segment this proxy attached for its LWK process
+/// (`FILEMAP_SHMAT`): Linux counts the attachment (shm_nattch, and a removed
+/// segment lives until its last detach), and the file behind it, opened
+/// through /proc/self/map_files, is what margay plugs.
+#[derive(Debug)]
+pub struct SysvAttach {
+    /// Where this proxy attached it: the handle the kernel names it by.
+    pub addr: usize,
+    pub file: std::fs::File,
+}
+
+const SHM_RDONLY: u64 = 0o10000;
+
+/// What /proc/self/maps shows for a segment: Linux's name of its file,
+/// `/SYSV<key> (deleted)`.
+fn sysv_name(file: &std::fs::File) -> Vec<u8> {
+    std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(file)
+    ))
+    .map(|p| p.into_os_string().into_encoded_bytes())
+    .unwrap_or_default()
+}
+
+/// `FILEMAP_SHMAT`: attach segment `shmid` here; `aux` = [dev, ino, size,
+/// handle].
+pub fn shmat(sysv: &mut Vec<SysvAttach>, shmid: u64, flags: u64) -> Response {
+    let Ok(shmid) = i32::try_from(shmid) else {
+        return Response::err(Errno::EINVAL);
+    };
+    let rdonly = flags & SHM_RDONLY != 0;
+    let (addr, size) = match crate::sys::shm_attach(shmid, rdonly) {
+        Ok(v) => v,
+        Err(e) => return Response::err(errno_of(&e)),
+    };
+    let end = addr as u64 + size.div_ceil(PAGE) * PAGE;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(!rdonly)
+        .open(format!("/proc/self/map_files/{addr:x}-{end:x}"));
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = crate::sys::shm_detach(addr);
+            eprintln!(
+                "margay: cannot map SysV segment {shmid} on the LWK: opening its file through /proc/self/map_files: {e} (this needs CAP_CHECKPOINT_RESTORE or root)"
+            );
+            return Response::err(Errno::EACCES);
+        }
+    };
+    let st = match crate::sys::describe_fd(std::os::fd::AsRawFd::as_raw_fd(&file)) {
+        Ok((st, _)) => st,
+        Err(e) => {
+            let _ = crate::sys::shm_detach(addr);
+            return Response::err(errno_of(&e));
+        }
+    };
+    sysv.push(SysvAttach { addr, file });
+    Response {
+        ret: 0,
+        aux: Some([st.st_dev, st.st_ino, size, addr as u64]),
+    }
+}
+
+fn sysv_by_handle(sysv: &[SysvAttach], handle: u64) -> Result<&SysvAttach, Response> {
+    sysv.iter()
+        .find(|a| a.addr as u64 == handle)
+        .ok_or(Response::err(Errno::EINVAL))
+}
+
+/// `FILEMAP_SHM_PLUG`: plug the segment of attachment `handle`.
+pub fn shm_plug(
+    files: &mut Vec<PluggedFile>,
+    sysv: &[SysvAttach],
+    handle: u64,
+    size: u64,
+) -> Response {
+    match sysv_by_handle(sysv, handle) {
+        Ok(a) => {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&a.file);
+            plug_fd(files, fd, size, sysv_name(&a.file))
+        }
+        Err(r) => r,
+    }
+}
+
+/// `FILEMAP_SHM_ATTACH`: the kernel maps a dimm plugged earlier for the
+/// segment of attachment `handle`.
+pub fn shm_attach(
+    files: &mut Vec<PluggedFile>,
+    sysv: &[SysvAttach],
+    handle: u64,
+    args: [u64; 4],
+) -> Response {
+    match sysv_by_handle(sysv, handle) {
+        Ok(a) => {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&a.file);
+            attach_fd(files, fd, args, sysv_name(&a.file))
+        }
+        Err(r) => r,
+    }
+}
+
+/// `FILEMAP_SHMDT`: detach attachment `handle` (the LWK process detached it).
+pub fn shmdt(sysv: &mut Vec<SysvAttach>, handle: u64) -> Response {
+    let Some(i) = sysv.iter().position(|a| a.addr as u64 == handle) else {
+        return Response::err(Errno::EINVAL);
+    };
+    let a = sysv.remove(i);
+    match crate::sys::shm_detach(a.addr) {
+        Ok(()) => Response::ret(0),
+        Err(e) => Response::err(errno_of(&e)),
+    }
+}
+
+/// Every attachment goes (the LWK process exec'd: Linux detaches them all).
+pub fn shmdt_all(sysv: &mut Vec<SysvAttach>) {
+    for a in sysv.drain(..) {
+        let _ = crate::sys::shm_detach(a.addr);
+    }
 }
 
 /// The name /proc shows for `fd`.

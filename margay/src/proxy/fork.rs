@@ -24,7 +24,7 @@ impl Shared {
         }
         // Hold both locks across fork(): the child gets them in a state this
         // very thread can release (no other thread is copied into it).
-        let mirror = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
+        let mut mirror = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
         let app = self.app.write().unwrap_or_else(PoisonError::into_inner);
         let pid = crate::sys::fork();
         if pid != 0 {
@@ -38,6 +38,8 @@ impl Shared {
         }
         // The child maps what the parent maps, plugged files included.
         let files = mirror.files.clone();
+        // Linux's fork counted the child's SysV attachments (the proxy's).
+        let sysv = std::mem::take(&mut mirror.sysv);
         let child_app = exec::App {
             exe: app.exe.clone(),
             exe_id: app.exe_id,
@@ -54,6 +56,7 @@ impl Shared {
             self.window,
             table,
             files,
+            sysv,
         );
         let _running = child.start();
         crate::sys::exit_after_margay()

@@ -35,6 +35,8 @@ pub enum TableError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mirror {
     entries: Vec<MirrorEntry>,
+    /// The plugged files some entry lies in (for /proc/self/maps).
+    files: Vec<PluggedFile>,
 }
 
 impl Mirror {
@@ -77,7 +79,12 @@ impl Mirror {
                 return Err(TableError::Overlap(w[0], w[1]));
             }
         }
-        Ok(Mirror { entries })
+        let files = files
+            .iter()
+            .filter(|f| entries.iter().any(|e| f.holds(e.file_off, e.len)))
+            .cloned()
+            .collect();
+        Ok(Mirror { entries, files })
     }
 
     /// Read the table from guest memory. Returns its generation and contents.
@@ -101,9 +108,27 @@ impl Mirror {
         base: u64,
         files: &[PluggedFile],
     ) -> Result<(u64, Result<Mirror, TableError>), TableError> {
-        for _ in 0..8 {
+        // The kernel's vCPU can be preempted in the middle of a rewrite (a
+        // loaded host): wait for it, but not forever.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            if tries > 8 && std::time::Instant::now() > deadline {
+                return Err(TableError::Unstable);
+            }
+            if tries > 8 {
+                std::thread::yield_now();
+            }
             let gen = mem.load_u64(base + wire::REGION_GEN_OFF, Ordering::Acquire)?;
             let hdr: RegionTableHeader = mem.read_obj(base)?;
+            // Generation 0 with entries: the kernel is rewriting the table
+            // right now, and a table read then would be torn. (Generation 0
+            // and no entries: a table never written, empty.)
+            if gen == 0 && hdr.count != 0 {
+                std::thread::yield_now();
+                continue;
+            }
             let entries = if hdr.count as usize > MAX_REGIONS {
                 Err(TableError::TooMany(hdr.count))
             } else {
@@ -122,11 +147,15 @@ impl Mirror {
                 ));
             }
         }
-        Err(TableError::Unstable)
     }
 
     pub fn entries(&self) -> &[MirrorEntry] {
         &self.entries
+    }
+
+    /// The plugged files the entries map.
+    pub fn files(&self) -> &[PluggedFile] {
+        &self.files
     }
 
     /// The region containing `addr`.

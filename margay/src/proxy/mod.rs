@@ -80,6 +80,77 @@ pub fn spawn_args(
     v
 }
 
+/// Reserve the user window for an exec client (`margay exec`), before
+/// anything else is mapped.
+pub fn reserve_window() -> anyhow::Result<&'static window::Window> {
+    Ok(Box::leak(Box::new(window::Window::reserve()?)))
+}
+
+/// `margay exec`: from now on this process is the proxy of the LWK process
+/// whose region table is at guest-physical `table` in `ram` (mcexec-style):
+/// its threads serve that process's offloaded calls, Linux signals sent to
+/// this process are posted to it, and it ends as the LWK process ends.
+pub fn serve_exec(
+    window: &'static window::Window,
+    ram: Arc<GuestMem>,
+    table: u64,
+    exe: &std::path::Path,
+    cpus: u32,
+    trace: bool,
+) -> anyhow::Result<()> {
+    crate::sys::ignore_signals(&[libc::SIGPIPE]).context("cannot set signal dispositions")?;
+    let _ = crate::sys::set_timer_slack_ns(1_000);
+    if cpus == 0 || cpus as usize > MAX_CPUS {
+        bail!("{cpus} cores is out of range");
+    }
+    let app = exec::App {
+        exe: exe.as_os_str().as_bytes().to_vec(),
+        exe_id: views::FileId::of(exe).unwrap_or_default(),
+        pid: std::process::id(),
+        cpus,
+    };
+    signals::install(Arc::clone(&ram)).context("cannot install signal handlers")?;
+    signals::retarget(&ram, table);
+    let running = Shared::for_table(ram, app, trace, window, table, Vec::new(), Vec::new()).start();
+    // Serves until the process ends.
+    std::mem::forget(running);
+    Ok(())
+}
+
+/// In a standing instance's host process: answer the requests the kernel
+/// posts outside any spawned process (init's region table: the clock
+/// samples of its boot and calibration) until `stop` is set. Anything but
+/// a clock sample gets ENOSYS.
+pub fn serve_kernel_requests(ram: &GuestMem, stop: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let table = wire::SHARED_PHYS + wire::REGIONS_OFF;
+    let mut posted = Vec::new();
+    let mut nap = Duration::from_micros(10);
+    while !stop.load(Ordering::Acquire) {
+        posted.clear();
+        doorbell::take_own(ram, table, &mut posted);
+        for &slot in &posted {
+            let resp = match doorbell::claim(ram, slot) {
+                doorbell::Claim::NotPosted => continue,
+                doorbell::Claim::Taken(s)
+                    if matches!(decode::decode(&s), Ok(decode::Request::Clock)) =>
+                {
+                    Response::clock()
+                }
+                _ => Response::err(linux_abi::Errno::ENOSYS),
+            };
+            doorbell::complete(ram, slot, &resp);
+        }
+        if posted.is_empty() {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(1));
+        } else {
+            nap = Duration::from_micros(10);
+        }
+    }
+}
+
 /// Entry point of `margay __proxy`. Returns only on a set-up error.
 pub fn main(args: ProxyArgs) -> anyhow::Result<()> {
     // Terminal signals are margay's business; a write to a closed pipe must return

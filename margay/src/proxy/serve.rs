@@ -57,6 +57,8 @@ pub(super) struct MirrorView {
     /// The plugged files this process maps (shared file mappings): the
     /// mirror maps their regions from the files themselves.
     pub(super) files: Vec<PluggedFile>,
+    /// The SysV segments this process has attached (files::shmat).
+    pub(super) sysv: Vec<files::SysvAttach>,
 }
 
 /// What the poller and the workers share.
@@ -142,6 +144,7 @@ impl Shared {
             window,
             SHARED_PHYS + wire::REGIONS_OFF,
             Vec::new(),
+            Vec::new(),
         )
     }
 
@@ -152,6 +155,7 @@ impl Shared {
         window: &'static Window,
         table: u64,
         files: Vec<PluggedFile>,
+        sysv: Vec<files::SysvAttach>,
     ) -> Self {
         Shared {
             ram,
@@ -164,6 +168,7 @@ impl Shared {
                 state: MirrorState::Unknown,
                 complained: false,
                 files,
+                sysv,
             }),
             role: leader::Role::default(),
             running: (0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
@@ -352,6 +357,14 @@ impl Shared {
                     app.exe = exe;
                 }
                 crate::sys::close_cloexec_fds();
+                // Linux detaches every SysV segment at exec.
+                files::shmdt_all(
+                    &mut self
+                        .mirror
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .sysv,
+                );
                 Response::ret(0)
             }
             Request::Fork { table } => self.fork(table),
@@ -372,6 +385,23 @@ impl Shared {
                     } else {
                         files::attach(&mut view.files, fd, args)
                     }
+                }
+                wire::FILEMAP_SHMAT => {
+                    let mut view = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
+                    files::shmat(&mut view.sysv, fd, args[0])
+                }
+                wire::FILEMAP_SHM_PLUG | wire::FILEMAP_SHM_ATTACH => {
+                    let mut guard = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
+                    let view = &mut *guard;
+                    if op == wire::FILEMAP_SHM_PLUG {
+                        files::shm_plug(&mut view.files, &view.sysv, fd, args[0])
+                    } else {
+                        files::shm_attach(&mut view.files, &view.sysv, fd, args)
+                    }
+                }
+                wire::FILEMAP_SHMDT => {
+                    let mut view = self.mirror.write().unwrap_or_else(PoisonError::into_inner);
+                    files::shmdt(&mut view.sysv, fd)
                 }
                 _ => Response::err(Errno::EINVAL),
             },

@@ -273,20 +273,29 @@ impl FileId {
 }
 
 /// `/proc/self/maps` of the LWK process: one line per region, in Linux's format.
-pub fn maps(regions: &[MirrorEntry], exe: &[u8], exe_id: FileId) -> Vec<u8> {
+pub fn maps(
+    regions: &[MirrorEntry],
+    files: &[super::files::PluggedFile],
+    exe: &[u8],
+    exe_id: FileId,
+) -> Vec<u8> {
     let mut sorted = regions.to_vec();
     sorted.sort_by_key(|e| e.vaddr);
     let mut out = Vec::new();
     for e in &sorted {
         let bit = |b: u32, c: char| if e.prot & b != 0 { c } else { '-' };
         let kind = e.region_kind();
-        let (name, id): (&[u8], FileId) = match kind {
-            Ok(RegionKind::Image) => (exe, exe_id),
-            Ok(RegionKind::Heap) => (b"[heap]", FileId::default()),
-            Ok(RegionKind::Stack) => (b"[stack]", FileId::default()),
+        let file =
+            super::files::find(files, e.file_off, e.len).filter(|_| kind == Ok(RegionKind::Shared));
+        let (name, id, offset): (&[u8], FileId, u64) = match (kind, file) {
+            (Ok(RegionKind::Image), _) => (exe, exe_id, 0),
+            (Ok(RegionKind::Heap), _) => (b"[heap]", FileId::default(), 0),
+            (Ok(RegionKind::Stack), _) => (b"[stack]", FileId::default(), 0),
+            // A shared file mapping: the file, at the region's offset in it.
+            (Ok(RegionKind::Shared), Some(f)) => (&f.name, f.id, e.file_off - f.gpa),
             // Linux names anonymous shared memory after the shmem file behind it.
-            Ok(RegionKind::Shared) => (b"/dev/zero (deleted)", FileId::default()),
-            Ok(RegionKind::Anon) | Err(_) => (b"", FileId::default()),
+            (Ok(RegionKind::Shared), None) => (b"/dev/zero (deleted)", FileId::default(), 0),
+            (Ok(RegionKind::Anon) | Err(_), _) => (b"", FileId::default(), 0),
         };
         let prefix = format!(
             "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {}",
@@ -300,7 +309,7 @@ pub fn maps(regions: &[MirrorEntry], exe: &[u8], exe_id: FileId) -> Vec<u8> {
             } else {
                 'p'
             },
-            0,
+            offset,
             id.major,
             id.minor,
             id.ino
@@ -327,6 +336,8 @@ pub struct Pending {
     pub total: u64,
     pub free: u64,
     pub regions: Vec<MirrorEntry>,
+    /// The plugged files of shared regions (maps names them).
+    pub files: Vec<super::files::PluggedFile>,
     pub exe: Vec<u8>,
     pub exe_id: FileId,
 }
@@ -346,7 +357,7 @@ impl Pending {
                 &self.regions,
             )
             .into_bytes(),
-            View::Maps => maps(&self.regions, &self.exe, self.exe_id),
+            View::Maps => maps(&self.regions, &self.files, &self.exe, self.exe_id),
         }
     }
 
@@ -572,7 +583,7 @@ mod tests {
             minor: 0,
             ino: 247030,
         };
-        let m = String::from_utf8(maps(&sample_regions(), b"/bin/busybox", id)).unwrap();
+        let m = String::from_utf8(maps(&sample_regions(), &[], b"/bin/busybox", id)).unwrap();
         let lines: Vec<&str> = m.lines().collect();
         assert_eq!(lines.len(), 6);
         let pad = |head: &str, name: &str| format!("{head:<72} {name}");
@@ -594,7 +605,7 @@ mod tests {
             pad("3fffff700000-3ffffff00000 rw-p 00000000 00:00 0", "[stack]")
         );
         assert_eq!(lines[5].find('['), Some(73));
-        assert!(maps(&[], b"/x", id).is_empty());
+        assert!(maps(&[], &[], b"/x", id).is_empty());
     }
 
     #[test]

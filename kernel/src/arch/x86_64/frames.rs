@@ -7,6 +7,7 @@
 use super::mem::{phys_slice_mut, PhysRange, SpinLock};
 use core::mem::ManuallyDrop;
 use core::ops::Deref;
+use core::sync::atomic::{AtomicU64, Ordering};
 use lwk_core::buddy::BuddyAllocator;
 use lwk_core::pmem::PmemMap;
 
@@ -18,6 +19,24 @@ static PMEM: SpinLock<Option<BuddyAllocator<'static>>> = SpinLock::new(None);
 /// memory map is parsed into a Vec); they are never freed.
 static BOOT_PAGES: SpinLock<u64> = SpinLock::new(0);
 const BOOT_PAGES_MAX: u64 = 16;
+
+/// Pages kept back for the kernel's own small objects (heap size classes:
+/// task and process records, tree nodes, locks' tables): everything a
+/// program can make the kernel allocate in bulk (user memory, page tables,
+/// kernel stacks, large buffers) stops short of them, so running out of
+/// memory fails that call (ENOMEM, EAGAIN) instead of the kernel's
+/// bookkeeping. Set by `init`: 1/32 of the partition, 2..32 MiB.
+static RESERVE: AtomicU64 = AtomicU64::new(0);
+const RESERVE_MIN: u64 = (2 << 20) / PAGE;
+const RESERVE_MAX: u64 = (32 << 20) / PAGE;
+
+/// Who asks for pages: the kernel heap's small objects may dig into the
+/// reserve; everything else must leave it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pool {
+    Reserve,
+    Bounded,
+}
 
 /// Hand the free regions of the pmem map to the page allocator. Its metadata
 /// is carved from the beginning of the first free region large enough.
@@ -56,6 +75,10 @@ pub fn init(map: &PmemMap) -> Result<u64, &'static str> {
         }
     }
     let free = buddy.free_pages();
+    RESERVE.store(
+        (free / 32).clamp(RESERVE_MIN, RESERVE_MAX),
+        Ordering::Relaxed,
+    );
     *PMEM.lock() = Some(buddy);
     Ok(free)
 }
@@ -69,10 +92,31 @@ pub fn free_pages() -> Option<u64> {
     with(|b| b.free_pages())
 }
 
+/// Pages kept back for the kernel heap's small objects.
+pub fn reserve_pages() -> u64 {
+    RESERVE.load(Ordering::Relaxed)
+}
+
+/// `pages` from the buddy allocator, leaving the reserve unless `pool`
+/// may take it (None when there is no room, or before `init`).
+fn alloc_pfn(pages: u64, align: u64, pool: Pool) -> Option<Option<u64>> {
+    let reserve = match pool {
+        Pool::Reserve => 0,
+        Pool::Bounded => RESERVE.load(Ordering::Relaxed),
+    };
+    with(|b| {
+        if b.free_pages() < pages.saturating_add(reserve) {
+            return None;
+        }
+        b.alloc(pages, align)
+    })
+}
+
 /// `pages` contiguous pages aligned to `align` pages, for `arch`'s own use
-/// (page tables, heap); physical address. Before `init`, a few boot pages.
-pub(super) fn alloc_raw(pages: u64, align: u64) -> Option<u64> {
-    match with(|b| b.alloc(pages, align)) {
+/// (page tables, heap) from `pool`; physical address. Before `init`, a few
+/// boot pages.
+pub(super) fn alloc_raw(pages: u64, align: u64, pool: Pool) -> Option<u64> {
+    match alloc_pfn(pages, align, pool) {
         Some(r) => r.map(|pfn| pfn * PAGE),
         None => {
             let mut used = BOOT_PAGES.lock();
@@ -95,12 +139,13 @@ pub(super) fn free_raw(phys: u64, pages: u64) {
 pub struct Frames(PhysRange);
 
 impl Frames {
-    /// `pages` contiguous pages aligned to `align` pages (contents undefined).
+    /// `pages` contiguous pages aligned to `align` pages (contents
+    /// undefined); never from the kernel's reserve.
     pub fn alloc(pages: u64, align: u64) -> Option<Frames> {
         if pages == 0 {
             return None;
         }
-        let pfn = with(|b| b.alloc(pages, align)).flatten()?;
+        let pfn = alloc_pfn(pages, align, Pool::Bounded).flatten()?;
         Some(Frames(PhysRange::new(pfn * PAGE, pages * PAGE)))
     }
 

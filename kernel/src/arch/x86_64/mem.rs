@@ -327,13 +327,37 @@ impl<T> Drop for SpinGuard<'_, T> {
 }
 
 /// Kernel heap: power-of-two size classes from 16 B to 2 KiB carved out of
-/// pages, larger objects straight from the page allocator.
+/// pages, larger objects straight from the page allocator. Size-class pages
+/// and objects up to `RESERVE_OBJECT_PAGES` pages (the kernel's own records)
+/// may use the page allocator's reserve; larger ones (kernel stacks, I/O
+/// buffers: sized by what a program asks for) must leave it, and their
+/// callers allocate them fallibly (`try_reserve`).
 pub struct KernelHeap {
     free: SpinLock<[u64; NCLASSES]>,
 }
 
 const NCLASSES: usize = 8; // 16 .. 2048
 const MIN_CLASS_SHIFT: u32 = 4;
+/// Largest whole-page object that may come from the reserve (a copy of a
+/// full region map is 40 KiB; a kernel stack, 64 KiB, is not one of them).
+const RESERVE_OBJECT_PAGES: u64 = 12;
+
+/// Pages the heap holds from the page allocator, and the most it ever held.
+static HEAP_PAGES: AtomicU64 = AtomicU64::new(0);
+static HEAP_PEAK: AtomicU64 = AtomicU64::new(0);
+
+fn heap_took(pages: u64) {
+    let now = HEAP_PAGES.fetch_add(pages, Ordering::Relaxed) + pages;
+    HEAP_PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+/// Bytes the kernel heap holds now and its high-water mark.
+pub fn heap_usage() -> (u64, u64) {
+    (
+        HEAP_PAGES.load(Ordering::Relaxed) * 4096,
+        HEAP_PEAK.load(Ordering::Relaxed) * 4096,
+    )
+}
 
 fn class_of(size: usize, align: usize) -> Option<usize> {
     let need = size
@@ -359,13 +383,15 @@ impl KernelHeap {
 // at least the requested alignment.
 unsafe impl core::alloc::GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        use super::frames::Pool;
         match class_of(layout.size(), layout.align()) {
             Some(c) => {
                 let mut free = self.free.lock();
                 if free[c] == 0 {
-                    let Some(page) = super::frames::alloc_raw(1, 1) else {
+                    let Some(page) = super::frames::alloc_raw(1, 1, Pool::Reserve) else {
                         return core::ptr::null_mut();
                     };
+                    heap_took(1);
                     let size = 1u64 << (c as u32 + MIN_CLASS_SHIFT);
                     let base = virt(page);
                     let mut off = 4096 - size;
@@ -387,8 +413,16 @@ unsafe impl core::alloc::GlobalAlloc for KernelHeap {
             None => {
                 let pages = layout.size().div_ceil(4096) as u64;
                 let align = (layout.align() as u64).div_ceil(4096).max(1);
-                match super::frames::alloc_raw(pages, align) {
-                    Some(p) => virt(p) as *mut u8,
+                let pool = if pages <= RESERVE_OBJECT_PAGES {
+                    Pool::Reserve
+                } else {
+                    Pool::Bounded
+                };
+                match super::frames::alloc_raw(pages, align, pool) {
+                    Some(p) => {
+                        heap_took(pages);
+                        virt(p) as *mut u8
+                    }
                     None => core::ptr::null_mut(),
                 }
             }
@@ -405,6 +439,7 @@ unsafe impl core::alloc::GlobalAlloc for KernelHeap {
             }
             None => {
                 let pages = layout.size().div_ceil(4096) as u64;
+                HEAP_PAGES.fetch_sub(pages, Ordering::Relaxed);
                 super::frames::free_raw(ptr as u64 - PHYS_OFFSET, pages);
             }
         }

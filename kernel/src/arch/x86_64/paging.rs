@@ -3,7 +3,7 @@
 //! (splitting large pages where a range ends inside one).
 
 use super::frames::Frames;
-use super::frames::{alloc_raw, free_raw};
+use super::frames::{alloc_raw, free_raw, Pool};
 use super::mem::{phys_slice_mut, SpinLock};
 use alloc::collections::BTreeSet;
 
@@ -49,7 +49,7 @@ fn table(phys: u64) -> &'static mut [u64] {
 }
 
 fn new_table() -> Result<u64, NoMemory> {
-    let p = alloc_raw(1, 1).ok_or(NoMemory)?;
+    let p = alloc_raw(1, 1, Pool::Bounded).ok_or(NoMemory)?;
     table(p).fill(0);
     Ok(p)
 }
@@ -58,6 +58,10 @@ fn new_table() -> Result<u64, NoMemory> {
 /// kernel) is shared with the boot tables.
 pub struct PageTables {
     pml4: u64,
+    /// Table pages emptied by `unmap`, unlinked but not yet freed: another
+    /// core may still cache them until the caller's TLB shootdown, after
+    /// which `release_pruned` gives them back.
+    pruned: alloc::vec::Vec<u64>,
 }
 
 impl PageTables {
@@ -66,7 +70,10 @@ impl PageTables {
         let boot = table(super::boot::boot_pml4_phys());
         table(pml4)[256..].copy_from_slice(&boot[256..]);
         LIVE_ROOTS.lock().insert(pml4);
-        Ok(Self { pml4 })
+        Ok(Self {
+            pml4,
+            pruned: alloc::vec::Vec::new(),
+        })
     }
 
     pub fn root(&self) -> u64 {
@@ -160,8 +167,25 @@ impl PageTables {
         Ok(())
     }
 
+    /// Remove the translations of `[va, va+len)`; page-table pages left
+    /// empty are unlinked (freed by `release_pruned` after a shootdown), so
+    /// a program that maps and unmaps all over its address space does not
+    /// pile up page tables.
     pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), NoMemory> {
-        self.for_leaves(va, len, &|e| *e = 0)
+        self.for_leaves(va, len, &|e| *e = 0)?;
+        let end = va.saturating_add(len).min(1 << 47);
+        if va < end {
+            prune(self.pml4, 4, 0, va, end, &mut self.pruned);
+        }
+        Ok(())
+    }
+
+    /// Free the table pages `unmap` unlinked; call once no core can hold a
+    /// cached translation through them (after the TLB shootdown).
+    pub fn release_pruned(&mut self) {
+        for t in self.pruned.drain(..) {
+            free_raw(t, 1);
+        }
     }
 
     pub fn protect(&mut self, va: u64, len: u64, prot: u32) -> Result<(), NoMemory> {
@@ -171,7 +195,8 @@ impl PageTables {
 
     /// Free every page-table page of the user half (the upper half is shared
     /// with the boot tables and stays).
-    pub fn destroy(self) {
+    pub fn destroy(mut self) {
+        self.release_pruned();
         LIVE_ROOTS.lock().remove(&self.pml4);
         fn free_level(t: u64, level: u32) {
             if level > 1 {
@@ -190,5 +215,37 @@ impl PageTables {
             }
         }
         free_raw(self.pml4, 1);
+    }
+}
+
+/// Unlink the tables below `t` (a table of `level`, covering from `base`)
+/// that `[lo, hi)` leaves with no entry, onto `out`. Tables the range only
+/// partly covers are kept unless every entry is zero.
+fn prune(t: u64, level: u32, base: u64, lo: u64, hi: u64, out: &mut alloc::vec::Vec<u64>) {
+    if level == 1 {
+        return;
+    }
+    let span = 1u64 << (12 + 9 * (level - 1));
+    let first = (lo.max(base) - base) / span;
+    let last = (hi - 1 - base) / span;
+    for i in first..=last.min(511) {
+        let e = table(t)[i as usize];
+        if e & P == 0 || e & PS != 0 {
+            continue;
+        }
+        let child = e & ADDR;
+        let cbase = base + i * span;
+        prune(
+            child,
+            level - 1,
+            cbase,
+            lo.max(cbase),
+            hi.min(cbase + span),
+            out,
+        );
+        if table(child).iter().all(|&c| c == 0) && out.try_reserve(1).is_ok() {
+            table(t)[i as usize] = 0;
+            out.push(child);
+        }
     }
 }

@@ -82,6 +82,8 @@ unsafe impl Plain for wire::SyscallStat {}
 unsafe impl Plain for wire::StatsHeader {}
 // SAFETY: as above.
 unsafe impl Plain for wire::CpuStat {}
+// SAFETY: as above.
+unsafe impl Plain for wire::Mailbox {}
 
 // SAFETY: an array of plain values has no padding between elements.
 unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}

@@ -108,6 +108,10 @@ isr_stubs:
     .noaltmacro
 
 isr_common:
+    /* An interrupt or exception keeps the interrupted code's direction
+       flag: user code may have set it (std), and the kernel's string
+       instructions (memcpy, memset) must run forwards. */
+    cld
     testb $3, 24(%rsp)
     jz 1f
     swapgs
