@@ -65,7 +65,6 @@ pub fn start_init(params: &BootParams) -> ! {
             sigactions: [ignore; 65],
             altstack: (0, 2, 0),
             name,
-            start_ns: crate::time::monotonic_ns(),
             exe: Vec::from(&b"margay-init"[..]),
             sysv: Vec::new(),
         })

@@ -183,7 +183,6 @@ pub fn load(bd: &BootData, params: &BootParams, table: RegionTable) -> Result<Lo
         sigactions: [SigAction::default(); 65],
         altstack: (0, 2, 0),
         name: name_of(&bd.path),
-        start_ns: crate::time::monotonic_ns(),
         exe: bd.path.clone(),
         sysv: alloc::vec::Vec::new(),
     };

@@ -109,6 +109,8 @@ pub fn kernel_main(start_info: u64) -> ! {
         interrupted: signal::interrupted,
         take_host_signals: host_signals::take,
         fire_alarms: alarm::fire_due,
+        cpu_timer_fired: alarm::cpu_timer_fired,
+        cpu_posix_timers: alarm::cpu_posix_timers,
     });
     process::set_at_end(syscall::flush_stats);
     sched::init_bsp();

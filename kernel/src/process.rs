@@ -32,7 +32,6 @@ pub struct Process {
     pub sigactions: [SigAction; 65],
     pub altstack: (u64, u64, u64),
     pub name: [u8; 16],
-    pub start_ns: u64,
     /// Absolute path of the program (what /proc/self/exe names).
     pub exe: alloc::vec::Vec<u8>,
     /// SysV shared memory segments attached (shmat): a fork copies them, an
@@ -60,6 +59,10 @@ pub struct Entry {
     pub reaper: AtomicU32,
     /// ITIMER_REAL / alarm(): cleared in a forked child, kept across exec.
     pub alarm: crate::sched::Alarm,
+    /// Details of pending signals (siginfo, queued real-time signals).
+    pub sigq: crate::signal::SigQueue,
+    /// POSIX timers, ITIMER_VIRTUAL/ITIMER_PROF and CPU time of ended threads.
+    pub timers: crate::alarm::ProcTimers,
     /// The process that created it (0 for the first): a standing instance
     /// kills a gone exec client's process with its descendants.
     pub parent: u32,
@@ -82,6 +85,8 @@ pub fn register(p: Process) -> Arc<Entry> {
         stopped: AtomicBool::new(false),
         reaper: AtomicU32::new(0),
         alarm: crate::sched::Alarm::new(),
+        sigq: crate::signal::SigQueue::new(),
+        timers: crate::alarm::ProcTimers::new(),
         parent: crate::sched::current_pid().unwrap_or(0),
         orphaned: AtomicBool::new(false),
         inner: SpinLock::new(p),

@@ -3,11 +3,24 @@
 //! ignore, stop) or runs its handler on a Linux-compatible `rt_sigframe`
 //! (siginfo, ucontext with sigcontext and the fxsave image), from which
 //! `rt_sigreturn` restores the interrupted context exactly.
+//!
+//! Pending signals are bit masks (the thread's `Task::pending`, the
+//! process's `Entry::pending`), read without locks on every return to user
+//! mode; their siginfo lives in the process's `SigQueue`, changed together
+//! with the bits under its lock. A standard signal is pending at most once
+//! per target (a second one merges into the first); real-time signals queue
+//! every instance, each with its own siginfo, taken in order. A POSIX
+//! timer's signal is queued once: further expiries while it is pending
+//! count as overruns (`alarm::PosixTimer`).
 
+use crate::alarm::PosixTimer;
+use crate::arch::mem::SpinLock;
 use crate::arch::trap::{self, FpuArea, UserRegs};
 use crate::process::{self, SigAction};
 use crate::sched::{self, TaskRef};
 use crate::uaccess::UserPtr;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 use linux_abi::signal::*;
@@ -20,9 +33,75 @@ pub use linux_abi::signal::{
     SI_KERNEL, SI_USER, TRAP_TRACE,
 };
 
-/// siginfo details of pending signals: address or sender pid above a
-/// 16-bit si_code.
-static INFO: [AtomicU64; 65] = [const { AtomicU64::new(0) }; 65];
+/// Queued signals a process may hold (Linux bounds them with
+/// RLIMIT_SIGPENDING); past it, a real-time signal sent with a value fails
+/// with EAGAIN and others stay pending without details.
+const QUEUE_MAX: usize = 1024;
+
+/// One pending signal's details.
+struct Queued {
+    /// The thread it was sent to, or 0 for the whole process.
+    tid: u32,
+    info: siginfo,
+    /// The POSIX timer whose expiry this is (its overruns are read when the
+    /// signal is taken).
+    timer: Option<Arc<PosixTimer>>,
+}
+
+/// A process's queued siginfo (see the module comment), and the signals
+/// its signalfds watch.
+pub struct SigQueue {
+    items: SpinLock<Vec<Queued>>,
+    /// The process's signalfds (`syscall::signalfd`).
+    pub signalfds: SpinLock<Vec<crate::syscall::signalfd::Signalfd>>,
+}
+
+impl SigQueue {
+    pub const fn new() -> Self {
+        SigQueue {
+            items: SpinLock::new(Vec::new()),
+            signalfds: SpinLock::new(Vec::new()),
+        }
+    }
+
+    /// Forget the signals queued by `timer` (it is being deleted); their
+    /// pending bits go where no other instance remains.
+    pub fn remove_timer(&self, e: &process::Entry, timer: &Arc<PosixTimer>) {
+        let mut q = self.items.lock();
+        let mut gone: Vec<(u32, u32)> = Vec::new();
+        q.retain(|x| {
+            let mine = x.timer.as_ref().is_some_and(|t| Arc::ptr_eq(t, timer));
+            if mine {
+                gone.push((x.tid, x.info.si_signo as u32));
+            }
+            !mine
+        });
+        for (tid, sig) in gone {
+            if q.iter()
+                .any(|x| x.tid == tid && x.info.si_signo as u32 == sig)
+            {
+                continue;
+            }
+            if tid == 0 {
+                e.pending.fetch_and(!bit(sig), Ordering::AcqRel);
+            } else if let Some(t) = sched::find(tid) {
+                t.pending.fetch_and(!bit(sig), Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// What became of a posted signal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Posted {
+    /// Pending with its own siginfo.
+    Queued,
+    /// Merged into an instance already pending (standard signals), or
+    /// pending without details (the queue was full).
+    Merged,
+    /// Discarded: the process ignores it.
+    Discarded,
+}
 
 const fn bit(sig: u32) -> u64 {
     1 << (sig - 1)
@@ -49,8 +128,61 @@ fn default_action(sig: u32) -> Default {
     }
 }
 
-fn record(sig: u32, code: i32, value: u64) {
-    INFO[sig as usize].store((value << 16) | u64::from(code as u16), Ordering::Release);
+/// The siginfo of a signal posted with a code and a value: a fault address
+/// for fault signals, else the sender's pid.
+fn info_of(sig: u32, code: i32, value: u64) -> siginfo {
+    if is_fault(sig) {
+        siginfo::from_fault(sig as i32, code, value)
+    } else {
+        siginfo::from_sender(sig as i32, code, value as u32, 0)
+    }
+}
+
+/// Queue `info` for thread `tid` (0: the process) whose pending set is
+/// `pending`; `strict`: a full queue is EAGAIN rather than a bare bit.
+fn enqueue(
+    e: &process::Entry,
+    tid: u32,
+    pending: &AtomicU64,
+    info: siginfo,
+    timer: Option<Arc<PosixTimer>>,
+    strict: bool,
+) -> Result<Posted, Errno> {
+    let sig = info.si_signo as u32;
+    let b = bit(sig);
+    let mut q = e.sigq.items.lock();
+    if sig < SIGRTMIN {
+        if pending.load(Ordering::Acquire) & b != 0 {
+            return Ok(Posted::Merged);
+        }
+        // Details left behind by a bit cleared elsewhere (SIGCONT
+        // discarding stop signals) are stale.
+        q.retain(|x| !(x.tid == tid && x.info.si_signo as u32 == sig));
+    }
+    if q.len() >= QUEUE_MAX / 2 {
+        // Signals queued for threads that have ended go.
+        q.retain(|x| x.tid == 0 || sched::find(x.tid).is_some());
+    }
+    let queued = q.len() < QUEUE_MAX && q.try_reserve(1).is_ok();
+    if !queued && strict {
+        return Err(Errno::EAGAIN);
+    }
+    if queued {
+        q.push(Queued { tid, info, timer });
+    }
+    pending.fetch_or(b, Ordering::AcqRel);
+    Ok(if queued {
+        Posted::Queued
+    } else {
+        Posted::Merged
+    })
+}
+
+/// Whether thread `t` can take `sig` now or waits for it: only such a
+/// thread is woken (a blocked signal must not cut a call short).
+fn accepts(t: &sched::Task, sig: u32) -> bool {
+    t.sigmask.load(Ordering::Acquire) & bit(sig) == 0
+        || t.sigwait.load(Ordering::Acquire) & bit(sig) != 0
 }
 
 /// Make `sig` pending for the current process; wake a thread that can take it.
@@ -64,7 +196,25 @@ pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
     if !(1..=NSIG).contains(&sig) {
         return;
     }
-    let Some(e) = process::entry(pid) else { return };
+    let _ = post_info(pid, None, info_of(sig, code, value), None, false);
+}
+
+/// Make the signal `info` describes pending for process `pid`, or for its
+/// thread `thread`, with its siginfo (sigqueue, POSIX timers).
+pub fn post_info(
+    pid: u32,
+    thread: Option<&TaskRef>,
+    info: siginfo,
+    timer: Option<Arc<PosixTimer>>,
+    strict: bool,
+) -> Result<Posted, Errno> {
+    let sig = u32::try_from(info.si_signo).map_err(|_| Errno::EINVAL)?;
+    if !(1..=NSIG).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    let Some(e) = process::entry(pid) else {
+        return Err(Errno::ESRCH);
+    };
     // SIGCONT continues the process whatever its disposition, and discards
     // pending stop signals; a stop signal discards a pending SIGCONT.
     if sig == SIGCONT {
@@ -83,18 +233,37 @@ pub fn post_to(pid: u32, sig: u32, code: i32, value: u64) {
         a.handler == SIG_IGN
             || (a.handler == SIG_DFL && matches!(default_action(sig), Default::Ignore))
     };
-    if ignored_now && sig != SIGKILL && sig != SIGSTOP {
-        return;
+    // (Checked only for an ignored signal: it keeps the thread list out of
+    // the common path.)
+    let blocked = || match thread {
+        Some(t) => t.sigmask.load(Ordering::Acquire) & bit(sig) != 0,
+        None => {
+            let ts = sched::tasks_of(pid);
+            !ts.is_empty()
+                && ts
+                    .iter()
+                    .all(|t| t.sigmask.load(Ordering::Acquire) & bit(sig) != 0)
+        }
+    };
+    if ignored_now && sig != SIGKILL && sig != SIGSTOP && !blocked() {
+        return Ok(Posted::Discarded);
     }
-    record(sig, code, value);
-    e.pending.fetch_or(bit(sig), Ordering::AcqRel);
+    let posted = match thread {
+        Some(t) => enqueue(&e, t.tid, &t.pending, info, timer, strict)?,
+        None => enqueue(&e, 0, &e.pending, info, timer, strict)?,
+    };
     if sig == SIGKILL && e.stopped.load(Ordering::Acquire) {
         // Every stopped thread wakes to die.
         for t in sched::tasks_of(pid) {
             sched::wake(&t);
         }
     }
-    sched::kick_for_signal(pid, |t| t.sigmask.load(Ordering::Acquire) & bit(sig) == 0);
+    match thread {
+        Some(t) if accepts(t, sig) => sched::kick_task_for_signal(t),
+        Some(_) => {}
+        None => sched::kick_for_signal(pid, |t| accepts(t, sig)),
+    }
+    Ok(posted)
 }
 
 /// SIGCONT: a stopped process runs again (its threads wake where they
@@ -184,15 +353,46 @@ fn process_pending(t: &TaskRef) -> u64 {
     process::entry(t.pid).map_or(0, |e| e.pending.load(Ordering::Acquire))
 }
 
-/// Take `sig` off `t`'s own pending set, or else off its process's.
-fn take_signal(t: &TaskRef, sig: u32) {
+/// Take `sig` off `t`'s own pending set, or else off its process's: its
+/// siginfo (a bare one when none was queued).
+fn take_signal(t: &TaskRef, sig: u32) -> siginfo {
     let b = bit(sig);
-    if t.pending.fetch_and(!b, Ordering::AcqRel) & b == 0 {
-        if let Some(e) = process::entry(t.pid) {
-            e.pending.fetch_and(!b, Ordering::AcqRel);
+    let bare = siginfo {
+        si_signo: sig as i32,
+        si_code: SI_KERNEL,
+        ..siginfo::default()
+    };
+    let Some(e) = process::entry(t.pid) else {
+        t.pending.fetch_and(!b, Ordering::AcqRel);
+        return bare;
+    };
+    let mut q = e.sigq.items.lock();
+    let (tid, pending) = if t.pending.load(Ordering::Acquire) & b != 0 {
+        (t.tid, &t.pending)
+    } else {
+        (0, &e.pending)
+    };
+    let mine = |x: &Queued| x.tid == tid && x.info.si_signo as u32 == sig;
+    let item = q.iter().position(mine).map(|i| q.remove(i));
+    if !q.iter().any(mine) {
+        pending.fetch_and(!b, Ordering::AcqRel);
+    }
+    drop(q);
+    match item {
+        Some(Queued {
+            mut info,
+            timer: Some(tm),
+            ..
+        }) => {
+            let overrun = tm.taken();
+            info.fields[0] = (info.fields[0] & 0xffff_ffff) | (u64::from(overrun as u32) << 32);
+            info
         }
+        Some(x) => x.info,
+        None => bare,
     }
 }
+
 /// Make `sig` pending for one thread.
 pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
     if !(1..=NSIG).contains(&sig) {
@@ -206,9 +406,20 @@ pub fn post_thread(t: &TaskRef, sig: u32, code: i32, value: u64) {
             continue_process(t.pid, &e);
         }
     }
-    record(sig, code, value);
-    t.pending.fetch_or(bit(sig), Ordering::AcqRel);
-    sched::kick_task_for_signal(t);
+    let Some(e) = process::entry(t.pid) else {
+        return;
+    };
+    let _ = enqueue(
+        &e,
+        t.tid,
+        &t.pending,
+        info_of(sig, code, value),
+        None,
+        false,
+    );
+    if accepts(t, sig) {
+        sched::kick_task_for_signal(t);
+    }
 }
 
 /// Signals the current thread could take now.
@@ -229,6 +440,12 @@ pub fn interrupted() -> bool {
         if !t.in_offload.load(Ordering::Acquire) {
             stop_in_place(&t);
         }
+        // A signal the thread waits for (rt_sigtimedwait, a signalfd read)
+        // ends its sleep though blocked.
+        let waited = t.sigwait.load(Ordering::Acquire);
+        if waited != 0 && (t.pending.load(Ordering::Acquire) | process_pending(&t)) & waited != 0 {
+            return true;
+        }
         let d = deliverable(&t);
         // Ignored signals never interrupt.
         (1..=NSIG).any(|s| d & bit(s) != 0 && !ignored(s))
@@ -246,15 +463,14 @@ pub fn restarts(sig: u32) -> bool {
     default_stop(sig) || process::with(|p| p.sigactions[sig as usize].flags & SA_RESTART != 0)
 }
 
-/// The lowest deliverable signal, taken off the pending sets.
-fn take(t: &TaskRef) -> Option<u32> {
+/// The lowest deliverable signal, taken off the pending sets, with its siginfo.
+fn take(t: &TaskRef) -> Option<(u32, siginfo)> {
     let d = deliverable(t);
     if d == 0 {
         return None;
     }
     let sig = d.trailing_zeros() + 1;
-    take_signal(t, sig);
-    Some(sig)
+    Some((sig, take_signal(t, sig)))
 }
 
 /// Pending signals of the current thread within `want` (blocked or not).
@@ -264,12 +480,11 @@ pub fn take_peek(want: u64) -> Option<u32> {
     (p != 0).then(|| p.trailing_zeros() + 1)
 }
 
-/// Take one pending signal within `want` (rt_sigtimedwait).
-pub fn take_from(want: u64) -> Option<u32> {
+/// Take one pending signal within `want` (rt_sigtimedwait, signalfd).
+pub fn take_from(want: u64) -> Option<siginfo> {
     let t = sched::current()?;
     let sig = take_peek(want)?;
-    take_signal(&t, sig);
-    Some(sig)
+    Some(take_signal(&t, sig))
 }
 
 /// The next signal that would be delivered (for SA_RESTART decisions).
@@ -291,7 +506,7 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
             drop(t);
             sched::exit_current();
         }
-        let sig = take(&t)?;
+        let (sig, info) = take(&t)?;
         let action = process::with(|p| p.sigactions[sig as usize]);
         if action.handler == SIG_IGN {
             continue;
@@ -304,18 +519,14 @@ pub fn deliver(regs: &UserRegs, fpu: &FpuArea) -> Option<UserRegs> {
                     continue;
                 }
                 Default::Terminate | Default::Core => {
-                    let addr = if is_fault(sig) {
-                        INFO[sig as usize].load(Ordering::Acquire) >> 16
-                    } else {
-                        0
-                    };
+                    let addr = if is_fault(sig) { info.fields[0] } else { 0 };
                     // `kill` never returns: nothing here would be dropped.
                     drop(t);
                     process::kill(sig, addr, None)
                 }
             }
         }
-        match setup_frame(&t, sig, &action, regs, fpu) {
+        match setup_frame(&t, &info, &action, regs, fpu) {
             Ok(r) => return Some(r),
             Err(_) => {
                 // No room for the frame: Linux kills with SIGSEGV.
@@ -394,7 +605,7 @@ fn regs_of(sc: &sigcontext) -> UserRegs {
 /// `sig` on the user stack, as Linux lays it out; the handler's context.
 fn setup_frame(
     t: &TaskRef,
-    sig: u32,
+    info: &siginfo,
     a: &SigAction,
     regs: &UserRegs,
     fpu: &FpuArea,
@@ -425,14 +636,11 @@ fn setup_frame(
         sched::NO_MASK => t.sigmask.load(Ordering::Acquire),
         m => m,
     };
-    let info_code = INFO[sig as usize].load(Ordering::Acquire);
-    let code = (info_code & 0xffff) as u16 as i16 as i32;
-    let value = info_code >> 16;
-
+    let sig = info.si_signo as u32;
     let mut mcontext = sigcontext_of(regs);
     mcontext.oldmask = old_mask;
     mcontext.cr2 = if sig == SIGSEGV || sig == SIGBUS {
-        value
+        info.fields[0]
     } else {
         0
     };
@@ -455,11 +663,7 @@ fn setup_frame(
             uc_mcontext: mcontext,
             uc_sigmask: old_mask,
         },
-        info: if is_fault(sig) {
-            siginfo::from_fault(sig as i32, code, value)
-        } else {
-            siginfo::from_sender(sig as i32, code, value as u32, 0)
-        },
+        info: *info,
     };
     let frame_ptr = UserPtr::<rt_sigframe>::new(frame_at);
     process::with(|p| {

@@ -26,8 +26,8 @@ pub const CANONICAL_USER_END: u64 = 0x8000_0000_0000;
 pub mod signal {
     pub use g::{
         SIGABRT, SIGALRM, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGKILL,
-        SIGPIPE, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTERM, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU,
-        SIGURG, SIGWINCH, SIGXCPU, SIGXFSZ, SI_TKILL,
+        SIGPIPE, SIGPROF, SIGQUIT, SIGRTMIN, SIGSEGV, SIGSTOP, SIGSYS, SIGTERM, SIGTRAP, SIGTSTP,
+        SIGTTIN, SIGTTOU, SIGURG, SIGVTALRM, SIGWINCH, SIGXCPU, SIGXFSZ, SI_TKILL,
     };
     use linux_raw_sys::general as g;
 
@@ -54,6 +54,16 @@ pub mod signal {
     /// `si_code` values (signed in siginfo).
     pub const SI_USER: i32 = g::SI_USER as i32;
     pub const SI_KERNEL: i32 = g::SI_KERNEL as i32;
+    pub const SI_QUEUE: i32 = g::SI_QUEUE;
+    pub const SI_TIMER: i32 = g::SI_TIMER;
+    /// sigevent notification kinds (`sigev_notify`).
+    pub const SIGEV_SIGNAL: i32 = g::SIGEV_SIGNAL as i32;
+    pub const SIGEV_NONE: i32 = g::SIGEV_NONE as i32;
+    pub const SIGEV_THREAD: i32 = g::SIGEV_THREAD as i32;
+    pub const SIGEV_THREAD_ID: i32 = g::SIGEV_THREAD_ID as i32;
+    /// signalfd4 flags.
+    pub const SFD_NONBLOCK: u32 = g::O_NONBLOCK;
+    pub const SFD_CLOEXEC: u32 = g::O_CLOEXEC;
     pub const SEGV_MAPERR: i32 = g::SEGV_MAPERR as i32;
     pub const SEGV_ACCERR: i32 = g::SEGV_ACCERR as i32;
     pub const FPE_INTDIV: i32 = g::FPE_INTDIV as i32;
@@ -114,7 +124,7 @@ pub mod clock {
     pub use g::{
         CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
         CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI,
-        CLOCK_THREAD_CPUTIME_ID, ITIMER_REAL, TIMER_ABSTIME,
+        CLOCK_THREAD_CPUTIME_ID, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, TIMER_ABSTIME,
     };
     use linux_raw_sys::general as g;
 }

@@ -21,8 +21,6 @@ pub enum Policy {
 /// Reasons shared by many unsupported calls.
 pub const NOT_ON_LWK: &str = "not supported on the LWK";
 pub const PROXY_MEMORY: &str = "would change the proxy's memory, not the LWK's";
-pub const NOT_YET_TIMERS: &str =
-    "POSIX timers, queued signals and signalfd are not implemented yet";
 
 /// What one syscall argument is, for printing and pointer validation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,7 +13,9 @@ use core::mem::{offset_of, size_of};
 use linux_raw_sys::general as g;
 use linux_raw_sys::system as s;
 
-pub use g::{clone_args, itimerval, rlimit, stat, statfs, statx, timespec, timeval, timezone};
+pub use g::{
+    clone_args, itimerspec, itimerval, rlimit, stat, statfs, statx, timespec, timeval, timezone,
+};
 pub use s::new_utsname;
 
 /// A signal set as the kernel sees it (`sigset_t` of rt_* calls: 64 signals).
@@ -109,6 +111,31 @@ impl siginfo {
         }
     }
 
+    /// A signal queued with a value (sigqueue: `si_pid`, `si_uid`, `si_value`).
+    pub fn from_queue(signo: i32, code: i32, pid: u32, uid: u32, value: u64) -> Self {
+        let mut i = Self::from_sender(signo, code, pid, uid);
+        i.fields[1] = value;
+        i
+    }
+
+    /// A POSIX timer's expiry (`si_tid`, `si_overrun`, `si_value`).
+    pub fn from_timer(signo: i32, timer: i32, overrun: i32, value: u64) -> Self {
+        let mut fields = [0; 14];
+        fields[0] = u64::from(timer as u32) | (u64::from(overrun as u32) << 32);
+        fields[1] = value;
+        siginfo {
+            si_signo: signo,
+            si_code: g::SI_TIMER,
+            fields,
+            ..siginfo::default()
+        }
+    }
+
+    /// `si_pid` and `si_uid` (or, for a timer, `si_tid` and `si_overrun`).
+    pub fn word0(&self) -> (u32, u32) {
+        (self.fields[0] as u32, (self.fields[0] >> 32) as u32)
+    }
+
     /// A fault at `addr` (SIGSEGV, SIGBUS, SIGILL, SIGFPE).
     pub fn from_fault(signo: i32, code: i32, addr: u64) -> Self {
         let mut fields = [0; 14];
@@ -118,6 +145,78 @@ impl siginfo {
             si_code: code,
             fields,
             ..siginfo::default()
+        }
+    }
+}
+
+/// `struct sigevent` (timer_create): the value, the signal, how to notify
+/// and (SIGEV_THREAD_ID) the thread; the union's other members are
+/// pointers the kernel never reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct sigevent {
+    pub sigev_value: u64,
+    pub sigev_signo: i32,
+    pub sigev_notify: i32,
+    pub sigev_tid: i32,
+    pub _pad: [i32; 11],
+}
+
+/// `struct signalfd_siginfo` (linux/signalfd.h, not in linux-raw-sys):
+/// what a read from a signalfd returns, 128 bytes per signal.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct signalfd_siginfo {
+    pub ssi_signo: u32,
+    pub ssi_errno: i32,
+    pub ssi_code: i32,
+    pub ssi_pid: u32,
+    pub ssi_uid: u32,
+    pub ssi_fd: i32,
+    pub ssi_tid: u32,
+    pub ssi_band: u32,
+    pub ssi_overrun: u32,
+    pub ssi_trapno: u32,
+    pub ssi_status: i32,
+    pub ssi_int: i32,
+    pub ssi_ptr: u64,
+    pub ssi_utime: u64,
+    pub ssi_stime: u64,
+    pub ssi_addr: u64,
+    pub ssi_addr_lsb: u16,
+    pub _pad2: u16,
+    pub ssi_syscall: i32,
+    pub ssi_call_addr: u64,
+    pub ssi_arch: u32,
+    pub _pad: [u8; 28],
+}
+
+const _: () = assert!(size_of::<signalfd_siginfo>() == 128);
+const _: () = assert!(offset_of!(signalfd_siginfo, ssi_ptr) == 48);
+const _: () = assert!(offset_of!(signalfd_siginfo, ssi_addr) == 72);
+const _: () = assert!(offset_of!(signalfd_siginfo, ssi_arch) == 96);
+
+impl signalfd_siginfo {
+    /// The record for a signal taken with `info`.
+    pub fn of(info: &siginfo) -> Self {
+        let (w0, w1) = info.word0();
+        let timer = info.si_code == g::SI_TIMER;
+        let fault = matches!(
+            info.si_signo as u32,
+            g::SIGILL | g::SIGFPE | g::SIGSEGV | g::SIGBUS
+        );
+        signalfd_siginfo {
+            ssi_signo: info.si_signo as u32,
+            ssi_errno: info.si_errno,
+            ssi_code: info.si_code,
+            ssi_pid: if timer || fault { 0 } else { w0 },
+            ssi_uid: if timer || fault { 0 } else { w1 },
+            ssi_tid: if timer { w0 } else { 0 },
+            ssi_overrun: if timer { w1 } else { 0 },
+            ssi_int: info.fields[1] as i32,
+            ssi_ptr: if fault { 0 } else { info.fields[1] },
+            ssi_addr: if fault { info.fields[0] } else { 0 },
+            ..Self::default()
         }
     }
 }
@@ -264,3 +363,12 @@ const _: () = assert!(size_of::<timeval>() == 16);
 const _: () = assert!(size_of::<itimerval>() == 32);
 const _: () = assert!(size_of::<timezone>() == 8);
 const _: () = assert!(size_of::<clone_args>() == 88);
+
+same_layout!(
+    sigevent,
+    g::sigevent,
+    sigev_value,
+    sigev_signo,
+    sigev_notify
+);
+const _: () = assert!(offset_of!(sigevent, sigev_tid) == offset_of!(g::sigevent, _sigev_un));

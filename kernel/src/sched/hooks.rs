@@ -16,12 +16,19 @@ pub struct Hooks {
     /// Fire every process's alarm that is due at TSC `now` (each re-arms
     /// itself with `alarm_armed`).
     pub fire_alarms: fn(u64),
+    /// A CPU-time interval timer of process `pid` ran out: post `sig`.
+    pub cpu_timer_fired: fn(u32, u32),
+    /// Fire the CPU-time POSIX timers of the task's process that ran out;
+    /// the CPU time (cycles) until the next may.
+    pub cpu_posix_timers: fn(&super::Task) -> u64,
 }
 
 static HOOKS: SpinLock<Hooks> = SpinLock::new(Hooks {
     interrupted: || false,
     take_host_signals: || {},
     fire_alarms: |_| {},
+    cpu_timer_fired: |_, _| {},
+    cpu_posix_timers: |_| u64::MAX,
 });
 
 /// Register the upcalls (once, at boot, before any task runs).

@@ -32,13 +32,13 @@ mod timer;
 pub use hooks::{interrupted, set_hooks, Hooks};
 pub use runqueue::{
     block, cpu_counters, enter_kernel, exit_current, leave_kernel, migrate_current, ncpus,
-    online_mask, others_runnable, request_migration, start_thread, wake, yield_now,
+    online_mask, others_runnable, request_migration, start_thread, thread_cycles, wake, yield_now,
 };
 pub use smp::{init_bsp, on_resched, on_tlb_ipi, start_aps};
 pub use switch::{current, finish_switch};
 pub use task::{
     adopt_main, current_pid, current_slot, current_table, current_tid, find, kick_for_signal,
     kick_task_for_signal, leave_unless_last, reserve_thread, set_user_page_tables,
-    spawn_thread_prepared, tasks_of, thread_count, NewProcess, Task, TaskRef, NO_MASK,
+    spawn_thread_prepared, tasks_of, thread_count, CpuAccount, NewProcess, Task, TaskRef, NO_MASK,
 };
 pub use timer::{on_timer, poll_while_spinning, sleep_until, wait_offload, Alarm, Wakeup};

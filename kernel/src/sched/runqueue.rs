@@ -3,6 +3,7 @@
 
 use super::task::{self, Task, TaskRef, BLOCKED, DEAD, NO_CPU, RUNNABLE, RUNNING};
 use super::{hooks, switch, timer};
+use crate::arch::cpu::rdtsc;
 use crate::arch::gdt::this_cpu;
 use crate::arch::mem::SpinLock;
 use crate::arch::smp as cores;
@@ -228,6 +229,14 @@ fn schedule(how: Switch) {
     if prev.is_some() || next.is_some() {
         c.switches.fetch_add(1, Ordering::Relaxed);
     }
+    let now = rdtsc();
+    if let Some(p) = &prev {
+        charge_run(p, now);
+        p.run_since.store(0, Ordering::Release);
+    }
+    if let Some(n) = &next {
+        n.run_since.store(now, Ordering::Release);
+    }
     switch::switch(cpu, prev, next);
 }
 
@@ -302,16 +311,64 @@ pub(super) fn idle_loop() -> ! {
 }
 
 /// Kernel entry from user mode (syscall or interrupt): this CPU no longer
-/// runs user code until `leave_kernel`.
+/// runs user code until `leave_kernel`. The user time since then is
+/// charged, and CPU-time timers that ran out fire.
 pub fn enter_kernel() {
     cores::set_in_user(this_cpu(), false);
+    if let Some(t) = switch::current() {
+        let now = rdtsc();
+        let since = t.user_since.swap(0, Ordering::AcqRel);
+        if since != 0 && now > since {
+            t.user_cycles.fetch_add(now - since, Ordering::AcqRel);
+            t.account.user.fetch_add(now - since, Ordering::AcqRel);
+        }
+        charge_run(&t, now);
+        if t.account.armed() {
+            timer::cpu_timers_due(&t);
+        }
+    }
 }
 
 /// About to return to user mode: re-arm the timer for this core's situation.
 pub fn leave_kernel() {
     let cpu = this_cpu();
-    if CPUS[cpu].timer_dirty.swap(false, Ordering::AcqRel) {
+    let mut rearm = CPUS[cpu].timer_dirty.swap(false, Ordering::AcqRel);
+    if let Some(t) = switch::current() {
+        let now = rdtsc();
+        charge_run(&t, now);
+        t.user_since.store(now, Ordering::Release);
+        rearm |= timer::cpu_timer_limit(cpu, &t, now);
+    }
+    if rearm {
         timer::rearm(cpu);
     }
     cores::set_in_user(cpu, true);
+}
+
+/// Charge `t` (and its process) the CPU time since it last was, at `now`.
+fn charge_run(t: &Task, now: u64) {
+    let since = t.run_since.swap(now, Ordering::AcqRel);
+    if since != 0 && now > since {
+        t.run_cycles.fetch_add(now - since, Ordering::AcqRel);
+        t.account.run.fetch_add(now - since, Ordering::AcqRel);
+    }
+}
+
+/// CPU time of `t` (TSC cycles): (user, all), including the stint in
+/// progress when `t` is the current task.
+pub fn thread_cycles(t: &Task) -> (u64, u64) {
+    let mut user = t.user_cycles.load(Ordering::Acquire);
+    let mut run = t.run_cycles.load(Ordering::Acquire);
+    if switch::current().is_some_and(|c| core::ptr::eq(&*c, t)) {
+        let now = rdtsc();
+        let since = t.run_since.load(Ordering::Acquire);
+        if since != 0 {
+            run += now.saturating_sub(since);
+        }
+        let us = t.user_since.load(Ordering::Acquire);
+        if us != 0 {
+            user += now.saturating_sub(us);
+        }
+    }
+    (user, run)
 }

@@ -58,6 +58,46 @@ pub struct Task {
     /// Set (under the task table's lock) once this thread is on its way out
     /// through exit(2): it no longer counts as one of its process's threads.
     leaving: AtomicBool,
+    /// Signals the task waits for while they are blocked (rt_sigtimedwait,
+    /// a signalfd read): posting one of them wakes it.
+    pub sigwait: AtomicU64,
+    /// CPU time in TSC cycles: spent in user mode, and in all (user and
+    /// kernel), not counting the stint in progress.
+    pub user_cycles: AtomicU64,
+    pub(super) run_cycles: AtomicU64,
+    /// The CPU time of the task's process, shared by its threads.
+    pub account: Arc<CpuAccount>,
+    /// TSC when the task last went on its CPU and last entered user mode
+    /// (0: not running / not in user mode).
+    pub(super) run_since: AtomicU64,
+    pub(super) user_since: AtomicU64,
+}
+
+/// A process's CPU time (TSC cycles, charged by its threads at each kernel
+/// entry, exit and switch) and its CPU-time interval timers: ITIMER_VIRTUAL
+/// counts user time, ITIMER_PROF user and kernel time. A forked process
+/// starts a new one; exec keeps it (as Linux keeps interval timers).
+#[derive(Default)]
+pub struct CpuAccount {
+    pub user: AtomicU64,
+    pub run: AtomicU64,
+    /// The `user` (virtual) or `run` (profiling) value at which the timer
+    /// fires next (0: disarmed), and its interval.
+    pub virt_at: AtomicU64,
+    pub virt_interval: AtomicU64,
+    pub prof_at: AtomicU64,
+    pub prof_interval: AtomicU64,
+    /// The process has POSIX timers on CPU-time clocks
+    /// (`hooks::cpu_posix_timers` checks them).
+    pub cpu_posix: AtomicBool,
+}
+
+impl CpuAccount {
+    pub fn armed(&self) -> bool {
+        self.virt_at.load(Ordering::Acquire) != 0
+            || self.prof_at.load(Ordering::Acquire) != 0
+            || self.cpu_posix.load(Ordering::Acquire)
+    }
 }
 
 /// `Task::restore_mask` when there is none.
@@ -100,11 +140,22 @@ impl Task {
             restore_mask: AtomicU64::new(NO_MASK),
             in_offload: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
+            sigwait: AtomicU64::new(0),
+            user_cycles: AtomicU64::new(0),
+            run_cycles: AtomicU64::new(0),
+            account: Arc::new(CpuAccount::default()),
+            run_since: AtomicU64::new(0),
+            user_since: AtomicU64::new(0),
         }
     }
 
     pub(super) fn kstack_top(&self) -> u64 {
         (self.kstack.as_ptr() as u64 + self.kstack.len() as u64) & !0xf
+    }
+
+    /// CPU time charged so far (cycles; see `runqueue::thread_cycles`).
+    pub fn run_cycles(&self) -> u64 {
+        self.run_cycles.load(Ordering::Acquire)
     }
 
     pub fn cpu(&self) -> usize {
@@ -336,6 +387,9 @@ pub fn spawn_thread_prepared(
     if let Some(m) = &me {
         t.sigmask
             .store(m.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
+        if fork_of.is_none() {
+            t.account = m.account.clone();
+        }
     }
     // The creator's xmm state, as its syscall entry saved it.
     let xmm: [u8; XMM_AREA as usize] = trap::saved_xmm();

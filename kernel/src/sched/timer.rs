@@ -122,6 +122,15 @@ impl Alarm {
         (remaining(old, now), old_interval)
     }
 
+    /// Arm the timer for TSC `deadline` (possibly past: the periods since
+    /// then count when it fires), then every `interval`.
+    pub fn set_deadline(&self, deadline: u64, interval: u64) {
+        let deadline = deadline.max(1);
+        self.interval.store(interval, Ordering::SeqCst);
+        self.deadline.store(deadline, Ordering::SeqCst);
+        alarm_armed(deadline);
+    }
+
     /// (remaining, interval) in cycles.
     pub fn remaining(&self) -> (u64, u64) {
         (
@@ -130,30 +139,48 @@ impl Alarm {
         )
     }
 
-    /// If the alarm is due at `now`, re-arm it for its next interval (or
-    /// disarm it) and return true: the caller posts SIGALRM.
-    pub fn fire_if_due(&self, now: u64) -> bool {
+    /// If the alarm is due at `now`: re-arm it for its next period (or
+    /// disarm it) and return how many periods ended (more than one when
+    /// some were missed: overruns); 0 when not due.
+    pub fn fire_count(&self, now: u64) -> u64 {
         let d = self.deadline.load(Ordering::SeqCst);
         if d == 0 {
-            return false;
+            return 0;
         }
         if d > now {
             alarm_armed(d);
-            return false;
+            return 0;
         }
         let interval = self.interval.load(Ordering::Acquire);
-        let next = if interval == 0 { 0 } else { now + interval };
+        // Keep the period's phase; count the periods that passed.
+        let (next, n) = match (now - d).checked_div(interval) {
+            None => (0, 1),
+            Some(missed) => (
+                d.saturating_add((missed + 1).saturating_mul(interval)),
+                missed + 1,
+            ),
+        };
         let fired = self
             .deadline
             .compare_exchange(d, next, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
         let cur = self.deadline.load(Ordering::SeqCst);
         if cur != 0 {
-            alarm_armed(cur);
+            // A very short period is checked no more often than MIN_GAP_NS
+            // (the periods in between count as overruns): a program cannot
+            // flood the alarm core with timer interrupts.
+            alarm_armed(cur.max(now + ns_to_cycles(MIN_GAP_NS)));
         }
-        fired
+        if fired {
+            n
+        } else {
+            0
+        }
     }
 }
+
+/// The shortest time between two checks of one periodic timer.
+const MIN_GAP_NS: u64 = 50_000;
 
 fn remaining(deadline: u64, now: u64) -> u64 {
     if deadline == 0 {
@@ -186,6 +213,74 @@ pub(super) fn check_alarms(now: u64) {
         NEXT_ALARM.store(u64::MAX, Ordering::SeqCst);
         (hooks::get().fire_alarms)(now);
     }
+}
+
+/// Per core: when the running task's process's CPU-time timer
+/// (ITIMER_VIRTUAL/ITIMER_PROF) may run out (TSC; 0: none). Its threads
+/// charge time only at kernel entries and exits, so a thread computing in
+/// user mode is interrupted then to charge it and fire the timer.
+static CPU_LIMIT: [AtomicU64; wire::MAX_CPUS] = [const { AtomicU64::new(0) }; wire::MAX_CPUS];
+
+/// Fire `t`'s process's CPU-time timers that ran out (at kernel entry,
+/// after charging); each posts its signal through `hooks::cpu_timer_fired`.
+pub(super) fn cpu_timers_due(t: &super::Task) {
+    let a = &t.account;
+    let user = a.user.load(Ordering::Acquire);
+    let run = a.run.load(Ordering::Acquire);
+    let pairs = [
+        (
+            &a.virt_at,
+            &a.virt_interval,
+            user,
+            linux_abi::signal::SIGVTALRM,
+        ),
+        (
+            &a.prof_at,
+            &a.prof_interval,
+            run,
+            linux_abi::signal::SIGPROF,
+        ),
+    ];
+    for (at, interval, used, sig) in pairs {
+        let due = at.load(Ordering::Acquire);
+        if due == 0 || used < due {
+            continue;
+        }
+        let i = interval.load(Ordering::Acquire);
+        let next = (used - due)
+            .checked_div(i)
+            .map_or(0, |k| due.saturating_add((k + 1).saturating_mul(i)));
+        if at
+            .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            (hooks::get().cpu_timer_fired)(t.pid, sig);
+        }
+    }
+    if a.cpu_posix.load(Ordering::Acquire) {
+        (hooks::get().cpu_posix_timers)(t);
+    }
+}
+
+/// About to run `t` in user mode on `cpu` at `now`: make the core's timer
+/// cover its process's CPU-time timers. Whether the timer must be re-armed.
+pub(super) fn cpu_timer_limit(cpu: usize, t: &super::Task, now: u64) -> bool {
+    let a = &t.account;
+    if !a.armed() {
+        return CPU_LIMIT[cpu].swap(0, Ordering::AcqRel) != 0;
+    }
+    let left = |at: &AtomicU64, used: &AtomicU64| match at.load(Ordering::Acquire) {
+        0 => u64::MAX,
+        d => d.saturating_sub(used.load(Ordering::Acquire)),
+    };
+    let mut rem = left(&a.virt_at, &a.user).min(left(&a.prof_at, &a.run));
+    if a.cpu_posix.load(Ordering::Acquire) {
+        // CPU time left on a timer is the least wall time until it fires.
+        rem = rem.min((hooks::get().cpu_posix_timers)(t));
+    }
+    let limit = now.saturating_add(rem.max(ns_to_cycles(MIN_GAP_NS)));
+    CPU_LIMIT[cpu].store(limit, Ordering::Release);
+    true
 }
 
 /// Wake sleepers whose deadline passed and tasks whose offload completed.
@@ -224,6 +319,10 @@ pub(super) fn rearm(cpu: usize) {
     let mut deadline = u64::MAX;
     if cpu == ALARM_CPU {
         deadline = NEXT_ALARM.load(Ordering::SeqCst);
+    }
+    match CPU_LIMIT[cpu].load(Ordering::Acquire) {
+        0 => {}
+        l => deadline = deadline.min(l),
     }
     if let Some(rq) = CPUS[cpu].rq.lock().as_ref() {
         for (d, _) in &rq.sleepers {

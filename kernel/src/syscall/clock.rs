@@ -1,7 +1,6 @@
 //! clock_gettime, clock_getres, gettimeofday, time, nanosleep,
 //! clock_nanosleep from the calibrated TSC.
 
-use crate::process;
 use crate::time::{monotonic_ns, realtime_ns, sleep_until_monotonic};
 use crate::uaccess::UserPtr;
 use linux_abi::clock::*;
@@ -9,16 +8,28 @@ use linux_abi::uapi::{timespec, timeval, timezone};
 use linux_abi::{Errno, SysResult};
 
 const NS: u64 = 1_000_000_000;
+/// The alarm clocks (linux/time.h): the real-time and boot-time clocks.
+const CLOCK_REALTIME_ALARM: u32 = 8;
+const CLOCK_BOOTTIME_ALARM: u32 = 9;
 
 fn now(clock: i32) -> Result<u64, Errno> {
-    match u32::try_from(clock).map_err(|_| Errno::EINVAL)? {
-        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI => Ok(realtime_ns()),
-        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => {
-            Ok(monotonic_ns())
+    match crate::alarm::clock_id(clock)? {
+        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI | CLOCK_REALTIME_ALARM => {
+            Ok(realtime_ns())
         }
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
-            let start = process::with(|p| p.start_ns);
-            Ok(monotonic_ns().saturating_sub(start))
+        CLOCK_MONOTONIC
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_BOOTTIME
+        | CLOCK_BOOTTIME_ALARM => Ok(monotonic_ns()),
+        // CPU time as the scheduler charges it (user and kernel).
+        c @ (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID) => {
+            let t = crate::sched::current().ok_or(Errno::EINVAL)?;
+            let cycles = crate::alarm::cpu_clock_cycles(c, &t);
+            Ok(
+                ((u128::from(cycles) * u128::from(NS)) / u128::from(crate::time::tsc_hz().max(1)))
+                    as u64,
+            )
         }
         _ => Err(Errno::EINVAL),
     }

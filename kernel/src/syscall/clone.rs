@@ -174,11 +174,11 @@ fn fork_process(
         sigactions: p.sigactions,
         altstack: p.altstack,
         name: p.name,
-        start_ns: crate::time::monotonic_ns(),
         exe: p.exe.clone(),
         sysv: p.sysv.clone(),
     });
     let centry = process::register(child);
+    super::signalfd::on_fork(&process::current_entry(), &centry);
     let mut cf = *frame;
     cf.rax = 0;
     if stack != 0 {

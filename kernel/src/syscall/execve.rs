@@ -110,6 +110,9 @@ fn replace_image(
     let _ = uaccess::fill_user(&loaded.process.aspace, scratch, &p0);
     crate::ikc::call(wire::RequestKind::Exec, 0, [scratch, 0, 0, 0, 0, 0], [0; 4]);
     let _ = uaccess::zero_user(&loaded.process.aspace, scratch, p0.len() as u64);
+    // POSIX timers are deleted; signalfds closed on exec are forgotten.
+    crate::alarm::on_exec();
+    super::signalfd::on_exec();
 
     let (entry, sp) = (loaded.entry, loaded.sp);
     let new = loaded.process;

@@ -1,8 +1,13 @@
-//! alarm, getitimer, setitimer: the process's one real-time interval timer
-//! (ITIMER_REAL), which raises SIGALRM.
+//! alarm, getitimer, setitimer: the process's three interval timers.
+//! ITIMER_REAL (and alarm) counts real time and raises SIGALRM
+//! (`process::Entry::alarm`, fired from core 0); ITIMER_VIRTUAL counts the
+//! process's user time and raises SIGVTALRM, ITIMER_PROF its user and
+//! kernel time and raises SIGPROF (`sched::CpuAccount`, fired at the kernel
+//! entry of a thread of the process).
 
 use crate::uaccess::UserPtr;
-use linux_abi::clock::ITIMER_REAL;
+use core::sync::atomic::{AtomicU64, Ordering};
+use linux_abi::clock::{ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL};
 use linux_abi::uapi::{itimerval, timeval};
 use linux_abi::{Errno, SysResult};
 
@@ -16,14 +21,19 @@ pub fn alarm(secs: u32) -> SysResult {
     Ok(old.div_ceil(hz.max(1)))
 }
 
+/// Cycles as a timeval, to the nearest microsecond (so that an interval
+/// reads back as it was set).
 fn cycles_to_timeval(c: u64) -> timeval {
-    let ns = ((u128::from(c) * 1_000_000_000) / u128::from(crate::time::tsc_hz().max(1))) as u64;
+    let hz = u128::from(crate::time::tsc_hz().max(1));
+    let us = ((u128::from(c) * 1_000_000 + hz / 2) / hz) as u64;
     timeval {
-        tv_sec: (ns / NS) as i64,
-        tv_usec: ((ns % NS) / 1000) as i64,
+        tv_sec: (us / 1_000_000) as i64,
+        tv_usec: (us % 1_000_000) as i64,
     }
 }
 
+/// A timeval's cycles; a non-zero time shorter than a microsecond's worth
+/// of cycles still counts (rounded up, as Linux rounds to its resolution).
 fn timeval_to_cycles(tv: &timeval) -> Result<u64, Errno> {
     let sec = u64::try_from(tv.tv_sec).map_err(|_| Errno::EINVAL)?;
     let usec = u64::try_from(tv.tv_usec).map_err(|_| Errno::EINVAL)?;
@@ -31,7 +41,9 @@ fn timeval_to_cycles(tv: &timeval) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     let ns = sec.saturating_mul(NS).saturating_add(usec * 1000);
-    Ok(((u128::from(ns) * u128::from(crate::time::tsc_hz())) / 1_000_000_000) as u64)
+    let c = ((u128::from(ns) * u128::from(crate::time::tsc_hz())) / 1_000_000_000)
+        .min(u128::from(u64::MAX / 4)) as u64;
+    Ok(if ns != 0 { c.max(1) } else { 0 })
 }
 
 fn write_itimerval(ptr: UserPtr<itimerval>, (value, interval): (u64, u64)) -> Result<(), Errno> {
@@ -41,19 +53,47 @@ fn write_itimerval(ptr: UserPtr<itimerval>, (value, interval): (u64, u64)) -> Re
     })
 }
 
-pub fn getitimer(which: i32, cur: UserPtr<itimerval>) -> SysResult {
-    if which != ITIMER_REAL as i32 {
-        crate::kprintln!("getitimer: only ITIMER_REAL is supported on the LWK");
-        return Err(Errno::EINVAL);
+/// A CPU-time timer's fields in the process's account: fire-at, interval,
+/// and the time it counts.
+type CpuTimerFields = fn(&crate::sched::CpuAccount) -> [&AtomicU64; 3];
+
+/// ITIMER_VIRTUAL or ITIMER_PROF (EINVAL for anything else).
+fn cpu_timer(which: u32) -> Result<CpuTimerFields, Errno> {
+    match which {
+        ITIMER_VIRTUAL => Ok(|a| [&a.virt_at, &a.virt_interval, &a.user]),
+        ITIMER_PROF => Ok(|a| [&a.prof_at, &a.prof_interval, &a.run]),
+        _ => Err(Errno::EINVAL),
     }
-    write_itimerval(cur, crate::process::alarm_remaining())?;
+}
+
+/// (remaining, interval) of a CPU-time timer.
+fn cpu_remaining(which: u32) -> Result<(u64, u64), Errno> {
+    let t = crate::sched::current().ok_or(Errno::EINVAL)?;
+    let [at, interval, used] = cpu_timer(which)?(&t.account);
+    let at = at.load(Ordering::Acquire);
+    let rem = if at == 0 {
+        0
+    } else {
+        at.saturating_sub(used.load(Ordering::Acquire)).max(1)
+    };
+    Ok((rem, interval.load(Ordering::Acquire)))
+}
+
+pub fn getitimer(which: i32, cur: UserPtr<itimerval>) -> SysResult {
+    let which = u32::try_from(which).map_err(|_| Errno::EINVAL)?;
+    let v = if which == ITIMER_REAL {
+        crate::process::alarm_remaining()
+    } else {
+        cpu_remaining(which)?
+    };
+    write_itimerval(cur, v)?;
     Ok(0)
 }
 
 pub fn setitimer(which: i32, new: UserPtr<itimerval>, old: UserPtr<itimerval>) -> SysResult {
-    if which != ITIMER_REAL as i32 {
-        crate::kprintln!("setitimer: only ITIMER_REAL is supported on the LWK");
-        return Err(Errno::EINVAL);
+    let which = u32::try_from(which).map_err(|_| Errno::EINVAL)?;
+    if which != ITIMER_REAL {
+        cpu_timer(which)?;
     }
     let (interval, value) = match new.non_null() {
         None => (0, 0),
@@ -65,7 +105,24 @@ pub fn setitimer(which: i32, new: UserPtr<itimerval>, old: UserPtr<itimerval>) -
             )
         }
     };
-    let prev = crate::process::set_alarm(value, if value == 0 { 0 } else { interval });
+    let interval = if value == 0 { 0 } else { interval };
+    let prev = if which == ITIMER_REAL {
+        crate::process::set_alarm(value, interval)
+    } else {
+        let prev = cpu_remaining(which)?;
+        let t = crate::sched::current().ok_or(Errno::EINVAL)?;
+        // Charge the time so far first, so that the timer counts from now.
+        crate::sched::enter_kernel();
+        let [at, iv, used] = cpu_timer(which)?(&t.account);
+        iv.store(interval, Ordering::Release);
+        let fire_at = if value == 0 {
+            0
+        } else {
+            used.load(Ordering::Acquire).saturating_add(value)
+        };
+        at.store(fire_at, Ordering::Release);
+        prev
+    };
     if let Some(old) = old.non_null() {
         write_itimerval(old, prev)?;
     }

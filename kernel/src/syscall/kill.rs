@@ -1,12 +1,14 @@
-//! kill, tgkill, tkill: signals a process sends (to itself, another LWK
+//! kill, tgkill, tkill, rt_sigqueueinfo, rt_tgsigqueueinfo: signals a process sends (to itself, another LWK
 //! process, or through the proxy to any Linux process), and SIGPIPE after
 //! an offloaded write that hit a pipe without readers.
 
 use crate::process;
+use crate::uaccess::UserPtr;
 use linux_abi::net::MSG_NOSIGNAL;
 use linux_abi::signal::{NSIG, SIGCONT, SIGKILL, SIGPIPE, SI_TKILL, SI_USER};
-use linux_abi::syscalls_gen::{SYS_KILL, SYS_SENDMSG, SYS_SENDTO};
+use linux_abi::syscalls_gen::{SYS_KILL, SYS_RT_SIGQUEUEINFO, SYS_SENDMSG, SYS_SENDTO};
 use linux_abi::table::Attrs;
+use linux_abi::uapi::siginfo;
 use linux_abi::{Errno, SysResult};
 
 pub fn kill(pid: i32, sig: i32) -> SysResult {
@@ -57,6 +59,73 @@ pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> SysResult {
 
 pub fn tkill(tid: i32, sig: i32) -> SysResult {
     tgkill(0, tid, sig)
+}
+
+/// The process `id` names for rt_sigqueueinfo: a process, or (as Linux
+/// accepts) a thread of the caller's own process. (LWK thread ids and Linux
+/// pids share one number space, so another process's thread id is taken as
+/// the Linux pid it may also be.)
+fn lwk_process_of(id: u32) -> u32 {
+    if process::entry(id).is_some() {
+        return id;
+    }
+    let me = process::with(|p| p.pid);
+    match crate::sched::find(id) {
+        Some(t) if t.pid == me => me,
+        _ => id,
+    }
+}
+
+/// The siginfo of rt_sigqueueinfo/rt_tgsigqueueinfo: the caller's, with
+/// `sig` as its number. Codes the kernel itself sends (si_code >= 0, and
+/// SI_TKILL) may not be forged for another process (EPERM, as Linux).
+fn queued_info(sig: i32, uinfo: UserPtr<siginfo>, to_self: bool) -> Result<siginfo, Errno> {
+    let sig = u32::try_from(sig).map_err(|_| Errno::EINVAL)?;
+    if sig > NSIG {
+        return Err(Errno::EINVAL);
+    }
+    let mut info = uinfo.read()?;
+    if (info.si_code >= 0 || info.si_code == SI_TKILL) && !to_self {
+        return Err(Errno::EPERM);
+    }
+    info.si_signo = sig as i32;
+    Ok(info)
+}
+
+/// rt_sigqueueinfo: `sig` with the caller's siginfo (sigqueue's value) to a
+/// process; each instance of a real-time signal is queued.
+pub fn rt_sigqueueinfo(pid: i32, sig: i32, uinfo: UserPtr<siginfo>) -> SysResult {
+    let me = process::with(|p| p.pid);
+    let target = lwk_process_of(u32::try_from(pid).map_err(|_| Errno::ESRCH)?);
+    let info = queued_info(sig, uinfo, target == me)?;
+    if process::entry(target).is_none() {
+        // A Linux process: the proxy sends it (the table marks the call FORWARDED).
+        return super::offload_result(
+            u64::from(SYS_RT_SIGQUEUEINFO),
+            [pid as u64, sig as u64, uinfo.addr(), 0, 0, 0],
+        );
+    }
+    if info.si_signo != 0 {
+        crate::signal::post_info(target, None, info, None, true)?;
+    }
+    Ok(0)
+}
+
+/// rt_tgsigqueueinfo: the same to one thread of the calling process.
+pub fn rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, uinfo: UserPtr<siginfo>) -> SysResult {
+    let me = process::with(|p| p.pid);
+    if u32::try_from(tgid) != Ok(me) {
+        return Err(Errno::ESRCH);
+    }
+    let info = queued_info(sig, uinfo, true)?;
+    let tid = u32::try_from(tid).map_err(|_| Errno::EINVAL)?;
+    let t = crate::sched::find(tid)
+        .filter(|t| t.pid == me)
+        .ok_or(Errno::ESRCH)?;
+    if info.si_signo != 0 {
+        crate::signal::post_info(me, Some(&t), info, None, true)?;
+    }
+    Ok(0)
 }
 
 /// Linux raises SIGPIPE when a write hits a pipe without readers (calls

@@ -17,10 +17,12 @@ mod mmap;
 mod prctl;
 mod sigaction;
 mod sigmask;
+pub mod signalfd;
 mod sigreturn;
 mod sysinfo;
 mod sysvshm;
 mod thread;
+mod timer;
 
 use crate::arch::mem::SpinLock;
 use crate::arch::trap::SyscallFrame;
@@ -158,7 +160,10 @@ pub fn dispatch(frame: &mut SyscallFrame) {
             (to_raw(local(nr, frame)), wire::TRACE_LOCAL)
         }
         ROUTE_OFFLOAD => {
-            let r = offload(nr, args);
+            let r = match signalfd::intercept(frame, nr, args) {
+                Some(r) => to_raw(r),
+                None => offload(nr, args),
+            };
             kill::after_offload(nr, args, r);
             (r, 0)
         }

@@ -2,7 +2,8 @@
 //! a thread's signal mask, and waiting for signals.
 
 use crate::uaccess::UserPtr;
-use linux_abi::signal::SIG_SETMASK;
+use core::sync::atomic::Ordering;
+use linux_abi::signal::{SIGKILL, SIGSTOP, SIG_SETMASK};
 use linux_abi::uapi::{siginfo, sigset_t, timespec};
 use linux_abi::{Errno, SysResult};
 
@@ -56,8 +57,7 @@ pub fn rt_sigsuspend(mask: UserPtr<sigset_t>, size: usize) -> SysResult {
     let me = crate::sched::current().ok_or(Errno::EINVAL)?;
     let old = crate::signal::sigprocmask(SIG_SETMASK as i32, Some(m))?;
     // The handler's frame records the mask from before the suspend.
-    me.restore_mask
-        .store(old, core::sync::atomic::Ordering::Release);
+    me.restore_mask.store(old, Ordering::Release);
     wait_for_signal()
 }
 
@@ -68,26 +68,37 @@ pub fn rt_sigtimedwait(
     size: usize,
 ) -> SysResult {
     check_size(size)?;
-    let want = set.read()?;
+    // SIGKILL and SIGSTOP are never waited for.
+    let want = set.read()? & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
     let deadline = match timeout.non_null() {
         Some(t) => Some(crate::time::deadline_after_ns(super::clock::timespec_ns(
             &t.read()?,
         )?)),
         None => None,
     };
+    let me = crate::sched::current().ok_or(Errno::EINVAL)?;
+    // While waiting, a signal of `want` posted to the process wakes this
+    // thread even though it blocks it (Linux unblocks them for the wait).
+    me.sigwait.store(want, Ordering::Release);
+    let r = wait_info(want, deadline);
+    me.sigwait.store(0, Ordering::Release);
+    let i = r?;
+    if let Some(p) = info.non_null() {
+        p.write(&i)?;
+    }
+    Ok(i.si_signo as u64)
+}
+
+fn wait_info(want: u64, deadline: Option<u64>) -> Result<siginfo, Errno> {
     loop {
-        if let Some(sig) = crate::signal::take_from(want) {
-            if let Some(i) = info.non_null() {
-                i.write(&siginfo {
-                    si_signo: sig as i32,
-                    ..siginfo::default()
-                })?;
-            }
-            return Ok(u64::from(sig));
+        if let Some(i) = crate::signal::take_from(want) {
+            return Ok(i);
         }
         match deadline {
             Some(d) => {
-                if crate::sched::sleep_until(d, None) == crate::sched::Wakeup::Deadline {
+                if crate::sched::sleep_until(d, None) == crate::sched::Wakeup::Deadline
+                    && crate::signal::take_peek(want).is_none()
+                {
                     return Err(Errno::EAGAIN);
                 }
                 if crate::signal::take_peek(want).is_none() && crate::signal::interrupted() {
