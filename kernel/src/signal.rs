@@ -343,9 +343,21 @@ fn stop_in_place(t: &TaskRef) {
 /// Whether the current thread must go through `deliver` before user mode:
 /// a signal to take, or its process is stopped.
 pub fn attention(t: &TaskRef) -> bool {
-    deliverable(t) != 0
-        || process::entry(t.pid).is_some_and(|e| e.stopped.load(Ordering::Acquire))
-        || process::must_exit(t)
+    // On every return from a system call: one look at the process (a global
+    // lock), not one per question.
+    let mine = t.pending.load(Ordering::Acquire);
+    let blocked = t.sigmask.load(Ordering::Acquire) & !UNBLOCKABLE;
+    match process::entry(t.pid) {
+        Some(e) => {
+            (mine | e.pending.load(Ordering::Acquire)) & !blocked != 0
+                || e.stopped.load(Ordering::Acquire)
+                || {
+                    let r = e.reaper.load(Ordering::Acquire);
+                    r != 0 && r != t.tid
+                }
+        }
+        None => mine & !blocked != 0,
+    }
 }
 
 /// Signals pending for the whole process of `t`.

@@ -315,15 +315,24 @@ pub(super) fn idle_loop() -> ! {
 /// charged, and CPU-time timers that ran out fire.
 pub fn enter_kernel() {
     cores::set_in_user(this_cpu(), false);
-    if let Some(t) = switch::current() {
+    // The thread's own counters have one writer (the core it runs on):
+    // plain loads and stores, which cost far less than atomic
+    // read-modify-writes under TCG; the process's totals are shared.
+    let armed = switch::with_current(|t| {
         let now = rdtsc();
-        let since = t.user_since.swap(0, Ordering::AcqRel);
+        let since = t.user_since.load(Ordering::Relaxed);
+        t.user_since.store(0, Ordering::Relaxed);
         if since != 0 && now > since {
-            t.user_cycles.fetch_add(now - since, Ordering::AcqRel);
-            t.account.user.fetch_add(now - since, Ordering::AcqRel);
+            let d = now - since;
+            let mine = t.user_cycles.load(Ordering::Relaxed);
+            t.user_cycles.store(mine + d, Ordering::Relaxed);
+            t.account.user.fetch_add(d, Ordering::Relaxed);
         }
-        charge_run(&t, now);
-        if t.account.armed() {
+        charge_run(t, now);
+        t.account.armed()
+    });
+    if armed == Some(true) {
+        if let Some(t) = switch::current() {
             timer::cpu_timers_due(&t);
         }
     }
@@ -333,12 +342,13 @@ pub fn enter_kernel() {
 pub fn leave_kernel() {
     let cpu = this_cpu();
     let mut rearm = CPUS[cpu].timer_dirty.swap(false, Ordering::AcqRel);
-    if let Some(t) = switch::current() {
+    rearm |= switch::with_current(|t| {
         let now = rdtsc();
-        charge_run(&t, now);
-        t.user_since.store(now, Ordering::Release);
-        rearm |= timer::cpu_timer_limit(cpu, &t, now);
-    }
+        charge_run(t, now);
+        t.user_since.store(now, Ordering::Relaxed);
+        timer::cpu_timer_limit(cpu, t, now)
+    })
+    .unwrap_or(false);
     if rearm {
         timer::rearm(cpu);
     }
@@ -347,10 +357,13 @@ pub fn leave_kernel() {
 
 /// Charge `t` (and its process) the CPU time since it last was, at `now`.
 fn charge_run(t: &Task, now: u64) {
-    let since = t.run_since.swap(now, Ordering::AcqRel);
+    let since = t.run_since.load(Ordering::Relaxed);
+    t.run_since.store(now, Ordering::Relaxed);
     if since != 0 && now > since {
-        t.run_cycles.fetch_add(now - since, Ordering::AcqRel);
-        t.account.run.fetch_add(now - since, Ordering::AcqRel);
+        let d = now - since;
+        let mine = t.run_cycles.load(Ordering::Relaxed);
+        t.run_cycles.store(mine + d, Ordering::Relaxed);
+        t.account.run.fetch_add(d, Ordering::Relaxed);
     }
 }
 

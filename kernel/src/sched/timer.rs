@@ -267,7 +267,9 @@ pub(super) fn cpu_timers_due(t: &super::Task) {
 pub(super) fn cpu_timer_limit(cpu: usize, t: &super::Task, now: u64) -> bool {
     let a = &t.account;
     if !a.armed() {
-        return CPU_LIMIT[cpu].swap(0, Ordering::AcqRel) != 0;
+        // The common case, on every return to user mode: a load, no write.
+        return CPU_LIMIT[cpu].load(Ordering::Relaxed) != 0
+            && CPU_LIMIT[cpu].swap(0, Ordering::AcqRel) != 0;
     }
     let left = |at: &AtomicU64, used: &AtomicU64| match at.load(Ordering::Acquire) {
         0 => u64::MAX,

@@ -81,11 +81,20 @@ pub fn signalfd4(fd: i32, mask: UserPtr<sigset_t>, size: usize, flags: u32) -> S
         list.retain(|s| s.fd != fd);
         list.push(Signalfd { fd, mask });
     }
+    ANY_SIGNALFD.store(true, core::sync::atomic::Ordering::Relaxed);
     Ok(r)
 }
 
 /// The signalfds of the current process (empty for nearly every program).
+/// Set once any process made a signalfd: until then, offloaded calls skip
+/// the per-process lookup (a global lock and two under TCG-costly atomics
+/// on every call).
+static ANY_SIGNALFD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 fn signalfds() -> Vec<Signalfd> {
+    if !ANY_SIGNALFD.load(core::sync::atomic::Ordering::Relaxed) {
+        return Vec::new();
+    }
     let e = process::current_entry();
     let list = e.sigq.signalfds.lock();
     if list.is_empty() {
