@@ -207,7 +207,9 @@ impl AddressSpace {
                 prot,
                 kind,
             })
-            .map_err(|_| Errno::ENOMEM)
+            .map_err(|_| Errno::ENOMEM)?;
+        self.publish();
+        Ok(())
     }
 
     /// Map a new shared object of `len` zeroed bytes at `[va, va+len)`
@@ -563,7 +565,14 @@ impl AddressSpace {
         mem.atomic_u64(base + REGION_GEN_OFF)
             .store(0, Ordering::Release);
         let mut count = 0u32;
-        for r in self.regions.iter().filter(|r| r.kind.is_backed()) {
+        // Reservations are published (as inaccessible, for /proc/self/maps);
+        // pages past the end of a file are not (accessible to nobody, yet
+        // with the mapping's protection).
+        for r in self
+            .regions
+            .iter()
+            .filter(|r| r.kind.is_backed() || r.kind == RegionKind::Reserved)
+        {
             if count as usize == MAX_REGIONS {
                 crate::kprintln!(
                     "aspace: more than {MAX_REGIONS} regions; the proxy mirrors only the first"

@@ -54,6 +54,18 @@ int main(void)
         perror("mmap PROT_NONE 4 GiB");
         return 1;
     }
+    /* /proc/self/maps lists the reservation, inaccessible. */
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512], perms[8] = "none";
+    while (maps && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char p[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, p) == 3 && lo == (unsigned long)r)
+            strcpy(perms, p);
+    }
+    if (maps)
+        fclose(maps);
+    printf("maps shows the reservation as %s\n", perms);
     char *mid = r + (1UL << 30);
     printf("mprotect of 1 MiB inside: %d\n", mprotect(mid, 1 << 20, PROT_READ | PROT_WRITE));
     int zero = 1;

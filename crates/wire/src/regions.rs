@@ -132,6 +132,12 @@ impl MirrorEntry {
         if self.vaddr < USER_MIN || end > USER_MAX {
             return Err(MirrorError::OutsideUserWindow);
         }
+        // An inaccessible region is never mapped or read by the proxy: what
+        // backs it is not looked at (address space reserved with PROT_NONE
+        // has nothing behind it).
+        if self.prot == 0 {
+            return Ok(());
+        }
         let fend = self
             .file_off
             .checked_add(self.len)

@@ -715,7 +715,8 @@ impl World {
         }
         self.mirror = Mirror::new(entries, mem).expect("valid, non-overlapping entries");
         let nul_every = rng.pick(&[2, 16, 256, 100_000]);
-        for e in self.mirror.entries() {
+        // (Inaccessible entries have no memory behind them.)
+        for e in self.mirror.entries().iter().filter(|e| e.prot != 0) {
             let bytes: Vec<u8> = (0..e.len)
                 .map(|_| {
                     if rng.one_in(nul_every) {
@@ -809,7 +810,10 @@ fn model_covers(m: &Mirror, addr: u64, len: u64, need: u32) -> Option<bool> {
     if last - first > 256 {
         return None;
     }
-    Some((first..=last).all(|p| model_find(m, p * PAGE).is_some_and(|e| e.prot & need == need)))
+    Some(
+        (first..=last)
+            .all(|p| model_find(m, p * PAGE).is_some_and(|e| e.prot & need == need && e.prot != 0)),
+    )
 }
 
 fn model_find(m: &Mirror, addr: u64) -> Option<&MirrorEntry> {

@@ -173,7 +173,8 @@ impl Mirror {
         let mut cur = addr;
         while cur < end {
             let e = self.find(cur)?;
-            if e.prot & need != need {
+            // An inaccessible region has no memory behind it to translate.
+            if e.prot & need != need || e.prot == 0 {
                 return None;
             }
             let e_end = e.vaddr + e.len;
@@ -198,7 +199,8 @@ impl Mirror {
             let Some(e) = self.find(cur) else {
                 return false;
             };
-            if e.prot & need != need {
+            // An inaccessible region (PROT_NONE) covers nothing.
+            if e.prot & need != need || e.prot == 0 {
                 return false;
             }
             cur = e.vaddr + e.len;
