@@ -280,17 +280,21 @@ impl Client {
     /// Wait for the end: (status, remaining stdout lines, stderr). Stdin
     /// stays open until then (an EOF would end a program that reads it).
     fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break s;
+        // A blocking wait, with a watchdog that kills the client at TIMEOUT.
+        let (done, watch) = std::sync::mpsc::channel::<()>();
+        let pid = self.child.id();
+        let watchdog = thread::spawn(move || {
+            let expired = watch.recv_timeout(TIMEOUT).is_err();
+            if expired {
+                send_signal("KILL", pid, true);
             }
-            if start.elapsed() > TIMEOUT {
-                send_signal("KILL", self.child.id(), true);
-                panic!("margay exec did not end within {TIMEOUT:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
+            expired
+        });
+        let status = self.child.wait().expect("wait for margay exec");
+        let _ = done.send(());
+        if watchdog.join().unwrap_or(true) {
+            panic!("margay exec did not end within {TIMEOUT:?}");
+        }
         let mut rest = Vec::new();
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
             rest.push(l);

@@ -383,42 +383,53 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         {
             return mremap_reserved(p, old, old_len, new_len, flags, new_addr);
         }
-        if flags & MREMAP_FIXED == 0 {
-            if new_len <= old_len {
-                p.aspace.unmap(old + new_len, old_len - new_len)?;
-                return Ok(old);
-            }
-            // Grow in place when the following range is free.
-            let extra = new_len - old_len;
-            if in_window(old + old_len, extra) && p.aspace.is_free(old + old_len, extra) {
-                p.aspace.map_anon(old + old_len, extra, r.prot, r.kind)?;
-                return Ok(old);
-            }
-            if flags & MREMAP_MAYMOVE == 0 {
-                return Err(Errno::ENOMEM);
-            }
-        }
-        let dst = move_destination(p, old, old_len, new_len, flags, new_addr)?;
-        p.aspace
-            .map_anon(dst, new_len, r.prot | PROT_READ | PROT_WRITE, r.kind)?;
-        // Copy the old contents through the kernel (page by page through the region map).
-        let copy_len = old_len.min(new_len);
-        let mut buf = alloc::vec::Vec::new();
-        buf.try_reserve_exact(64 * 1024)
-            .map_err(|_| Errno::ENOMEM)?;
-        buf.resize(64 * 1024, 0u8);
-        let mut done = 0;
-        while done < copy_len {
-            let n = (copy_len - done).min(buf.len() as u64) as usize;
-            copy_raw(p, old + done, dst + done, &mut buf[..n])?;
-            done += n as u64;
-        }
-        if r.prot != r.prot | PROT_READ | PROT_WRITE {
-            p.aspace.protect(dst, new_len, r.prot)?;
-        }
-        p.aspace.unmap(old, old_len)?;
-        Ok(dst)
+        remap_with(
+            p,
+            old,
+            old_len,
+            new_len,
+            flags,
+            new_addr,
+            |p, va, from, len| {
+                if from > 0 {
+                    // Grown in place: fresh memory after the old.
+                    p.aspace.map_anon(va, len, r.prot, r.kind)
+                } else {
+                    move_private(p, &r, old, old_len, va, len)
+                }
+            },
+        )
     })
+}
+
+/// Private memory moved by mremap: a new mapping at `dst` holding the old
+/// contents (copied through the kernel, page by page through the region
+/// map), with the old protection.
+fn move_private(
+    p: &mut Process,
+    r: &lwk_core::region::Region,
+    old: u64,
+    old_len: u64,
+    dst: u64,
+    new_len: u64,
+) -> Result<(), Errno> {
+    p.aspace
+        .map_anon(dst, new_len, r.prot | PROT_READ | PROT_WRITE, r.kind)?;
+    let copy_len = old_len.min(new_len);
+    let mut buf = alloc::vec::Vec::new();
+    buf.try_reserve_exact(64 * 1024)
+        .map_err(|_| Errno::ENOMEM)?;
+    buf.resize(64 * 1024, 0u8);
+    let mut done = 0;
+    while done < copy_len {
+        let n = (copy_len - done).min(buf.len() as u64) as usize;
+        copy_raw(p, old + done, dst + done, &mut buf[..n])?;
+        done += n as u64;
+    }
+    if r.prot != r.prot | PROT_READ | PROT_WRITE {
+        p.aspace.protect(dst, new_len, r.prot)?;
+    }
+    Ok(())
 }
 
 /// mremap of a reservation (PROT_NONE, no memory) or of pages past the end
@@ -493,10 +504,11 @@ fn mremap_shared(
     )
 }
 
-/// What mremap does with a mapping that can be mapped again anywhere without
-/// copying (`map(p, va, from, len)` maps its bytes `[from, from+len)` at
-/// `va`): shrink in place, grow in place when the range after it is free,
-/// else move (MREMAP_MAYMOVE, or to MREMAP_FIXED's address).
+/// What mremap does with any mapping (`map(p, va, from, len)` maps its
+/// bytes `[from, from+len)` at `va`, the whole mapping when `from` is 0,
+/// while the old one is still there): shrink in place, grow in place when
+/// the range after it is free, else move (MREMAP_MAYMOVE, or to
+/// MREMAP_FIXED's address) and unmap the old range.
 fn remap_with(
     p: &mut Process,
     old: u64,
