@@ -12,13 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                        \
-    do {                                                                \
-        if (!(c)) {                                                     \
-            printf("FAILED line %d: %s (%s)\n", __LINE__, #c, strerror(errno)); \
-            exit(1);                                                    \
-        }                                                               \
-    } while (0)
+#include "check.h"
 
 static volatile sig_atomic_t h_code, h_value, h_pid_ok, h_count;
 

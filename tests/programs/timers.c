@@ -17,13 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                        \
-    do {                                                                \
-        if (!(c)) {                                                     \
-            printf("FAILED line %d: %s (%s)\n", __LINE__, #c, strerror(errno)); \
-            exit(1);                                                    \
-        }                                                               \
-    } while (0)
+#include "check.h"
 
 static volatile sig_atomic_t got, got_code, got_value, got_timer;
 
